@@ -1,0 +1,311 @@
+//! The event model: ids, names, properties, context, and typed constructors for the seed's
+//! event types.
+
+mod properties;
+
+pub use properties::{Properties, PropertyValue};
+
+use crate::attribution::ShareCode;
+use crate::entropy::Entropy;
+use crate::json;
+use crate::time::Timestamp;
+
+/// Event type names the backend gives meaning to.
+pub mod names {
+    /// A page was loaded or navigated to.
+    pub const PAGE_VIEW: &str = "page_view";
+    /// A user created a share link.
+    pub const SHARE: &str = "share";
+    /// A user opened someone's share link.
+    pub const SHARE_OPEN: &str = "share_open";
+    /// A registration was submitted.
+    pub const REGISTRATION: &str = "registration";
+    /// An attendee checked in.
+    pub const CHECKIN: &str = "checkin";
+    /// An AI chat message was sent.
+    pub const AI_CHAT: &str = "ai_chat";
+    /// Links the anonymous id to a known user.
+    pub const IDENTIFY: &str = "identify";
+    /// Links another id to the current user.
+    pub const ALIAS: &str = "alias";
+}
+
+/// Longest event name accepted, in bytes.
+pub const MAX_NAME_BYTES: usize = 200;
+
+/// Why an event could not be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// The event name is empty.
+    #[error("event name is empty")]
+    EmptyName,
+    /// The event name is longer than [`MAX_NAME_BYTES`].
+    #[error("event name is longer than 200 bytes")]
+    NameTooLong,
+    /// The event name contains control characters.
+    #[error("event name contains control characters")]
+    NameHasControlChars,
+}
+
+/// Checks a name used for events and ids: non-empty, bounded, no control characters.
+pub(crate) fn validate_name(name: &str) -> Result<(), EventError> {
+    if name.trim().is_empty() {
+        Err(EventError::EmptyName)
+    } else if name.len() > MAX_NAME_BYTES {
+        Err(EventError::NameTooLong)
+    } else if name.chars().any(char::is_control) {
+        Err(EventError::NameHasControlChars)
+    } else {
+        Ok(())
+    }
+}
+
+/// An event's identity: a UUIDv7, made when the event is tracked and kept across retries and
+/// restarts so the backend can deduplicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId(uuid::Uuid);
+
+impl EventId {
+    /// A new UUIDv7 for time `now`.
+    pub fn new(now: Timestamp, rng: &mut impl Entropy) -> Self {
+        let mut random = [0u8; 10];
+        rng.fill_bytes(&mut random);
+        EventId(uuid::Builder::from_unix_timestamp_millis(now.as_unix_millis(), &random).into_uuid())
+    }
+
+    /// Parses the hyphenated text form.
+    pub fn parse(text: &str) -> Option<Self> {
+        uuid::Uuid::try_parse(text).ok().map(EventId)
+    }
+
+    /// The UUID.
+    pub fn as_uuid(&self) -> uuid::Uuid {
+        self.0
+    }
+
+    /// Appends the lowercase hyphenated form to `out`.
+    pub fn write_to(&self, out: &mut String) {
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        out.push_str(self.0.hyphenated().encode_lower(&mut buf));
+    }
+
+    /// The lowercase hyphenated form.
+    pub fn to_text(&self) -> String {
+        let mut s = String::with_capacity(36);
+        self.write_to(&mut s);
+        s
+    }
+}
+
+impl core::fmt::Display for EventId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.to_text())
+    }
+}
+
+/// An event to track: a type name and its properties. The engine adds ids, identity, session,
+/// time, attribution and context when it is tracked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    name: String,
+    properties: Properties,
+}
+
+impl Event {
+    /// An event with any name.
+    pub fn custom(name: impl Into<String>, properties: Properties) -> Result<Self, EventError> {
+        let name = name.into();
+        validate_name(&name)?;
+        Ok(Event { name, properties })
+    }
+
+    fn seed(name: &str, properties: Properties) -> Self {
+        Event { name: name.into(), properties }
+    }
+
+    /// A page was viewed.
+    pub fn page_view(url: &str, conference_id: Option<&str>, referrer: Option<&str>) -> Self {
+        let p = Properties::new()
+            .insert("url", url)
+            .insert_opt("conference_id", conference_id)
+            .insert_opt("referrer", referrer);
+        Event::seed(names::PAGE_VIEW, p)
+    }
+
+    /// A share link was created. Usually made by the engine's `create_share`.
+    pub fn share(code: &ShareCode, channel: &str, target_url: &str, parent: Option<&ShareCode>) -> Self {
+        let p = Properties::new()
+            .insert("share_code", code.as_str())
+            .insert("channel", channel)
+            .insert("target_url", target_url)
+            .insert_opt("parent_share_code", parent.map(ShareCode::as_str));
+        Event::seed(names::SHARE, p)
+    }
+
+    /// A share link was opened. `chain` is the codes this user arrived through so far, oldest
+    /// first, ending with `code`. Usually made by the engine's `handle_incoming_url`.
+    pub fn share_open(code: &ShareCode, chain: &[ShareCode]) -> Self {
+        let p = Properties::new()
+            .insert("share_code", code.as_str())
+            .insert_str_array("attribution_chain", chain.iter().map(ShareCode::as_str));
+        Event::seed(names::SHARE_OPEN, p)
+    }
+
+    /// A registration was submitted.
+    pub fn registration(conference_id: &str, form_id: Option<&str>) -> Self {
+        let p = Properties::new().insert("conference_id", conference_id).insert_opt("form_id", form_id);
+        Event::seed(names::REGISTRATION, p)
+    }
+
+    /// An attendee checked in, by `method` (for example `qr`, `manual`).
+    pub fn checkin(conference_id: &str, method: &str) -> Self {
+        let p = Properties::new().insert("conference_id", conference_id).insert("method", method);
+        Event::seed(names::CHECKIN, p)
+    }
+
+    /// An AI chat message of `message_length` characters was sent.
+    pub fn ai_chat(conference_id: &str, message_length: u64) -> Self {
+        let p =
+            Properties::new().insert("conference_id", conference_id).insert("message_length", message_length);
+        Event::seed(names::AI_CHAT, p)
+    }
+
+    /// Adds or replaces properties on this event (the given ones win).
+    pub fn with_properties(mut self, extra: &Properties) -> Self {
+        let mut merged = String::new();
+        extra.write_merged(&self.properties, &mut merged);
+        self.properties = Properties::from_json(merged).unwrap_or(self.properties);
+        self
+    }
+
+    /// The type name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The properties.
+    pub fn properties(&self) -> &Properties {
+        &self.properties
+    }
+}
+
+/// What the frontend knows about where events come from. Sent with every event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Context {
+    /// SDK name, for example `empmix-rust`, `empmix-web`, `empmix-c`.
+    pub library_name: String,
+    /// SDK version.
+    pub library_version: String,
+    /// Operating system, for example `Linux`, `iOS 18.1`.
+    pub os: Option<String>,
+    /// Browser and version, in the browser package.
+    pub browser: Option<String>,
+    /// Host application name and version, in native and mobile SDKs.
+    pub app: Option<String>,
+    /// BCP 47 locale, for example `en-US`.
+    pub locale: Option<String>,
+    /// The current page URL.
+    pub url: Option<String>,
+    /// The referrer of the current page.
+    pub referrer: Option<String>,
+    /// Anything else the frontend knows (screen size, page title, UTM parameters).
+    pub extra: Properties,
+}
+
+impl Context {
+    /// The context as a JSON object, encoded once and copied into each event.
+    pub(crate) fn encode(&self) -> String {
+        let mut out = String::from("{\"library\":{");
+        json::write_key(&mut out, "name");
+        json::write_str(&mut out, &self.library_name);
+        out.push(',');
+        json::write_key(&mut out, "version");
+        json::write_str(&mut out, &self.library_version);
+        out.push('}');
+        let fields = [
+            ("os", &self.os),
+            ("browser", &self.browser),
+            ("app", &self.app),
+            ("locale", &self.locale),
+            ("url", &self.url),
+            ("referrer", &self.referrer),
+        ];
+        for (key, value) in fields {
+            if let Some(v) = value {
+                out.push(',');
+                json::write_key(&mut out, key);
+                json::write_str(&mut out, v);
+            }
+        }
+        for (key, raw) in self.extra.members() {
+            out.push(',');
+            json::write_key(&mut out, &key);
+            out.push_str(raw);
+        }
+        out.push('}');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entropy::SeededEntropy;
+
+    #[test]
+    fn event_ids_are_v7_and_round_trip() {
+        let mut rng = SeededEntropy::new(1);
+        let now = Timestamp::from_unix_millis(1_763_700_000_000);
+        let id = EventId::new(now, &mut rng);
+        assert_eq!(id.as_uuid().get_version_num(), 7);
+        let (secs, _) = id.as_uuid().get_timestamp().unwrap().to_unix();
+        assert_eq!(secs, 1_763_700_000);
+        assert_eq!(EventId::parse(&id.to_text()), Some(id));
+        assert_ne!(EventId::new(now, &mut rng), id);
+        assert_eq!(EventId::parse("nope"), None);
+    }
+
+    #[test]
+    fn names_are_validated() {
+        assert_eq!(Event::custom("", Properties::new()), Err(EventError::EmptyName));
+        assert_eq!(Event::custom("a\nb", Properties::new()), Err(EventError::NameHasControlChars));
+        assert_eq!(Event::custom("x".repeat(201), Properties::new()), Err(EventError::NameTooLong));
+        assert!(Event::custom("Purchase ✓", Properties::new()).is_ok());
+    }
+
+    #[test]
+    fn typed_constructors_carry_the_seed_fields() {
+        let code = ShareCode::parse("codeA").unwrap();
+        let parent = ShareCode::parse("root").unwrap();
+        let e = Event::share(&code, "wechat", "https://x/conf", Some(&parent));
+        let v: serde_json::Value = serde_json::from_str(e.properties().as_json()).unwrap();
+        assert_eq!(e.name(), "share");
+        assert_eq!(v["parent_share_code"], "root");
+        assert_eq!(v["channel"], "wechat");
+        let open = Event::share_open(&code, &[parent.clone(), code.clone()]);
+        let v: serde_json::Value = serde_json::from_str(open.properties().as_json()).unwrap();
+        assert_eq!(v["attribution_chain"], serde_json::json!(["root", "codeA"]));
+        let chat = Event::ai_chat("c1", 42);
+        let v: serde_json::Value = serde_json::from_str(chat.properties().as_json()).unwrap();
+        assert_eq!(v["message_length"], 42);
+        let pv = Event::page_view("https://x/", Some("c1"), None);
+        let v: serde_json::Value = serde_json::from_str(pv.properties().as_json()).unwrap();
+        assert_eq!(v, serde_json::json!({"url": "https://x/", "conference_id": "c1"}));
+    }
+
+    #[test]
+    fn context_encodes_known_fields_and_extra() {
+        let ctx = Context {
+            library_name: "empmix-test".into(),
+            library_version: "1.0".into(),
+            locale: Some("de-DE".into()),
+            extra: Properties::new().insert("screen", "390x844"),
+            ..Context::default()
+        };
+        let v: serde_json::Value = serde_json::from_str(&ctx.encode()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"library": {"name": "empmix-test", "version": "1.0"}, "locale": "de-DE", "screen": "390x844"})
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! Protocol v1: the one definition of what travels between an SDK and an ingest server.
+//!
+//! SDKs encode with this module and servers decode with it (the `decode` feature), and both
+//! test against the golden fixtures in `sdk-core/fixtures/protocol/`. `docs/protocol.md` is the
+//! same contract written for people.
+//!
+//! A request is `POST` [`EVENTS_PATH`] (or its alias [`TRACK_PATH`]) with a JSON body
+//! `{"sent_at": <ms>, "events": [<event>, …]}`, optionally gzip-compressed
+//! (`Content-Encoding: gzip`). Each event is an object with `event_id`, `type`,
+//! `distinct_id`, `anonymous_id`, `session_id`, `timestamp`, `properties`, optionally
+//! `attribution`, and `context`.
+
+#[cfg(feature = "decode")]
+mod decode;
+mod response;
+
+#[cfg(feature = "decode")]
+pub use decode::{DecodeError, DecodedBatch, DecodedEvent, decode_batch, parse_rfc3339_millis};
+pub use response::{BatchResponse, ErrorBody, RejectReason, Rejection};
+
+use crate::event::EventId;
+use crate::json;
+use crate::time::Timestamp;
+
+/// Protocol version implemented by this module.
+pub const VERSION: u32 = 1;
+/// The ingest endpoint.
+pub const EVENTS_PATH: &str = "/api/analytics/events";
+/// An alias of [`EVENTS_PATH`] (the seed architecture's `POST /track`).
+pub const TRACK_PATH: &str = "/track";
+/// Header carrying the ingest key (alternatively `Authorization: Bearer <key>`).
+pub const API_KEY_HEADER: &str = "X-API-Key";
+/// Query parameter, or top-level body field, carrying the ingest key where headers cannot be
+/// set (`navigator.sendBeacon`).
+pub const API_KEY_PARAM: &str = "api_key";
+/// Most events in one request.
+pub const MAX_EVENTS_PER_BATCH: usize = 500;
+/// Most bytes in one request body, counted after decompression.
+pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+/// Most bytes in one encoded event.
+pub const MAX_EVENT_BYTES: usize = 32 * 1024;
+/// Largest body a browser beacon carries reliably (browsers cap queued keepalive data at 64 KiB).
+pub const BEACON_MAX_BYTES: usize = 60 * 1024;
+/// Bytes of a batch body besides its events: `{"sent_at":…,"events":[…]}`.
+pub const BATCH_OVERHEAD_BYTES: usize = 48;
+
+/// What an HTTP status means for the client that sent a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    /// 2xx: the batch is durable on the server; rejected events are listed in the body.
+    Delivered,
+    /// 408, 429, 5xx: try again later with backoff, honouring `Retry-After`.
+    Retry,
+    /// 413: the request was too large; split it.
+    TooLarge,
+    /// Any other status: the server will never accept this batch; drop it and report.
+    Rejected,
+}
+
+/// Classifies an HTTP status for a client.
+pub fn classify_status(status: u16) -> StatusClass {
+    match status {
+        200..=299 => StatusClass::Delivered,
+        408 | 429 | 500..=599 => StatusClass::Retry,
+        413 => StatusClass::TooLarge,
+        _ => StatusClass::Rejected,
+    }
+}
+
+/// The fields of one event on the wire.
+#[derive(Debug, Clone, Copy)]
+pub struct EventEnvelope<'a> {
+    /// The event's id.
+    pub event_id: EventId,
+    /// The type name.
+    pub name: &'a str,
+    /// Who did it: the user id once identified, the anonymous id before.
+    pub distinct_id: &'a str,
+    /// The device's anonymous id.
+    pub anonymous_id: &'a str,
+    /// The session it belongs to.
+    pub session_id: &'a str,
+    /// The client time it happened.
+    pub timestamp: Timestamp,
+    /// The properties, a JSON object.
+    pub properties_json: &'a str,
+    /// The share code this user is attributed to, if any.
+    pub attribution: Option<&'a str>,
+    /// The context, a JSON object.
+    pub context_json: &'a str,
+}
+
+impl EventEnvelope<'_> {
+    /// The event as one compact JSON object.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(
+            160 + self.properties_json.len() + self.context_json.len() + self.distinct_id.len() * 2,
+        );
+        out.push_str("{\"event_id\":\"");
+        self.event_id.write_to(&mut out);
+        out.push_str("\",\"type\":");
+        json::write_str(&mut out, self.name);
+        out.push_str(",\"distinct_id\":");
+        json::write_str(&mut out, self.distinct_id);
+        out.push_str(",\"anonymous_id\":");
+        json::write_str(&mut out, self.anonymous_id);
+        out.push_str(",\"session_id\":");
+        json::write_str(&mut out, self.session_id);
+        out.push_str(",\"timestamp\":");
+        json::write_u64(&mut out, self.timestamp.as_unix_millis());
+        out.push_str(",\"properties\":");
+        out.push_str(self.properties_json);
+        if let Some(code) = self.attribution {
+            out.push_str(",\"attribution\":");
+            json::write_str(&mut out, code);
+        }
+        out.push_str(",\"context\":");
+        out.push_str(self.context_json);
+        out.push('}');
+        out
+    }
+}
+
+/// A request body from already-encoded events: a concatenation, no re-encoding.
+pub fn encode_batch<'e>(sent_at: Timestamp, events: impl IntoIterator<Item = &'e str>) -> String {
+    let events = events.into_iter();
+    let mut out = String::with_capacity(BATCH_OVERHEAD_BYTES + events.size_hint().0 * 512);
+    out.push_str("{\"sent_at\":");
+    json::write_u64(&mut out, sent_at.as_unix_millis());
+    out.push_str(",\"events\":[");
+    for (i, e) in events.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(e);
+    }
+    out.push_str("]}");
+    out
+}
+
+/// The event id and client timestamp of an encoded event, as the engine reads them back from
+/// persisted storage.
+pub(crate) fn read_event_header(encoded: &str) -> Option<(EventId, Timestamp)> {
+    let v = json::parse(encoded).ok()?;
+    let id = EventId::parse(v.get("event_id")?.as_str()?)?;
+    let ts = v.get("timestamp")?.as_u64()?;
+    Some((id, Timestamp::from_unix_millis(ts)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified_as_documented() {
+        assert_eq!(classify_status(200), StatusClass::Delivered);
+        assert_eq!(classify_status(204), StatusClass::Delivered);
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert_eq!(classify_status(s), StatusClass::Retry, "{s}");
+        }
+        assert_eq!(classify_status(413), StatusClass::TooLarge);
+        for s in [400, 401, 403, 404, 415, 422, 301] {
+            assert_eq!(classify_status(s), StatusClass::Rejected, "{s}");
+        }
+    }
+
+    #[test]
+    fn batch_overhead_constant_covers_the_envelope() {
+        let body = encode_batch(Timestamp::from_unix_millis(u64::MAX), ["{}"]);
+        assert!(body.len() - 2 <= BATCH_OVERHEAD_BYTES, "{}", body.len());
+    }
+}
