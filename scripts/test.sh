@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs, then runs formatting,
+# lints, the wasm checks and every test. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+started=$SECONDS
+
+step "toolchain: rustfmt, clippy, wasm32-unknown-unknown"
+rustup component add rustfmt clippy >/dev/null
+rustup target add wasm32-unknown-unknown >/dev/null
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "empmix-core builds for the browser without serde_json or env imports"
+bash scripts/check-core-wasm.sh
+
+step "cargo test --workspace"
+cargo test --workspace --locked
+
+if [ -f sdk-wasm/scripts/test.sh ]; then
+    step "browser package: build, size budget, wasm-bindgen tests, headless Chromium"
+    bash sdk-wasm/scripts/test.sh
+fi
+
+step "all green in $((SECONDS - started)) s"
