@@ -1,0 +1,282 @@
+//! Server configuration: listen address, data directory and projects (keys, allowed browser
+//! origins, time zone), from flags, environment, a TOML file, or keys generated on first start.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the file in the data directory holding generated keys.
+pub const KEYS_FILE: &str = "keys.toml";
+/// Id of the project made from `--ingest-key`/`--read-key` or generated keys.
+pub const DEFAULT_PROJECT: &str = "default";
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config or keys file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The config or keys file is not valid TOML of the expected shape.
+    #[error("{path}: {source}")]
+    Toml {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        source: toml::de::Error,
+    },
+    /// A project's time zone is not in the bundled tz database.
+    #[error("project {project}: unknown time zone {zone:?}")]
+    TimeZone {
+        /// The project.
+        project: String,
+        /// The zone name given.
+        zone: String,
+    },
+    /// Two projects share an id or a key, a key is empty, or a project's ingest and read keys
+    /// are equal.
+    #[error("invalid projects: {0}")]
+    Projects(String),
+    /// Random bytes for a generated key could not be obtained.
+    #[error("no randomness for key generation: {0}")]
+    Random(String),
+}
+
+/// One project: its keys, the browser origins allowed to send to it, and the time zone its
+/// days are counted in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// Stable project id, stored with every event.
+    pub id: String,
+    /// Public, write-only key that SDKs embed.
+    pub ingest_key: String,
+    /// Secret key for the query endpoints.
+    pub read_key: String,
+    /// Browser origins allowed by CORS (`https://m.example`), or `*` for any.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// IANA time zone days are counted in, `UTC` by default.
+    #[serde(default = "utc")]
+    pub time_zone: String,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+impl ProjectConfig {
+    /// A project allowing any origin, counting days in UTC.
+    pub fn new(id: impl Into<String>, ingest_key: impl Into<String>, read_key: impl Into<String>) -> Self {
+        ProjectConfig {
+            id: id.into(),
+            ingest_key: ingest_key.into(),
+            read_key: read_key.into(),
+            allowed_origins: vec!["*".into()],
+            time_zone: utc(),
+        }
+    }
+
+    /// Whether a browser `Origin` may send to this project.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed_origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+    }
+}
+
+/// The projects section of a `--config` TOML file.
+///
+/// ```toml
+/// [[projects]]
+/// id = "conf-app"
+/// ingest_key = "pk_..."
+/// read_key = "sk_..."
+/// allowed_origins = ["https://m.example"]
+/// time_zone = "Asia/Shanghai"
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The projects.
+    #[serde(default)]
+    pub projects: Vec<ProjectConfig>,
+}
+
+impl ConfigFile {
+    /// Reads a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Toml { path: path.into(), source })
+    }
+}
+
+/// Everything a server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen; port 0 picks a free port (see [`crate::RunningServer::addr`]).
+    pub listen: SocketAddr,
+    /// Where the queue and the analytics database live.
+    pub data_dir: PathBuf,
+    /// The projects. Empty: a `default` project whose keys are generated on first start and
+    /// kept in `data_dir/keys.toml`.
+    pub projects: Vec<ProjectConfig>,
+    /// Run the consumer in this process (otherwise run `empmix-server consume`).
+    pub run_consumer: bool,
+    /// Tokio worker threads for HTTP; `None`: one per core.
+    pub worker_threads: Option<usize>,
+}
+
+impl ServerConfig {
+    /// Listens on `127.0.0.1:0` with generated keys and the in-process consumer.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            projects: Vec::new(),
+            run_consumer: true,
+            worker_threads: None,
+        }
+    }
+
+    /// Adds a project.
+    pub fn with_project(mut self, project: ProjectConfig) -> Self {
+        self.projects.push(project);
+        self
+    }
+
+    /// Sets the listen address.
+    pub fn with_listen(mut self, listen: SocketAddr) -> Self {
+        self.listen = listen;
+        self
+    }
+}
+
+/// Where the projects' keys came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// Given by flags, environment, config file or [`ServerConfig::projects`].
+    Configured,
+    /// Generated just now and stored in the data directory.
+    Generated,
+    /// Generated on an earlier start, read from the data directory.
+    Stored,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredKeys {
+    ingest_key: String,
+    read_key: String,
+}
+
+/// The projects to serve: the configured ones, or the `default` project with the keys stored in
+/// the data directory (generated and stored on first start).
+pub fn resolve_projects(
+    data_dir: &Path,
+    projects: &[ProjectConfig],
+) -> Result<(Vec<ProjectConfig>, KeySource), ConfigError> {
+    if !projects.is_empty() {
+        validate(projects)?;
+        return Ok((projects.to_vec(), KeySource::Configured));
+    }
+    let path = data_dir.join(KEYS_FILE);
+    let (keys, source) = match std::fs::read_to_string(&path) {
+        Ok(text) => (
+            toml::from_str::<StoredKeys>(&text)
+                .map_err(|source| ConfigError::Toml { path: path.clone(), source })?,
+            KeySource::Stored,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let keys = StoredKeys { ingest_key: generate_key("pk_")?, read_key: generate_key("sk_")? };
+            let text = toml::to_string(&keys).map_err(|e| ConfigError::Projects(e.to_string()))?;
+            let tmp = data_dir.join("keys.toml.tmp");
+            std::fs::write(&tmp, text).map_err(|source| ConfigError::Io { path: tmp.clone(), source })?;
+            std::fs::rename(&tmp, &path).map_err(|source| ConfigError::Io { path: path.clone(), source })?;
+            (keys, KeySource::Generated)
+        }
+        Err(source) => return Err(ConfigError::Io { path, source }),
+    };
+    let projects = vec![ProjectConfig::new(DEFAULT_PROJECT, keys.ingest_key, keys.read_key)];
+    validate(&projects)?;
+    Ok((projects, source))
+}
+
+/// Checks ids and keys are unique and non-empty and time zones exist.
+pub fn validate(projects: &[ProjectConfig]) -> Result<(), ConfigError> {
+    let mut ids = HashSet::new();
+    let mut keys = HashSet::new();
+    for p in projects {
+        if p.id.is_empty() || !ids.insert(p.id.as_str()) {
+            return Err(ConfigError::Projects(format!("project id {:?} is empty or repeated", p.id)));
+        }
+        for key in [&p.ingest_key, &p.read_key] {
+            if key.is_empty() || !keys.insert(key.as_str()) {
+                return Err(ConfigError::Projects(format!("project {}: a key is empty or used twice", p.id)));
+            }
+        }
+        if jiff::tz::TimeZone::get(&p.time_zone).is_err() {
+            return Err(ConfigError::TimeZone { project: p.id.clone(), zone: p.time_zone.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// A random key: `prefix` and 32 hex digits.
+pub fn generate_key(prefix: &str) -> Result<String, ConfigError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| ConfigError::Random(e.to_string()))?;
+    let mut key = String::from(prefix);
+    for b in bytes {
+        key.push_str(&format!("{b:02x}"));
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_are_stored_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, source) = resolve_projects(dir.path(), &[]).unwrap();
+        assert_eq!(source, KeySource::Generated);
+        let (second, source) = resolve_projects(dir.path(), &[]).unwrap();
+        assert_eq!(source, KeySource::Stored);
+        assert_eq!(first, second);
+        assert!(first[0].ingest_key.starts_with("pk_") && first[0].read_key.starts_with("sk_"));
+    }
+
+    #[test]
+    fn config_file_parses_and_validates() {
+        let file: ConfigFile = toml::from_str(
+            r#"
+            [[projects]]
+            id = "a"
+            ingest_key = "pa"
+            read_key = "sa"
+            allowed_origins = ["https://m.example"]
+            time_zone = "Asia/Shanghai"
+            [[projects]]
+            id = "b"
+            ingest_key = "pb"
+            read_key = "sb"
+            "#,
+        )
+        .unwrap();
+        validate(&file.projects).unwrap();
+        assert_eq!(file.projects[1].time_zone, "UTC");
+        assert!(file.projects[0].allows_origin("https://m.example"));
+        assert!(!file.projects[0].allows_origin("https://evil.example"));
+        let mut bad = file.projects.clone();
+        bad[1].read_key = "pa".into();
+        assert!(validate(&bad).is_err());
+        bad[1] = ProjectConfig { time_zone: "Mars/Olympus".into(), ..file.projects[1].clone() };
+        assert!(matches!(validate(&bad), Err(ConfigError::TimeZone { .. })));
+    }
+}

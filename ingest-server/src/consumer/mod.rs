@@ -1,0 +1,351 @@
+//! The consumer: drains the queue into the store, one store transaction per group of batches
+//! (which also records the queue position, so a crash replays nothing twice), and for every
+//! event applies deduplication, identity, sessions, share attribution and the daily summary.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use empmix_core::protocol::{DecodedEvent, decode_batch};
+use jiff::tz::TimeZone;
+use serde_json::Value;
+
+use crate::config::ProjectConfig;
+use crate::http::metrics::Metrics;
+use crate::queue::{Delivery, Queue, QueueError};
+use crate::store::{DailyField, DayKey, Store, StoreError, StoreTx, StoredEvent};
+
+pub mod attribution;
+pub mod identity;
+pub mod tree;
+
+/// Client timestamps further than this before `received_at` are clamped to it (31 days: an
+/// offline device's queue may hold events that long).
+pub const MAX_PAST_MS: i64 = 31 * 24 * 3600 * 1000;
+/// Batches applied in one store transaction.
+const BATCHES_PER_TX: usize = 64;
+/// How often consumed batches are deleted from the queue.
+const ACK_EVERY: Duration = Duration::from_millis(500);
+
+/// Why the consumer stopped or skipped work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    /// Reading or acknowledging the queue failed.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// Writing the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What applying some batches did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Events stored.
+    pub events: u64,
+    /// Events already stored before (same project and event id).
+    pub duplicates: u64,
+}
+
+/// `server_ts = received_at + (client_ts − sent_at)`: the client's own clock offset is
+/// cancelled. Without `sent_at` the client timestamp is taken as is; without a timestamp,
+/// `received_at`. The result is clamped to `[received_at − MAX_PAST_MS, received_at]`: nothing
+/// happens after the server received it, and older is an absurd clock.
+pub fn server_ts(received_at: i64, client_ts: Option<i64>, sent_at: Option<i64>) -> i64 {
+    let Some(ts) = client_ts else { return received_at };
+    let estimate = match sent_at {
+        Some(sent) => received_at.saturating_add(ts.saturating_sub(sent)),
+        None => ts,
+    };
+    estimate.clamp(received_at.saturating_sub(MAX_PAST_MS), received_at)
+}
+
+/// The day (`YYYY-MM-DD`) an epoch-ms instant falls on in a time zone.
+pub fn day_of(ms: i64, tz: &TimeZone) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) => t.to_zoned(tz.clone()).date().to_string(),
+        Err(_) => "1970-01-01".into(),
+    }
+}
+
+/// Per-project settings the consumer needs: time zones.
+#[derive(Debug, Clone, Default)]
+pub struct Zones(HashMap<String, TimeZone>);
+
+impl Zones {
+    /// Time zones of the configured projects (unknown projects count in UTC).
+    pub fn new(projects: &[ProjectConfig]) -> Self {
+        Zones(
+            projects
+                .iter()
+                .map(|p| (p.id.clone(), TimeZone::get(&p.time_zone).unwrap_or(TimeZone::UTC)))
+                .collect(),
+        )
+    }
+
+    fn get(&self, project: &str) -> TimeZone {
+        self.0.get(project).cloned().unwrap_or(TimeZone::UTC)
+    }
+}
+
+/// Applies deliveries after the store's cursor in one transaction.
+pub fn apply(store: &dyn Store, zones: &Zones, deliveries: &[Delivery]) -> Result<Applied, StoreError> {
+    let mut tx = store.begin()?;
+    let cursor = tx.cursor()?;
+    let mut applied = Applied::default();
+    let mut last = cursor;
+    for d in deliveries.iter().filter(|d| d.seq > cursor) {
+        last = last.max(d.seq);
+        let batch = match decode_batch(&d.batch.body) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(seq = d.seq, error = %e, "queued batch no longer decodes; skipped");
+                continue;
+            }
+        };
+        let tz = zones.get(&d.batch.project);
+        for ev in &batch.events {
+            let event_id = match (&ev.event_id, d.batch.assigned_id(ev.index)) {
+                (Some(id), _) => id.to_text(),
+                (None, Some(id)) => id.to_string(),
+                // Cannot happen for batches written by ingest; stable fallback for others.
+                (None, None) => format!("{}-{}", d.seq, ev.index),
+            };
+            let stored = stored_event(&d.batch.project, event_id, ev, d.batch.received_at, batch.sent_at);
+            if process_event(tx.as_mut(), &tz, &stored)? {
+                applied.events += 1;
+            } else {
+                applied.duplicates += 1;
+            }
+        }
+    }
+    if last > cursor {
+        tx.set_cursor(last)?;
+    }
+    tx.commit()?;
+    Ok(applied)
+}
+
+fn stored_event<'a>(
+    project: &'a str,
+    event_id: String,
+    ev: &'a DecodedEvent,
+    received_at: i64,
+    sent_at: Option<i64>,
+) -> StoredEvent<'a> {
+    StoredEvent {
+        project,
+        event_id,
+        name: &ev.name,
+        distinct_id: ev.distinct_id.as_deref(),
+        anonymous_id: ev.anonymous_id.as_deref(),
+        session_id: ev.session_id.as_deref(),
+        server_ts: server_ts(received_at, ev.timestamp, sent_at),
+        received_at,
+        client_ts: ev.timestamp,
+        conference_id: ev.properties.get("conference_id").and_then(Value::as_str),
+        attribution: ev.attribution.as_deref(),
+        properties: &ev.properties,
+        context: &ev.context,
+    }
+}
+
+/// A string property.
+pub(crate) fn prop<'a>(e: &'a StoredEvent<'_>, key: &str) -> Option<&'a str> {
+    e.properties.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// Applies one event; `false` when it was a duplicate (and so changed nothing).
+pub fn process_event(tx: &mut dyn StoreTx, tz: &TimeZone, e: &StoredEvent<'_>) -> Result<bool, StoreError> {
+    if !tx.insert_event(e)? {
+        return Ok(false);
+    }
+    let fallback;
+    let person = match e.distinct_id.or(e.anonymous_id) {
+        Some(p) => p,
+        None => {
+            // Nobody identifiable: the event is its own visitor.
+            fallback = format!("event:{}", e.event_id);
+            &fallback
+        }
+    };
+    let project = e.project;
+    if let Some(session) = e.session_id {
+        tx.touch_session(project, session, person, e.server_ts)?;
+    }
+    let key =
+        || DayKey { conference_id: e.conference_id.unwrap_or("").to_string(), day: day_of(e.server_ts, tz) };
+    match e.name {
+        "page_view" => {
+            let key = key();
+            tx.bump_daily(project, &key, DailyField::Pv, 1)?;
+            let visitor = tx.resolve(project, person)?;
+            if tx.add_daily_visitor(project, &key, &visitor)? {
+                tx.bump_daily(project, &key, DailyField::Uv, 1)?;
+            }
+        }
+        "identify" => {
+            let anon = e.anonymous_id.or_else(|| prop(e, "anonymous_id"));
+            if let (Some(user), Some(anon)) = (e.distinct_id, anon) {
+                identity::merge(tx, project, anon, user)?;
+            }
+        }
+        "alias" => {
+            if let (Some(alias), Some(user)) = (prop(e, "alias"), e.distinct_id) {
+                identity::merge(tx, project, alias, user)?;
+            }
+        }
+        "checkin" => tx.bump_daily(project, &key(), DailyField::Checkins, 1)?,
+        "registration" => attribution::on_registration(tx, project, e, person, key())?,
+        "share" => {
+            tx.bump_daily(project, &key(), DailyField::Shares, 1)?;
+            attribution::on_share(tx, project, e, person)?;
+        }
+        "share_open" => {
+            if let Some(code) = prop(e, "share_code") {
+                tx.insert_open(project, code, person, &e.event_id, e.server_ts)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(true)
+}
+
+/// A running consumer thread.
+#[derive(Debug)]
+pub struct ConsumerHandle {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ConsumerHandle {
+    /// Stops after the current transaction and waits for the thread.
+    pub fn stop(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ConsumerHandle {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// Starts the consumer on its own thread.
+pub fn spawn(
+    queue: Arc<dyn Queue>,
+    store: Arc<dyn Store>,
+    zones: Zones,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<ConsumerHandle> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("empmix-consumer".into())
+        .spawn(move || run(queue.as_ref(), store.as_ref(), &zones, &metrics, &flag))?;
+    Ok(ConsumerHandle { stop, thread: Some(thread) })
+}
+
+/// The consumer loop, until `stop` is set.
+pub fn run(queue: &dyn Queue, store: &dyn Store, zones: &Zones, metrics: &Metrics, stop: &AtomicBool) {
+    let mut last_ack = Instant::now();
+    let mut acked = 0;
+    let mut backoff = Duration::from_millis(50);
+    while !stop.load(Ordering::SeqCst) {
+        match step(queue, store, zones, metrics) {
+            Ok(cursor) => {
+                backoff = Duration::from_millis(50);
+                if cursor > acked && last_ack.elapsed() >= ACK_EVERY {
+                    match queue.ack(cursor) {
+                        Ok(()) => acked = cursor,
+                        Err(e) => tracing::warn!(error = %e, "queue ack failed; will retry"),
+                    }
+                    last_ack = Instant::now();
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "consumer step failed; retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    if let Ok(cursor) = store.cursor() {
+        if cursor > acked {
+            let _ = queue.ack(cursor);
+        }
+    }
+}
+
+/// Applies everything queued, then returns the number of events stored (and acknowledges
+/// them), or stops early when `stop` is set.
+pub fn drain(
+    queue: &dyn Queue,
+    store: &dyn Store,
+    zones: &Zones,
+    metrics: &Metrics,
+    stop: &AtomicBool,
+) -> Result<u64, ConsumerError> {
+    let mut events = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let cursor = store.cursor()?;
+        let deliveries = queue.receive(cursor, BATCHES_PER_TX, Duration::ZERO)?;
+        if deliveries.is_empty() {
+            queue.ack(cursor)?;
+            break;
+        }
+        let applied = apply(store, zones, &deliveries)?;
+        metrics.consumed(applied.events, applied.duplicates);
+        events += applied.events;
+    }
+    Ok(events)
+}
+
+/// One round: waits up to 100 ms for batches after the cursor and applies them. Returns the
+/// cursor after.
+pub fn step(
+    queue: &dyn Queue,
+    store: &dyn Store,
+    zones: &Zones,
+    metrics: &Metrics,
+) -> Result<u64, ConsumerError> {
+    let cursor = store.cursor()?;
+    let deliveries = queue.receive(cursor, BATCHES_PER_TX, Duration::from_millis(100))?;
+    let Some(last) = deliveries.last().map(|d| d.seq) else { return Ok(cursor) };
+    let applied = apply(store, zones, &deliveries)?;
+    metrics.consumed(applied.events, applied.duplicates);
+    Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_ts_corrects_skew_and_clamps() {
+        let now = 1_781_944_200_000;
+        // Client clock one hour fast: an event 2 s before sending happened 2 s before receipt.
+        assert_eq!(server_ts(now, Some(now + 3_600_000 - 2000), Some(now + 3_600_000)), now - 2000);
+        assert_eq!(server_ts(now, None, Some(5)), now);
+        // In the future relative to sending: clamped to receipt.
+        assert_eq!(server_ts(now, Some(10_000), Some(5_000)), now);
+        // Absurdly old: clamped to the window.
+        assert_eq!(server_ts(now, Some(0), Some(now)), now - MAX_PAST_MS);
+        assert_eq!(server_ts(now, Some(now - 5), None), now - 5);
+    }
+
+    #[test]
+    fn days_are_counted_in_the_project_time_zone() {
+        let ms = 1_781_992_800_000; // 2026-06-20T22:00:00Z
+        assert_eq!(day_of(ms, &TimeZone::UTC), "2026-06-20");
+        assert_eq!(day_of(ms, &TimeZone::get("Asia/Shanghai").unwrap()), "2026-06-21");
+    }
+}

@@ -1,0 +1,114 @@
+//! Counters and `GET /metrics` in the Prometheus text format.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::App;
+
+/// Process-wide counters.
+#[derive(Debug)]
+pub struct Metrics {
+    statuses: Vec<AtomicU64>,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    consumed: AtomicU64,
+    deduplicated: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            statuses: (0..600).map(|_| AtomicU64::new(0)).collect(),
+            accepted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            consumed: AtomicU64::new(0),
+            deduplicated: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    /// Events accepted (made durable) and rejected by ingest.
+    pub fn ingested(&self, accepted: u64, rejected: u64) {
+        self.accepted.fetch_add(accepted, Relaxed);
+        self.rejected.fetch_add(rejected, Relaxed);
+    }
+
+    /// Events stored and duplicates skipped by the consumer.
+    pub fn consumed(&self, stored: u64, duplicates: u64) {
+        self.consumed.fetch_add(stored, Relaxed);
+        self.deduplicated.fetch_add(duplicates, Relaxed);
+    }
+
+    fn status(&self, code: u16) {
+        if let Some(c) = self.statuses.get(usize::from(code)) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Middleware counting responses by status.
+pub async fn count_status(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    app.metrics.status(resp.status().as_u16());
+    resp
+}
+
+/// `GET /metrics`.
+pub async fn render(State(app): State<Arc<App>>) -> Response {
+    let (queue, store) = (app.queue.clone(), app.store.clone());
+    let storage = tokio::task::spawn_blocking(move || {
+        let cursor = store.cursor().ok()?;
+        Some((cursor, queue.stats(cursor).ok()?))
+    })
+    .await
+    .ok()
+    .flatten();
+    let m = &app.metrics;
+    let mut out = String::new();
+    out.push_str("# HELP empmix_http_requests_total HTTP responses by status.\n");
+    out.push_str("# TYPE empmix_http_requests_total counter\n");
+    for (code, c) in m.statuses.iter().enumerate() {
+        let n = c.load(Relaxed);
+        if n > 0 {
+            let _ = writeln!(out, "empmix_http_requests_total{{status=\"{code}\"}} {n}");
+        }
+    }
+    let counters = [
+        ("empmix_events_accepted_total", "Events accepted by ingest (durable in the queue).", &m.accepted),
+        ("empmix_events_rejected_total", "Events rejected by ingest as invalid.", &m.rejected),
+        ("empmix_events_consumed_total", "Events stored by this process's consumer.", &m.consumed),
+        (
+            "empmix_events_deduplicated_total",
+            "Duplicate events skipped by this process's consumer.",
+            &m.deduplicated,
+        ),
+    ];
+    for (name, help, c) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.load(Relaxed));
+    }
+    let (depth, lag) = match storage {
+        Some((_, stats)) => (
+            stats.depth as f64,
+            stats.oldest_received_at.map_or(0.0, |t| (crate::now_millis() - t).max(0) as f64 / 1000.0),
+        ),
+        None => (f64::NAN, f64::NAN),
+    };
+    let _ = writeln!(
+        out,
+        "# HELP empmix_queue_depth Batches in the queue not yet consumed.\n# TYPE empmix_queue_depth gauge\nempmix_queue_depth {depth}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP empmix_consumer_lag_seconds Age of the oldest unconsumed batch.\n# TYPE empmix_consumer_lag_seconds gauge\nempmix_consumer_lag_seconds {lag}"
+    );
+    let mut resp = (StatusCode::OK, out).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    resp
+}

@@ -1,0 +1,61 @@
+//! The HTTP API: ingest, queries, health and metrics, with CORS for browsers.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use empmix_core::protocol::{EVENTS_PATH, ErrorBody, TRACK_PATH};
+
+use crate::queue::Queue;
+use crate::store::Store;
+
+pub mod auth;
+pub mod body;
+pub mod cors;
+pub mod ingest;
+pub mod metrics;
+pub mod query;
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct App {
+    /// Projects by key.
+    pub projects: auth::Projects,
+    /// Where accepted batches go.
+    pub queue: Arc<dyn Queue>,
+    /// What queries read.
+    pub store: Arc<dyn Store>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+/// The router with every endpoint.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route(EVENTS_PATH, post(ingest::ingest).get(query::events))
+        .route(TRACK_PATH, post(ingest::ingest))
+        .route("/api/analytics/daily", get(query::daily))
+        .route("/api/analytics/shares/tree", get(query::share_tree))
+        .route("/api/analytics/sessions", get(query::sessions))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(query::readyz))
+        .route("/metrics", get(metrics::render))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(app.clone(), cors::cors))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), metrics::count_status))
+        .with_state(app)
+}
+
+/// A JSON response.
+pub(crate) fn json(status: StatusCode, body: String) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// An error response with an [`ErrorBody`].
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    json(status, ErrorBody { error: code.into(), message: message.into() }.encode())
+}

@@ -1,0 +1,339 @@
+//! The analytics store: processed events and the tables the queries read.
+//!
+//! [`Store`] is the seam: the consumer's logic ([`crate::consumer`]) is written against
+//! [`StoreTx`]'s small operations, so a PostgreSQL store implements those operations rather than
+//! the analytics. The embedded implementation is [`sqlite::SqliteStore`].
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+mod read;
+mod schema;
+pub mod sqlite;
+
+/// Why the store could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The underlying database failed.
+    #[error("analytics storage: {0}")]
+    Storage(#[from] rusqlite::Error),
+    /// The database file or directory could not be opened.
+    #[error("analytics storage: {0}")]
+    Io(#[from] std::io::Error),
+    /// A lock was poisoned by a panic in another thread.
+    #[error("analytics storage lock poisoned")]
+    Poisoned,
+}
+
+/// An event ready to be stored: decoded, with its final id and server time.
+#[derive(Debug, Clone)]
+pub struct StoredEvent<'a> {
+    /// The project.
+    pub project: &'a str,
+    /// The client's event id, or the one assigned at ingest.
+    pub event_id: String,
+    /// Type name.
+    pub name: &'a str,
+    /// Who did it.
+    pub distinct_id: Option<&'a str>,
+    /// The device's anonymous id.
+    pub anonymous_id: Option<&'a str>,
+    /// The session.
+    pub session_id: Option<&'a str>,
+    /// Corrected time, epoch ms (see [`crate::consumer::server_ts`]).
+    pub server_ts: i64,
+    /// When the server received the batch, epoch ms.
+    pub received_at: i64,
+    /// The client's own timestamp, epoch ms.
+    pub client_ts: Option<i64>,
+    /// `properties.conference_id`.
+    pub conference_id: Option<&'a str>,
+    /// The share code the user is attributed to.
+    pub attribution: Option<&'a str>,
+    /// Properties.
+    pub properties: &'a Map<String, Value>,
+    /// Context.
+    pub context: &'a Map<String, Value>,
+}
+
+/// A conference and a day (`YYYY-MM-DD` in the project's time zone).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DayKey {
+    /// `properties.conference_id`, empty when the event had none.
+    pub conference_id: String,
+    /// The day.
+    pub day: String,
+}
+
+/// A counter of the daily summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DailyField {
+    /// Page views.
+    Pv,
+    /// Distinct resolved visitors with a page view.
+    Uv,
+    /// Registrations.
+    Registrations,
+    /// Check-ins.
+    Checkins,
+    /// Share events.
+    Shares,
+    /// Registrations credited to at least one share.
+    ShareConversions,
+}
+
+impl DailyField {
+    /// All fields, in summary order.
+    pub const ALL: [DailyField; 6] = [
+        DailyField::Pv,
+        DailyField::Uv,
+        DailyField::Registrations,
+        DailyField::Checkins,
+        DailyField::Shares,
+        DailyField::ShareConversions,
+    ];
+
+    /// Column name.
+    pub fn column(self) -> &'static str {
+        match self {
+            DailyField::Pv => "pv",
+            DailyField::Uv => "uv",
+            DailyField::Registrations => "registrations",
+            DailyField::Checkins => "checkins",
+            DailyField::Shares => "shares",
+            DailyField::ShareConversions => "share_conversions",
+        }
+    }
+}
+
+/// A share link as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareRow {
+    /// The code.
+    pub code: String,
+    /// Distinct id of who shared it.
+    pub sharer: String,
+    /// Channel (`wechat`, `copy_link`, ...).
+    pub channel: Option<String>,
+    /// The shared URL.
+    pub target_url: Option<String>,
+    /// The code this one was re-shared from (never making a cycle).
+    pub parent_code: Option<String>,
+    /// `properties.conference_id` of the share event.
+    pub conference_id: Option<String>,
+    /// Server time of the share event.
+    pub created_at: i64,
+}
+
+/// A registration as stored, with whether it is currently credited to a share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationRow {
+    /// The registration event.
+    pub event_id: String,
+    /// Distinct id of who registered.
+    pub registrant: String,
+    /// Conference and day it counts in.
+    pub key: DayKey,
+    /// The attribution code it carried.
+    pub code: Option<String>,
+    /// Counted in `share_conversions`.
+    pub credited: bool,
+}
+
+/// One daily summary, in the seed's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DailySummary {
+    /// `YYYY-MM-DD` in the project's time zone.
+    pub date: String,
+    /// The conference.
+    pub conference_id: String,
+    /// Page views.
+    pub pv: i64,
+    /// Distinct resolved visitors with a page view.
+    pub uv: i64,
+    /// Registrations.
+    pub registrations: i64,
+    /// Check-ins.
+    pub checkins: i64,
+    /// Share events.
+    pub shares: i64,
+    /// Registrations credited to at least one share.
+    pub share_conversions: i64,
+}
+
+/// Everything the share tree is computed from, with every person already resolved to their
+/// visitor (identity root).
+#[derive(Debug, Clone, Default)]
+pub struct ShareFacts {
+    /// Shares with their sharer's visitor.
+    pub shares: Vec<(ShareRow, String)>,
+    /// Opens: code and opener's visitor.
+    pub opens: Vec<(String, String)>,
+    /// Registrations with a code: code, registrant's visitor, conference.
+    pub registrations: Vec<(String, String, String)>,
+}
+
+/// One session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionRow {
+    /// The session id.
+    pub session_id: String,
+    /// Distinct id of its first event.
+    pub distinct_id: String,
+    /// First event, epoch ms.
+    pub started_at: i64,
+    /// Last event, epoch ms.
+    pub last_activity_at: i64,
+    /// `last_activity_at - started_at`, ms.
+    pub duration_ms: i64,
+    /// Events in it.
+    pub event_count: i64,
+}
+
+/// Which stored events to list.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only this distinct id.
+    pub distinct_id: Option<String>,
+    /// Only this type.
+    pub name: Option<String>,
+    /// Only this conference.
+    pub conference_id: Option<String>,
+    /// Only events stored before this cursor (paging, newest first).
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// A stored event, for the debugging endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    /// Paging cursor: pass as `before` to get older events.
+    pub cursor: i64,
+    /// Event id.
+    pub event_id: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub name: String,
+    /// Distinct id.
+    pub distinct_id: Option<String>,
+    /// Anonymous id.
+    pub anonymous_id: Option<String>,
+    /// Session id.
+    pub session_id: Option<String>,
+    /// Server time, epoch ms.
+    pub server_ts: i64,
+    /// Receive time, epoch ms.
+    pub received_at: i64,
+    /// Client time, epoch ms.
+    pub client_ts: Option<i64>,
+    /// Attribution code.
+    pub attribution: Option<String>,
+    /// Properties.
+    pub properties: Value,
+    /// Context.
+    pub context: Value,
+}
+
+/// An analytics store.
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Starts the consumer's write transaction (exclusive).
+    fn begin(&self) -> Result<Box<dyn StoreTx + '_>, StoreError>;
+    /// Sequence number of the last queue batch applied.
+    fn cursor(&self) -> Result<u64, StoreError>;
+    /// Whether the store answers now.
+    fn check(&self) -> Result<(), StoreError>;
+    /// Daily summaries of a conference between two days (inclusive), by day.
+    fn daily(
+        &self,
+        project: &str,
+        conference_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<DailySummary>, StoreError>;
+    /// The facts the share tree is computed from.
+    fn share_facts(&self, project: &str) -> Result<ShareFacts, StoreError>;
+    /// Sessions of a person (every id linked to `distinct_id`), newest first.
+    fn sessions(&self, project: &str, distinct_id: &str) -> Result<Vec<SessionRow>, StoreError>;
+    /// Stored events, newest first.
+    fn events(&self, project: &str, filter: &EventFilter) -> Result<Vec<EventRow>, StoreError>;
+}
+
+/// The consumer's write transaction. Dropping it without [`StoreTx::commit`] rolls back.
+pub trait StoreTx {
+    /// Sequence number of the last queue batch applied.
+    fn cursor(&mut self) -> Result<u64, StoreError>;
+    /// Records the last queue batch applied.
+    fn set_cursor(&mut self, seq: u64) -> Result<(), StoreError>;
+    /// Stores an event; `false` when (project, event_id) was already stored (a duplicate).
+    fn insert_event(&mut self, event: &StoredEvent<'_>) -> Result<bool, StoreError>;
+    /// The visitor an id belongs to (the root of its identity links; itself when unlinked).
+    fn resolve(&mut self, project: &str, id: &str) -> Result<String, StoreError>;
+    /// Links root `from` under root `to`; ids linked to `from` follow.
+    fn link_identity(&mut self, project: &str, from: &str, to: &str) -> Result<(), StoreError>;
+    /// Every id whose visitor is `root`, `root` included.
+    fn identity_members(&mut self, project: &str, root: &str) -> Result<Vec<String>, StoreError>;
+    /// Counts an event in its session.
+    fn touch_session(
+        &mut self,
+        project: &str,
+        session_id: &str,
+        distinct_id: &str,
+        ts: i64,
+    ) -> Result<(), StoreError>;
+    /// Adds `delta` to a daily counter.
+    fn bump_daily(
+        &mut self,
+        project: &str,
+        key: &DayKey,
+        field: DailyField,
+        delta: i64,
+    ) -> Result<(), StoreError>;
+    /// Records a page-view visitor for a day; `true` when new for that day.
+    fn add_daily_visitor(&mut self, project: &str, key: &DayKey, visitor: &str) -> Result<bool, StoreError>;
+    /// Re-keys page-view visitor rows of `from` to `to`; returns the days where `to` already had
+    /// a row (so the day's `uv` is one lower now).
+    fn rekey_daily_visitors(
+        &mut self,
+        project: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<DayKey>, StoreError>;
+    /// Stores a share; `false` when the code already existed (the first share wins).
+    fn insert_share(&mut self, project: &str, share: &ShareRow) -> Result<bool, StoreError>;
+    /// A share by code.
+    fn share(&mut self, project: &str, code: &str) -> Result<Option<ShareRow>, StoreError>;
+    /// `code` and every code below it.
+    fn share_subtree(&mut self, project: &str, code: &str) -> Result<Vec<String>, StoreError>;
+    /// Codes shared by any of `sharers`.
+    fn shares_by(&mut self, project: &str, sharers: &[String]) -> Result<Vec<String>, StoreError>;
+    /// Records an open of a share code.
+    fn insert_open(
+        &mut self,
+        project: &str,
+        code: &str,
+        opener: &str,
+        event_id: &str,
+        ts: i64,
+    ) -> Result<(), StoreError>;
+    /// Records a registration.
+    fn insert_registration(&mut self, project: &str, reg: &RegistrationRow) -> Result<(), StoreError>;
+    /// Registrations carrying any of `codes`.
+    fn registrations_with_codes(
+        &mut self,
+        project: &str,
+        codes: &[String],
+    ) -> Result<Vec<RegistrationRow>, StoreError>;
+    /// Registrations by any of `registrants`.
+    fn registrations_by(
+        &mut self,
+        project: &str,
+        registrants: &[String],
+    ) -> Result<Vec<RegistrationRow>, StoreError>;
+    /// Marks whether a registration counts in `share_conversions`.
+    fn set_credited(&mut self, project: &str, event_id: &str, credited: bool) -> Result<(), StoreError>;
+    /// Commits everything.
+    fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
