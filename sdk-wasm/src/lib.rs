@@ -1,1 +1,51 @@
-//! Placeholder: filled in by its own issue.
+//! The EmpMix browser analytics SDK (`empmix-wasm`).
+//!
+//! A thin driver around the sans-IO [`empmix_core::Engine`], compiled to WebAssembly and
+//! wrapped by a small hand-written ES module (`js/index.js`, published as `pkg/index.js`). The
+//! JavaScript side does all IO — `fetch`/`sendBeacon`, timers, `localStorage`, reading the
+//! browser context — and the wasm side makes every decision through the engine. The boundary
+//! is strings and numbers only: properties cross as `JSON.stringify` text, persistence and
+//! requests come back as encoded strings. Nothing here links `serde` or formats with
+//! `std::fmt`, which keeps the whole package under its 10 KB (gzip) budget.
+//!
+//! Build it with `sdk-wasm/scripts/build.sh` (output in `sdk-wasm/pkg/`), then in a page:
+//!
+//! ```js
+//! import { EmpMix } from './pkg/index.js';
+//! const mix = await EmpMix.init({ apiKey: 'ingest-key', endpoint: 'https://analytics.example' });
+//! mix.track('button_click', { button: 'register', position: 2 });
+//! mix.identify('user-42');
+//! const { code, url } = mix.createShare({ channel: 'wechat', url: location.href });
+//! await mix.flush();
+//! ```
+//!
+//! The same driver in Rust (what the wasm exports call, also usable on the host):
+//!
+//! ```
+//! use empmix_wasm::driver::{Driver, Settings};
+//!
+//! let settings = Settings {
+//!     flush_at: 20,
+//!     flush_interval_ms: 5_000.0,
+//!     max_queue: 1_000,
+//!     last_touch: false,
+//!     persist: true,
+//! };
+//! let (mut driver, _) = Driver::start(1.75e12, 7, settings, "", Vec::new());
+//! assert_eq!(driver.track(1.75e12, "click", r#"{"button":"register"}"#), 0);
+//! driver.flush();
+//! let body = driver.poll_transmit(1.75e12);
+//! assert!(body.contains("\"click\""));
+//! ```
+
+pub mod driver;
+
+#[cfg(target_arch = "wasm32")]
+mod heap;
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod wasm;
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: heap::Allocator = heap::Allocator::new();

@@ -1,0 +1,129 @@
+/** EmpMix browser analytics SDK. Load with `await EmpMix.init({ apiKey, endpoint })`. */
+
+/** A property value: anything `JSON.stringify` turns into JSON. */
+export type PropertyValue = string | number | boolean | null | PropertyValue[] | { [key: string]: PropertyValue };
+/** Event properties: a plain object (sent as its `JSON.stringify` form). */
+export type Properties = { [key: string]: PropertyValue | undefined };
+
+export interface EmpMixOptions {
+  /** The project's public ingest key (sent as `X-API-Key`, or `?api_key=` on beacons). */
+  apiKey: string;
+  /** Base URL of the ingest server, e.g. `https://analytics.example.com`. */
+  endpoint: string;
+  /** Names this site's storage keys (`empmix:<project>:…`). Default `"default"`. */
+  project?: string;
+  /** Conference id added to the typed seed events when they do not name one. */
+  conferenceId?: string;
+  /** Where to load the engine from: a URL, a `Response`, bytes or a compiled module. Default: `empmix.wasm` next to this file. */
+  wasm?: string | URL | Response | Promise<Response> | BufferSource | WebAssembly.Module;
+  /** Send when this many events wait. Default 20. */
+  flushAt?: number;
+  /** Send when the oldest event has waited this many milliseconds. Default 10000. */
+  flushInterval?: number;
+  /** Most events held unsent (the oldest is dropped beyond). Default 10000. */
+  maxQueue?: number;
+  /** Which opened share link gets the credit: the first (default) or the last. */
+  attribution?: 'first' | 'last';
+  /** Keep identity and unsent events in `localStorage` (default true; memory only when false or when storage is blocked). */
+  persist?: boolean;
+  /** Most events kept in `localStorage` (default 1000) and their total size in characters (default 2,000,000). */
+  maxStoredEvents?: number;
+  maxStoredBytes?: number;
+  /** Track a `page_view` on load and on `pushState` / `popstate` navigation. Default true. */
+  autoPageView?: boolean;
+  /** Record a `share_open` when the address carries `_s=<code>`. Default true. */
+  shareLinks?: boolean;
+  /** Remove `_s` from the address bar with `history.replaceState`. Default true. */
+  cleanUrl?: boolean;
+  /** Log refused calls and errors with `console.warn`. Default false. */
+  debug?: boolean;
+}
+
+export interface PageView extends Properties {
+  /** Default: the current address. */
+  url?: string;
+  conferenceId?: string;
+  /** Default: `document.referrer`. */
+  referrer?: string;
+}
+export interface Registration extends Properties { conferenceId?: string; formId?: string }
+export interface Checkin extends Properties { conferenceId?: string; method: 'qr' | 'manual' | string }
+export interface AiChat extends Properties { conferenceId?: string; messageLength: number }
+
+export interface ShareLink {
+  /** The new share code. */
+  code: string;
+  /** The target URL with `_s=<code>` added (any other `_s` replaced). */
+  url: string;
+}
+
+export interface Stats {
+  /** Events waiting to be sent. */
+  queued: number;
+  /** Events in requests awaiting an answer. */
+  inFlight: number;
+  delivered: number;
+  /** Event sends that failed and were scheduled again. */
+  retried: number;
+  requests: number;
+  /** Events dropped, in total and by reason. */
+  dropped: number;
+  droppedQueueFull: number;
+  droppedExpired: number;
+  droppedTooLarge: number;
+  droppedRejected: number;
+  droppedOptedOut: number;
+  /** Stored records that could not be read at start. */
+  corruptRecords: number;
+  /** Stored events restored at start. */
+  restored: number;
+  /** Calls refused for invalid arguments (bad name, properties that are not an object, cyclic values…). */
+  invalid: number;
+  /** `localStorage` writes that failed (quota, blocked). */
+  storageErrors: number;
+  /** Events kept in memory only (storage full, over its bounds, or blocked). */
+  notPersisted: number;
+  /** Bodies handed to `navigator.sendBeacon` at unload. */
+  beacons: number;
+  /** Events now in `localStorage`. */
+  stored: number;
+  /** Whether `localStorage` is in use. */
+  persistent: boolean;
+}
+
+/**
+ * The client. No method throws or waits: refused calls return `false` (or `null`), are counted
+ * in {@link EmpMix.stats} and, with `debug`, logged.
+ */
+export declare class EmpMix {
+  /** Loads the engine, restores stored identity and events, and starts (page view, share link). */
+  static init(options: EmpMixOptions): Promise<EmpMix>;
+  /** Records an event. `true` when queued. */
+  track(name: string, properties?: Properties): boolean;
+  pageView(properties?: PageView): boolean;
+  registration(properties: Registration): boolean;
+  checkin(properties: Checkin): boolean;
+  aiChat(properties: AiChat): boolean;
+  /** Events from now on carry `userId`; an `identify` event links the anonymous id to it. */
+  identify(userId: string): boolean;
+  /** Links another id of this user (an email hash, a CRM id) to the current one. */
+  alias(id: string): boolean;
+  /** Logout: a new anonymous id, no user, no super properties, no attribution. */
+  reset(): boolean;
+  /** Properties merged into every later event; `once` keeps values already registered. */
+  register(properties: Properties, options?: { once?: boolean }): boolean;
+  unregister(key: string): boolean;
+  /** Stops tracking and discards waiting events (remembered across reloads). */
+  optOut(): void;
+  optIn(): void;
+  readonly optedOut: boolean;
+  /** A share link for `url` (default: this page) and a `share` event; `null` if refused. */
+  createShare(options: { channel: string; url?: string }): ShareLink | null;
+  /** Sends everything tracked so far; resolves `true` once delivered, `false` at the timeout (default 10 s). Never rejects. */
+  flush(timeoutMs?: number): Promise<boolean>;
+  readonly distinctId: string | null;
+  readonly anonymousId: string | null;
+  readonly sessionId: string | null;
+  stats(): Stats;
+}
+export default EmpMix;

@@ -1,0 +1,453 @@
+// EmpMix browser SDK: the hand-written driver around the wasm engine (sdk-wasm/src/wasm.rs).
+// The engine decides everything; this file does the IO: fetch/sendBeacon, timers,
+// localStorage, the browser context. No public method throws or waits.
+
+const BEACON_MAX = 61440; // empmix_core::protocol::BEACON_MAX_BYTES
+const MAX_ARG = 1 << 20; // longest string handed to wasm (UTF-16 units); longer is refused
+const ERRORS = ',not started,properties must be a JSON object,opted out,shut down,invalid name,event too large,queue full,invalid URL,invalid option'.split(',');
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const g = globalThis;
+
+// localStorage behind try/catch; null when blocked (private modes, sandboxed iframes).
+function openStorage() {
+  try {
+    const ls = g.localStorage, k = 'empmix:probe';
+    ls.setItem(k, k);
+    ls.removeItem(k);
+    return ls;
+  } catch (e) {
+    return null;
+  }
+}
+
+function browserContext() {
+  const n = g.navigator || {}, ua = n.userAgent || '', d = n.userAgentData;
+  let browser = '', os = '';
+  if (d && d.brands) {
+    const b = d.brands.find(b => !/Not.A.Brand|Chromium/.test(b.brand)) || d.brands[0];
+    if (b) browser = b.brand + ' ' + b.version;
+    os = d.platform || '';
+  } else {
+    const m = ua.match(/(Edg|OPR|Firefox|Chrome)\/([\d.]+)/) || ua.match(/Version\/([\d.]+).*(Safari)/);
+    if (m) browser = m[1] == 'Edg' ? 'Edge ' + m[2] : m[2] == 'Safari' ? 'Safari ' + m[1] : m[1] + ' ' + m[2];
+  }
+  if (!os) {
+    const m = ua.match(/Windows NT [\d.]+|Android [\d.]+|iPhone OS [\d_]+|Mac OS X [\d_]+|CrOS|Linux/);
+    os = m ? m[0].replace(/_/g, '.') : '';
+  }
+  const extra = {};
+  try {
+    extra.title = document.title;
+    extra.screen = screen.width + 'x' + screen.height;
+    new URL(location.href).searchParams.forEach((v, k) => { if (k.startsWith('utm_')) extra[k] = v; });
+  } catch (e) { /* not in a page */ }
+  return [os, browser, n.language || '', g.location ? location.href : '', g.document ? document.referrer : '', JSON.stringify(extra)];
+}
+
+export class EmpMix {
+  /**
+   * Loads the engine, restores what this site stored, and starts tracking. Never rejects for
+   * bad options (they fall back to defaults, with a warning in debug mode); rejects only when
+   * the wasm file cannot be loaded.
+   */
+  static async init(options) {
+    const o = Object.assign({}, options);
+    let src = o.wasm || new URL('empmix.wasm', import.meta.url);
+    if (typeof src == 'string' || src instanceof URL) src = fetch(src);
+    const { instance } = src instanceof Promise || src instanceof Response
+      ? await WebAssembly.instantiateStreaming(src).catch(async () => WebAssembly.instantiate(await (await src).arrayBuffer()))
+      : await WebAssembly.instantiate(src);
+    const mix = new EmpMix(instance.exports, o);
+    await mix._start();
+    return mix;
+  }
+
+  constructor(w, o) {
+    this.w = w;
+    this.o = o;
+    this.key = String(o.apiKey || '');
+    this.url = String(o.endpoint || '').replace(/\/+$/, '') + '/api/analytics/events';
+    this.p = 'empmix:' + (o.project || 'default') + ':';
+    this.tab = Math.random().toString(36).slice(2, 10);
+    this.ls = o.persist === false ? null : openStorage();
+    this.keys = new Map(); // event id -> storage key
+    this.stored = 0;
+    this.storedBytes = 0;
+    this.beaconed = [];
+    this.waiters = [];
+    this.c = { invalid: 0, storageErrors: 0, notPersisted: 0, beacons: 0 };
+  }
+
+  // ----- the wasm boundary -----
+
+  _args(...s) {
+    let max = 0;
+    for (const x of s) max += x.length * 3;
+    if (max > MAX_ARG * 3) return null;
+    const w = this.w, p = w.em_in(max), m = new Uint8Array(w.memory.buffer, p, max);
+    let at = 0;
+    return s.map(x => { const n = enc.encodeInto(x, m.subarray(at)).written; at += n; return n; });
+  }
+
+  _out(n) {
+    return n < 0 ? null : dec.decode(new Uint8Array(this.w.memory.buffer, this.w.em_out(), n));
+  }
+
+  _warn(what, code) {
+    if (code) {
+      if (code == 2 || code == 5 || code == 6) this.c.invalid++;
+      if (this.o.debug) console.warn('[empmix] ' + what + ': ' + (ERRORS[code] || code));
+    }
+    return code;
+  }
+
+  // Runs `f`, turning any exception into a warning: nothing reaches the host page.
+  _safe(what, f, fallback) {
+    try {
+      return f();
+    } catch (e) {
+      this.c.invalid++;
+      if (this.o.debug) console.warn('[empmix] ' + what + ':', e);
+      return fallback;
+    }
+  }
+
+  _props(p) {
+    if (p === undefined || p === null) return '';
+    const s = JSON.stringify(p);
+    return typeof s == 'string' ? s : '!';
+  }
+
+  _str(x) {
+    return typeof x == 'string' ? x : typeof x == 'number' && isFinite(x) ? String(x) : '';
+  }
+
+  // ----- storage -----
+
+  _get(k) {
+    try { return this.ls && this.ls.getItem(k); } catch (e) { return null; }
+  }
+
+  _set(k, v) {
+    try { this.ls.setItem(k, v); return true; } catch (e) { this.c.storageErrors++; return false; }
+  }
+
+  _del(k) {
+    try { this.ls.removeItem(k); } catch (e) { /* ignore */ }
+  }
+
+  _apply(op) {
+    const t = op[0];
+    if (t == 's') {
+      if (this.ls) this._set(this.p + 's', op.slice(1));
+    } else if (t == 'a') {
+      const id = op.slice(1, 37), rec = op.slice(37), k = this.p + 'e:' + this.tab + ':' + id;
+      const max = this.o.maxStoredEvents || 1000, maxBytes = this.o.maxStoredBytes || 2e6;
+      if (this.ls && this.stored < max && this.storedBytes + rec.length <= maxBytes && this._set(k, rec)) {
+        this.keys.set(id, [k, rec.length]);
+        this.stored++;
+        this.storedBytes += rec.length;
+      } else this.c.notPersisted++;
+    } else if (t == 'r') {
+      for (let i = 1; i < op.length; i += 36) {
+        const id = op.slice(i, i + 36), e = this.keys.get(id);
+        if (e) {
+          this._del(e[0]);
+          this.keys.delete(id);
+          this.stored--;
+          this.storedBytes -= e[1];
+        }
+      }
+    }
+  }
+
+  // Marks this tab alive; a tab that stops doing so leaves its stored events to the next start.
+  _beat() {
+    if (this.ls) this._set(this.p + 't:' + this.tab, String(Date.now() + 15000));
+  }
+
+  // Takes over stored events whose tab is gone, under a lock so that no two tabs take the same.
+  _adopt() {
+    const ls = this.ls, p = this.p, now = Date.now(), found = [];
+    for (let i = 0; i < ls.length; i++) {
+      const k = ls.key(i);
+      if (k && k.startsWith(p + 'e:')) found.push(k);
+    }
+    const alive = {};
+    const isAlive = t => alive[t] ??= t == this.tab || +this._get(p + 't:' + t) > now;
+    const records = [];
+    found.sort((a, b) => (a.slice(-36) < b.slice(-36) ? -1 : 1)); // UUIDv7 ids sort by time
+    for (const k of found) {
+      const owner = k.slice(p.length + 2, -37);
+      if (isAlive(owner)) continue;
+      const rec = this._get(k), id = k.slice(-36), nk = p + 'e:' + this.tab + ':' + id;
+      this._del(k);
+      if (!rec) continue;
+      if (this._set(nk, rec)) {
+        this.keys.set(id, [nk, rec.length]);
+        this.stored++;
+        this.storedBytes += rec.length;
+      }
+      records.push(rec);
+    }
+    for (const t in alive) if (!alive[t]) this._del(p + 't:' + t);
+    return records;
+  }
+
+  async _lockedAdopt() {
+    const locks = g.navigator && navigator.locks;
+    if (locks) return locks.request(this.p + 'lock', () => this._adopt());
+    // No Web Locks: a lease key with an expiry; a tab that cannot take it adopts nothing now.
+    const k = this.p + 'lock', v = this._get(k), now = Date.now();
+    if (v && +v.split(' ')[1] > now) return [];
+    this._set(k, this.tab + ' ' + (now + 5000));
+    if (this._get(k) != this.tab + ' ' + (now + 5000)) return [];
+    const r = this._adopt();
+    this._del(k);
+    return r;
+  }
+
+  // ----- start and the driver loop -----
+
+  async _start() {
+    const o = this.o, w = this.w;
+    let records = [];
+    if (this.ls) {
+      this._beat();
+      this._hb = setInterval(() => this._beat(), 5000);
+      records = await this._lockedAdopt().catch(() => []);
+    }
+    for (const r of records) {
+      const a = this._args(r);
+      if (a) w.em_stage(a[0]);
+    }
+    const seed = crypto.getRandomValues(new Uint32Array(2));
+    const state = (this.ls && this._get(this.p + 's')) || '';
+    const a = this._args(state) || [0];
+    const num = (x, d) => (typeof x == 'number' && x > 0 && x < 4e9 ? x : d);
+    this._warn('options', w.em_start(Date.now(), seed[0], seed[1], num(o.flushAt, 20), num(o.flushInterval, 10000),
+      num(o.maxQueue, 10000), (o.attribution == 'last' ? 1 : 0) | (this.ls ? 2 : 0), a[0]));
+    this._context();
+    if (g.location && g.history) {
+      if (o.shareLinks !== false && /[?&]_s=/.test(location.search)) {
+        const a = this._args(location.href), clean = a && this._out(w.em_incoming_url(Date.now(), a[0]));
+        if (clean && clean != location.href && o.cleanUrl !== false) {
+          try { history.replaceState(history.state, '', clean); } catch (e) { /* sandboxed */ }
+          this._context();
+        }
+      }
+      this.href = location.href;
+      if (o.autoPageView !== false) {
+        this.pageView();
+        const nav = () => this._safe('navigation', () => this._nav());
+        for (const m of ['pushState', 'replaceState']) {
+          const orig = history[m];
+          history[m] = function () { const r = orig.apply(this, arguments); nav(); return r; };
+        }
+        addEventListener('popstate', nav);
+      }
+      const hide = () => this._safe('unload', () => this._unload());
+      addEventListener('pagehide', hide);
+      addEventListener('visibilitychange', () => (document.visibilityState == 'hidden' ? hide() : this._back()));
+      addEventListener('pageshow', () => this._back());
+      addEventListener('online', () => this._pump());
+    }
+    this._pump();
+  }
+
+  _context() {
+    const a = this._args(...browserContext());
+    if (a) this.w.em_set_context(...a);
+  }
+
+  _nav() {
+    if (location.href == this.href) return;
+    this._context();
+    this.pageView({ referrer: this.href });
+    this.href = location.href;
+  }
+
+  // Step 2 of the driver contract, coalesced to once per task so track() stays cheap.
+  _schedule() {
+    if (!this._queued) {
+      this._queued = true;
+      queueMicrotask(() => this._pump());
+    }
+  }
+
+  _pump() {
+    this._queued = false;
+    const w = this.w, now = Date.now();
+    for (let n; (n = w.em_poll_persist()) >= 0;) this._apply(this._out(n));
+    for (let n; (n = w.em_poll_transmit(now)) >= 0;) this._send(this._out(n), w.em_last_handle());
+    clearTimeout(this._timer);
+    const t = w.em_poll_timeout(now);
+    if (t >= 0) this._timer = setTimeout(() => { w.em_timeout(Date.now()); this._pump(); }, Math.min(t - now, 2e9));
+    if (this.waiters.length && w.em_is_flushed()) for (const f of this.waiters.splice(0)) f(true);
+  }
+
+  _send(body, handle) {
+    const done = (status, retry, text) => this._safe('response', () => {
+      const a = this._args(text.slice(0, 65536)) || [0];
+      this.w.em_response(Date.now(), handle, status, retry, a[0]);
+      this._pump();
+    });
+    fetch(this.url, {
+      method: 'POST',
+      keepalive: body.length < BEACON_MAX,
+      headers: { 'Content-Type': 'application/json', 'X-API-Key': this.key },
+      body,
+    }).then(
+      r => r.text().then(t => {
+        const ra = +r.headers.get('Retry-After');
+        done(r.status, ra >= 0 && r.headers.has('Retry-After') ? ra * 1000 : -1, t);
+      }),
+      () => done(0, -1, ''),
+    );
+  }
+
+  // The page is going away: everything waiting goes out by beacon. The outcome is unknown, so
+  // the events stay stored and, if the page comes back, are sent again (the server dedups).
+  _unload() {
+    const w = this.w, now = Date.now();
+    for (let n; (n = w.em_poll_persist()) >= 0;) this._apply(this._out(n));
+    const url = this.url + '?api_key=' + encodeURIComponent(this.key);
+    for (let n; (n = w.em_poll_unload(now, BEACON_MAX)) >= 0;) {
+      const body = this._out(n), h = w.em_last_handle();
+      this.beaconed.push(h);
+      if (navigator.sendBeacon && navigator.sendBeacon(url, body)) this.c.beacons++;
+    }
+  }
+
+  _back() {
+    for (const h of this.beaconed.splice(0)) this.w.em_response(Date.now(), h, 0, -1, 0);
+    this._pump();
+  }
+
+  _cmd(what, code) {
+    this._warn(what, code);
+    this._schedule();
+    return code == 0;
+  }
+
+  // ----- the public API (see index.d.ts) -----
+
+  track(name, properties) {
+    return this._safe('track', () => {
+      if (typeof name != 'string') return this._cmd('track', 5);
+      const a = this._args(name, this._props(properties));
+      return this._cmd('track', a ? this.w.em_track(Date.now(), a[0], a[1]) : 6);
+    }, false);
+  }
+
+  pageView(p) {
+    p = Object.assign({}, p);
+    const { conferenceId, referrer, url, ...rest } = p;
+    return this.track('page_view', Object.assign({
+      url: url || (g.location ? location.href : ''),
+      conference_id: conferenceId ?? this.o.conferenceId,
+      referrer: referrer ?? (g.document ? document.referrer || undefined : undefined),
+      title: g.document ? document.title : undefined,
+    }, rest));
+  }
+
+  registration(p) {
+    const { conferenceId, formId, ...rest } = Object.assign({}, p);
+    return this.track('registration', Object.assign({ conference_id: conferenceId ?? this.o.conferenceId, form_id: formId }, rest));
+  }
+
+  checkin(p) {
+    const { conferenceId, method, ...rest } = Object.assign({}, p);
+    return this.track('checkin', Object.assign({ conference_id: conferenceId ?? this.o.conferenceId, method }, rest));
+  }
+
+  aiChat(p) {
+    const { conferenceId, messageLength, ...rest } = Object.assign({}, p);
+    return this.track('ai_chat', Object.assign({ conference_id: conferenceId ?? this.o.conferenceId, message_length: messageLength }, rest));
+  }
+
+  identify(userId) {
+    return this._safe('identify', () => {
+      const a = this._args(this._str(userId));
+      return this._cmd('identify', a ? this.w.em_identify(Date.now(), a[0]) : 5);
+    }, false);
+  }
+
+  alias(id) {
+    return this._safe('alias', () => {
+      const a = this._args(this._str(id));
+      return this._cmd('alias', a ? this.w.em_alias(Date.now(), a[0]) : 5);
+    }, false);
+  }
+
+  reset() {
+    return this._safe('reset', () => this._cmd('reset', this.w.em_reset(Date.now())), false);
+  }
+
+  register(properties, options) {
+    return this._safe('register', () => {
+      const a = this._args(this._props(properties) || '{}');
+      return this._cmd('register', a ? this.w.em_register(a[0], options && options.once ? 1 : 0) : 6);
+    }, false);
+  }
+
+  unregister(key) {
+    return this._safe('unregister', () => {
+      const a = this._args(this._str(key));
+      return this._cmd('unregister', a ? this.w.em_unregister(a[0]) : 5);
+    }, false);
+  }
+
+  optOut() {
+    this._safe('optOut', () => this._cmd('optOut', this.w.em_opt_out(1) && 0));
+  }
+
+  optIn() {
+    this._safe('optIn', () => this._cmd('optIn', this.w.em_opt_out(0)));
+  }
+
+  get optedOut() {
+    return this._safe('optedOut', () => this.w.em_opt_out(2) == 1, false);
+  }
+
+  createShare(options) {
+    return this._safe('createShare', () => {
+      const o = Object.assign({}, options);
+      const a = this._args(this._str(o.channel) || 'link', this._str(o.url) || (g.location ? location.href : ''));
+      const s = a && this._out(this.w.em_create_share(Date.now(), a[0], a[1]));
+      this._cmd('createShare', s ? 0 : a ? this.w.em_last_error() : 8);
+      if (!s) return null;
+      const i = s.indexOf(' ');
+      return { code: s.slice(0, i), url: s.slice(i + 1) };
+    }, null);
+  }
+
+  flush(timeout) {
+    return new Promise(resolve => {
+      try {
+        this.waiters.push(resolve);
+        setTimeout(() => resolve(false), timeout >= 0 && timeout < 2e9 ? timeout : 10000);
+        this.w.em_flush();
+        this._pump();
+      } catch (e) {
+        resolve(false);
+      }
+    });
+  }
+
+  _id(which) {
+    return this._safe('id', () => this._out(this.w.em_id(which)), null);
+  }
+
+  get distinctId() { return this._id(0); }
+  get anonymousId() { return this._id(1); }
+  get sessionId() { return this._id(2); }
+
+  stats() {
+    return this._safe('stats', () => Object.assign(JSON.parse(this._out(this.w.em_stats())), this.c,
+      { stored: this.stored, persistent: !!this.ls }), {});
+  }
+}
+
+export default EmpMix;

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds the browser package and runs all its tests; exits non-zero on any failure:
+#   1. the size: pkg/ (wasm + JS) gzip -9 against the 10 KB target (reported; not met yet, see
+#      docs/performance.md) and against a regression ceiling that fails the run
+#      (EMPMIX_WASM_CEILING, bytes)
+#   2. wasm-bindgen-test unit tests in Node and in headless Chromium (chromedriver)
+#   3. the package's JS API in Node (node --test), including hostile input
+#   4. end to end in headless Chromium against a real empmix-server (playwright-core)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+
+echo "== size"
+target=10240
+# The package does not meet its 10 KB target yet (the engine itself is ~30 KB gzip; see
+# docs/performance.md). Until it does, this ceiling keeps it from growing unnoticed.
+ceiling=${EMPMIX_WASM_CEILING:-40000}
+gz=$(cat pkg/empmix.wasm pkg/index.js | gzip -9 | wc -c)
+gz_wasm=$(gzip -9 -c pkg/empmix.wasm | wc -c)
+gz_js=$(gzip -9 -c pkg/index.js | wc -c)
+br=$( (command -v brotli >/dev/null && cat pkg/empmix.wasm pkg/index.js | brotli -q 11 -c | wc -c) || echo "?")
+echo "package: $gz bytes gzip -9 (wasm $gz_wasm + js $gz_js separately), $br bytes brotli -q 11"
+if [ "$gz" -gt "$target" ]; then
+    echo "NOT MET: the package is over its 10 KB target ($gz > $target bytes gzip -9)"
+fi
+size_ok=1
+if [ "$gz" -gt "$ceiling" ]; then
+    echo "FAIL: the package grew past its regression ceiling ($gz > $ceiling bytes gzip -9)" >&2
+    size_ok=0
+fi
+
+echo "== wasm-bindgen-test: Node"
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
+cargo test --locked -p empmix-wasm --target wasm32-unknown-unknown --test driver
+echo "== wasm-bindgen-test: headless Chromium"
+CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver} WASM_BINDGEN_USE_BROWSER=1 \
+    cargo test --locked -p empmix-wasm --target wasm32-unknown-unknown --test driver
+
+echo "== JS API in Node"
+node --test tests/node/
+
+echo "== end to end in headless Chromium against empmix-server"
+cargo build -q --locked -p empmix-server
+node tests/e2e/run.mjs
+
+[ "$size_ok" = 1 ] || exit 1
+echo "sdk-wasm: all tests passed"

@@ -1,0 +1,184 @@
+// End to end: the built package in headless Chromium (Debian's, driven by playwright-core)
+// against a real empmix-server on loopback. Exits non-zero on the first failure.
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const root = join(here, '../../..');
+const pkg = join(here, '../../pkg');
+const KEY = 'ik_e2e', READ = 'rk_e2e', CONF = 'conf-e2e';
+const results = [];
+const dataDir = mkdtempSync(join(tmpdir(), 'empmix-e2e-'));
+
+// ----- the real server -----
+const server = spawn(join(root, 'target/debug/empmix-server'),
+  ['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--ingest-key', KEY, '--read-key', READ], { stdio: ['ignore', 'pipe', 'inherit'] });
+const api = await new Promise((resolve, reject) => {
+  let out = '';
+  server.stdout.on('data', d => {
+    out += d;
+    const m = out.match(/listening on (http:\/\/[\d.:]+)/);
+    if (m) resolve(m[1]);
+  });
+  server.on('exit', c => reject(new Error('empmix-server exited ' + c)));
+  setTimeout(() => reject(new Error('empmix-server did not start')), 30000);
+});
+
+// ----- a static server for the package and a test page -----
+const page = `<!doctype html><title>e2e</title><button id="btn">Register</button>
+<script type="module">
+  import { EmpMix } from '/pkg/index.js';
+  const q = new URLSearchParams(location.search);
+  window.mix = await EmpMix.init({ apiKey: '${KEY}', endpoint: '${api}', debug: true,
+    flushInterval: +(q.get('interval') || 500), flushAt: 20 });
+  mix.register({ conference_id: '${CONF}' });
+  document.getElementById('btn').onclick = () => mix.track('button_click', { button: 'register' });
+  window.ready = true;
+</script>`;
+const types = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
+const web = http.createServer((req, res) => {
+  const path = new URL(req.url, 'http://x').pathname;
+  try {
+    if (path.startsWith('/pkg/')) {
+      const body = readFileSync(join(pkg, path.slice(5)));
+      res.writeHead(200, { 'Content-Type': types[extname(path)] || 'application/octet-stream' });
+      return res.end(body);
+    }
+    res.writeHead(200, { 'Content-Type': 'text/html' });
+    res.end(page);
+  } catch {
+    res.writeHead(404);
+    res.end();
+  }
+});
+await new Promise(r => web.listen(0, '127.0.0.1', r));
+const site = `http://127.0.0.1:${web.address().port}`;
+
+// ----- helpers -----
+async function query(path) {
+  const r = await fetch(api + path, { headers: { 'X-API-Key': READ } });
+  if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+async function until(what, f, ms = 20000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f().catch(() => null);
+    if (v) return v;
+    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+    await new Promise(r => setTimeout(r, 250));
+  }
+}
+const eventsOf = async (distinctId, type) =>
+  (await query(`/api/analytics/events?distinct_id=${encodeURIComponent(distinctId)}&type=${type}&limit=1000`)).events;
+const arrived = (id, type, n = 1) => until(`${n} ${type} of ${id}`, async () => (await eventsOf(id, type)).length >= n && (await eventsOf(id, type)));
+async function open(context, url = site + '/') {
+  const p = await context.newPage();
+  p.on('console', m => m.type() == 'warning' && console.log('  page:', m.text()));
+  p.on('pageerror', e => console.log('  page error:', e.message));
+  await p.goto(url);
+  await p.waitForFunction(() => window.ready === true);
+  return p;
+}
+async function step(name, f) {
+  const t = Date.now();
+  try {
+    await f();
+    results.push([name, true]);
+    console.log(`ok - ${name} (${Date.now() - t} ms)`);
+  } catch (e) {
+    results.push([name, false]);
+    console.log(`not ok - ${name}: ${e.message}`);
+  }
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+});
+try {
+  const ctx = await browser.newContext();
+
+  await step('a page loads and its page_view arrives', async () => {
+    const p = await open(ctx);
+    const id = await p.evaluate(() => mix.distinctId);
+    const [ev] = await arrived(id, 'page_view');
+    if (!JSON.stringify(ev).includes(site)) throw new Error('page_view without the page URL: ' + JSON.stringify(ev));
+    await p.close();
+  });
+
+  await step('a click tracks an event', async () => {
+    const p = await open(ctx);
+    await p.click('#btn');
+    await arrived(await p.evaluate(() => mix.distinctId), 'button_click');
+    await p.close();
+  });
+
+  await step('a tab closed before the flush interval still delivers (beacon)', async () => {
+    const p = await open(ctx, site + '/?interval=600000');
+    const id = await p.evaluate(() => { for (let i = 0; i < 5; i++) mix.track('before_close', { i }); return mix.distinctId; });
+    await p.close({ runBeforeUnload: true });
+    await arrived(id, 'before_close', 5);
+  });
+
+  await step('the network is cut and restored and nothing is lost', async () => {
+    const c = await browser.newContext();
+    const p = await open(c);
+    const id = await p.evaluate(() => mix.distinctId);
+    await c.setOffline(true);
+    await p.evaluate(() => { for (let i = 0; i < 10; i++) mix.track('offline', { i }); });
+    await new Promise(r => setTimeout(r, 1500));
+    const s = await p.evaluate(() => mix.stats());
+    if (s.delivered > 2 || s.queued + s.inFlight < 10) throw new Error('sent while offline? ' + JSON.stringify(s));
+    await c.setOffline(false);
+    const got = await arrived(id, 'offline', 10, 60000);
+    if (new Set(got.map(e => JSON.stringify(e.properties ?? e))).size < 10) throw new Error('events missing');
+    await c.close();
+  });
+
+  await step('a reload keeps the identity', async () => {
+    const p = await open(ctx);
+    const before = await p.evaluate(() => [mix.anonymousId, mix.identify('reload-user') && mix.distinctId]);
+    await p.reload();
+    await p.waitForFunction(() => window.ready === true);
+    const after = await p.evaluate(() => [mix.anonymousId, mix.distinctId]);
+    if (before[0] != after[0] || after[1] != 'reload-user') throw new Error(`${before} -> ${after}`);
+    await p.close();
+  });
+
+  await step('share chain A -> B -> C credits A and B in the share tree', async () => {
+    const [a, b, c] = [await browser.newContext(), await browser.newContext(), await browser.newContext()];
+    const pa = await open(a);
+    const linkA = await pa.evaluate(() => mix.createShare({ channel: 'copy' }));
+    await pa.evaluate(() => mix.flush());
+    const pb = await open(b, linkA.url);
+    if ((await pb.evaluate(() => location.href)).includes('_s=')) throw new Error('_s not removed from the address');
+    const linkB = await pb.evaluate(() => mix.createShare({ channel: 'wechat' }));
+    await pb.evaluate(() => mix.flush());
+    const pc = await open(c, linkB.url);
+    await pc.evaluate(c => mix.registration({ conferenceId: c, formId: 'main' }), CONF);
+    await pc.evaluate(() => mix.flush());
+    const tree = await until('the share tree', async () => {
+      const t = await query(`/api/analytics/shares/tree?conference_id=${CONF}`);
+      const find = (nodes, code) => { for (const n of nodes || []) { if (n.share_code == code) return n; const f = find(n.children, code); if (f) return f; } };
+      const na = find(t.trees, linkA.code), nb = na && find(na.children, linkB.code);
+      return na && nb && na.credited_conversions >= 1 && nb.credited_conversions >= 1 && { na, nb };
+    });
+    console.log(`  tree: A ${tree.na.share_code} (opens ${tree.na.opens}, credited ${tree.na.credited_conversions}) -> B ${tree.nb.share_code} (opens ${tree.nb.opens}, credited ${tree.nb.credited_conversions})`);
+    await Promise.all([a.close(), b.close(), c.close()]);
+  });
+} finally {
+  await browser.close();
+  web.close();
+  server.kill();
+  rmSync(dataDir, { recursive: true, force: true });
+}
+const failed = results.filter(r => !r[1]).length;
+console.log(`e2e: ${results.length - failed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

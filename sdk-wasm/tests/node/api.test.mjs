@@ -1,0 +1,92 @@
+// The package in Node (no localStorage: memory only) against a tiny ingest stand-in that
+// records what arrives: the API works, and no input a page can pass throws or breaks it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { EmpMix } from '../../pkg/index.js';
+
+const wasm = await readFile(new URL('../../pkg/empmix.wasm', import.meta.url));
+
+async function ingest() {
+  const events = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', c => (body += c));
+    req.on('end', () => {
+      const batch = JSON.parse(body);
+      events.push(...batch.events.map(e => Object.assign(e, { key: req.headers['x-api-key'] })));
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ accepted: batch.events.length, rejected: [] }));
+    });
+  });
+  await new Promise(r => server.listen(0, '127.0.0.1', r));
+  return { events, endpoint: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
+}
+
+test('tracks, identifies, shares and flushes', async () => {
+  const srv = await ingest();
+  const mix = await EmpMix.init({ apiKey: 'k1', endpoint: srv.endpoint, wasm, flushInterval: 60000 });
+  assert.equal(mix.track('click', { button: 'register', n: 2, ok: true }), true);
+  assert.equal(mix.registration({ conferenceId: 'c1', formId: 'f' }), true);
+  assert.equal(mix.checkin({ conferenceId: 'c1', method: 'qr' }), true);
+  assert.equal(mix.aiChat({ conferenceId: 'c1', messageLength: 42 }), true);
+  const anon = mix.anonymousId;
+  assert.equal(mix.identify('user-1'), true);
+  assert.equal(mix.distinctId, 'user-1');
+  assert.equal(mix.alias('crm-9'), true);
+  mix.register({ plan: 'pro' });
+  const share = mix.createShare({ channel: 'wechat', url: 'https://conf.example/c/1?x=1' });
+  assert.match(share.code, /^[A-Za-z0-9_-]{12}$/);
+  assert.equal(share.url, `https://conf.example/c/1?x=1&_s=${share.code}`);
+  assert.equal(await mix.flush(5000), true);
+  const types = srv.events.map(e => e.type);
+  assert.deepEqual(types, ['click', 'registration', 'checkin', 'ai_chat', 'identify', 'alias', 'share']);
+  assert.equal(srv.events[0].anonymous_id, anon);
+  assert.equal(srv.events[0].key, 'k1');
+  assert.equal(srv.events[0].context.library.name, 'empmix-web');
+  assert.deepEqual(srv.events[3].properties, { conference_id: 'c1', message_length: 42 });
+  assert.equal(srv.events[6].properties.plan, 'pro');
+  assert.equal(srv.events[6].distinct_id, 'user-1');
+  const s = mix.stats();
+  assert.equal(s.delivered, 7);
+  assert.equal(s.queued, 0);
+  mix.optOut();
+  assert.equal(mix.optedOut, true);
+  assert.equal(mix.track('after_opt_out'), false);
+  mix.optIn();
+  mix.reset();
+  assert.notEqual(mix.anonymousId, anon);
+  srv.close();
+});
+
+test('hostile input never throws and never breaks the engine', async () => {
+  const srv = await ingest();
+  const mix = await EmpMix.init({ apiKey: 'k2', endpoint: srv.endpoint, wasm, flushInterval: 60000 });
+  const cyclic = { a: 1 };
+  cyclic.self = cyclic;
+  const huge = 'x'.repeat(2 ** 20 + 1); // over the JS cap
+  const big = 'y'.repeat(100_000); // under the cap, over the event limit
+  const hostile = [undefined, null, 0, -1, NaN, Infinity, 1n, true, '', ' ', '\u0000', 'a\nb', huge,
+    '\ud800', Symbol('s'), () => 1, [], [1, 2], {}, cyclic, { big: 1n }, { s: huge }, big, { s: big }, new Date(0),
+    Object.create(null), { toJSON() { throw new Error('boom'); } }, new Proxy({}, { get() { throw new Error('trap'); } })];
+  const methods = ['track', 'pageView', 'registration', 'checkin', 'aiChat', 'identify', 'alias', 'register',
+    'unregister', 'createShare', 'flush'];
+  for (const m of methods) {
+    for (const a of hostile) {
+      for (const b of [undefined, a, cyclic, big]) {
+        assert.doesNotThrow(() => {
+          const r = mix[m](a, b);
+          if (r instanceof Promise) r.catch(() => assert.fail('flush rejected'));
+        }, `${m}(${typeof a})`);
+      }
+    }
+  }
+  for (const m of ['reset', 'optIn', 'stats']) assert.doesNotThrow(() => mix[m](cyclic, huge));
+  mix.reset();
+  assert.equal(mix.track('still_alive', { ok: 1 }), true);
+  assert.equal(await mix.flush(5000), true);
+  assert.ok(srv.events.some(e => e.type === 'still_alive'));
+  assert.ok(mix.stats().invalid > 0);
+  srv.close();
+});
