@@ -1,0 +1,595 @@
+//! The client handle and every call on it.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use native::{Client, Error, Event, Properties};
+
+use crate::boundary::{guard, optional_str, required_str, write_string};
+use crate::error::{EmpmixResult, Failure};
+
+/// An opaque client. Create with `empmix_client_new`, free with `empmix_client_free`.
+#[derive(Debug)]
+pub struct EmpmixClient {
+    inner: Client,
+}
+
+/// Client settings. Initialise with `empmix_config_init`, then set what you need; zero means
+/// "the default" for every number.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct EmpmixConfig {
+    /// The project's public ingest key. Required.
+    pub ingest_key: *const c_char,
+    /// The server's base URL, for example `https://analytics.example`. Required.
+    pub endpoint: *const c_char,
+    /// A directory for identity, attribution and unsent events (the app's data folder), or
+    /// NULL to keep everything in memory.
+    pub data_dir: *const c_char,
+    /// Send when this many events are queued (default 20).
+    pub flush_at: u32,
+    /// Send when the oldest unsent event has waited this long, in ms (default 30000).
+    pub flush_interval_ms: u32,
+    /// Most events kept unsent (default 10000); beyond it the oldest are dropped and counted.
+    pub max_queue: u32,
+    /// Timeout of one HTTP request, in ms (default 10000).
+    pub request_timeout_ms: u32,
+    /// Compress request bodies with gzip (default true).
+    pub gzip: bool,
+    /// Log every event and request (through the library's `tracing` output).
+    pub debug: bool,
+}
+
+/// Counters of a client, as returned by `empmix_stats`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmpmixStats {
+    /// Events waiting to be sent.
+    pub queued: u64,
+    /// Events in requests awaiting an answer.
+    pub in_flight: u64,
+    /// Events delivered.
+    pub delivered: u64,
+    /// Event sends that failed and were scheduled again.
+    pub retried: u64,
+    /// Events dropped because the queue was full.
+    pub dropped_queue_full: u64,
+    /// Events dropped because they were older than the maximum age (7 days).
+    pub dropped_expired: u64,
+    /// Events dropped because they were too large.
+    pub dropped_too_large: u64,
+    /// Events the server refused.
+    pub dropped_rejected: u64,
+    /// Events dropped by opting out.
+    pub dropped_opted_out: u64,
+    /// Events unsent when an in-memory client stopped.
+    pub dropped_lost: u64,
+}
+
+fn map_error(e: Error) -> Failure {
+    let code = match &e {
+        Error::Config(_) | Error::InvalidEndpoint(_) | Error::InvalidIngestKey | Error::ZeroTimeout(_) => {
+            EmpmixResult::EmpmixErrInvalidConfig
+        }
+        Error::DirectoryInUse(_) | Error::Storage { .. } => EmpmixResult::EmpmixErrStorage,
+        Error::Start(_) => EmpmixResult::EmpmixErrRuntime,
+        Error::OptedOut => EmpmixResult::EmpmixErrOptedOut,
+        Error::ShutDown => EmpmixResult::EmpmixErrShutDown,
+        Error::InvalidName(_) => EmpmixResult::EmpmixErrInvalidName,
+        Error::InvalidProperties(_) => EmpmixResult::EmpmixErrInvalidJson,
+        Error::InvalidUrl(_) => EmpmixResult::EmpmixErrInvalidUrl,
+        Error::TooLarge { .. } => EmpmixResult::EmpmixErrTooLarge,
+        Error::QueueFull => EmpmixResult::EmpmixErrQueueFull,
+        Error::Timeout { .. } => EmpmixResult::EmpmixErrTimeout,
+        _ => EmpmixResult::EmpmixErrRuntime,
+    };
+    Failure::new(code, e.to_string())
+}
+
+fn ms(value: u32) -> Option<Duration> {
+    (value > 0).then(|| Duration::from_millis(u64::from(value)))
+}
+
+/// The client behind a handle, or `EMPMIX_ERR_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `client` is NULL or a live handle from `empmix_client_new`.
+unsafe fn client<'a>(client: *const EmpmixClient) -> Result<&'a Client, Failure> {
+    // SAFETY: per the contract, a non-NULL pointer is a live handle.
+    unsafe { client.as_ref() }
+        .map(|c| &c.inner)
+        .ok_or_else(|| Failure::new(EmpmixResult::EmpmixErrNullArgument, "client is NULL"))
+}
+
+/// Properties from an optional JSON object string.
+///
+/// # Safety
+/// As [`optional_str`].
+unsafe fn properties(json: *const c_char) -> Result<Properties, Failure> {
+    // SAFETY: forwarded.
+    match unsafe { optional_str(json, "properties_json") }? {
+        None => Ok(Properties::new()),
+        Some(text) => Properties::from_json(text).map_err(|e| {
+            Failure::new(
+                EmpmixResult::EmpmixErrInvalidJson,
+                format!("properties_json must be a JSON object: {e}"),
+            )
+        }),
+    }
+}
+
+fn tracked<T>(result: Result<T, Error>) -> Result<(), Failure> {
+    result.map(drop).map_err(map_error)
+}
+
+/// Fills `config` with the defaults (all NULL and zero, gzip on). NULL is ignored.
+///
+/// # Safety
+/// `config` is NULL or points to writable memory for an `EmpmixConfig`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_config_init(config: *mut EmpmixConfig) {
+    let defaults = EmpmixConfig {
+        ingest_key: std::ptr::null(),
+        endpoint: std::ptr::null(),
+        data_dir: std::ptr::null(),
+        flush_at: 0,
+        flush_interval_ms: 0,
+        max_queue: 0,
+        request_timeout_ms: 0,
+        gzip: true,
+        debug: false,
+    };
+    if !config.is_null() {
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { config.write(defaults) };
+    }
+}
+
+/// Creates a client and starts its background thread. On success `*out_client` is the new
+/// handle; on failure it is set to NULL.
+///
+/// # Safety
+/// `config` is NULL or a valid `EmpmixConfig` whose strings are NULL or NUL-terminated;
+/// `out_client` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_client_new(
+    config: *const EmpmixConfig,
+    out_client: *mut *mut EmpmixClient,
+) -> EmpmixResult {
+    guard(|| {
+        if out_client.is_null() {
+            return Err(Failure::new(EmpmixResult::EmpmixErrNullArgument, "out_client is NULL"));
+        }
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { *out_client = std::ptr::null_mut() };
+        // SAFETY: per the contract.
+        let config = unsafe { config.as_ref() }
+            .ok_or_else(|| Failure::new(EmpmixResult::EmpmixErrNullArgument, "config is NULL"))?;
+        // SAFETY: the config's strings follow the contract.
+        let (key, endpoint, dir) = unsafe {
+            (
+                required_str(config.ingest_key, "config.ingest_key")?,
+                required_str(config.endpoint, "config.endpoint")?,
+                optional_str(config.data_dir, "config.data_dir")?,
+            )
+        };
+        let mut builder = Client::builder(key).endpoint(endpoint).gzip(config.gzip).debug(config.debug);
+        if let Some(dir) = dir {
+            builder = builder.persistence_dir(dir);
+        }
+        if config.flush_at > 0 {
+            builder = builder.flush_at(config.flush_at as usize);
+        }
+        if let Some(d) = ms(config.flush_interval_ms) {
+            builder = builder.flush_interval(d);
+        }
+        if config.max_queue > 0 {
+            builder = builder.max_queue(config.max_queue as usize);
+        }
+        if let Some(d) = ms(config.request_timeout_ms) {
+            builder = builder.request_timeout(d);
+        }
+        let inner = builder.build().map_err(map_error)?;
+        let handle = Box::into_raw(Box::new(EmpmixClient { inner }));
+        // SAFETY: checked non-NULL above.
+        unsafe { *out_client = handle };
+        Ok(())
+    })
+}
+
+/// Frees a client. NULL is ignored. Without a prior `empmix_shutdown`, the background thread is
+/// stopped without draining: unsent events stay in the persistence directory (sent by the next
+/// client on it) or, in memory, are lost and logged. The handle must not be used afterwards.
+///
+/// # Safety
+/// `client` is NULL or a live handle, not used by another thread during or after this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_client_free(client: *mut EmpmixClient) {
+    if client.is_null() {
+        return;
+    }
+    let _ = guard(|| {
+        // SAFETY: a live handle made by `Box::into_raw`, freed once per the contract.
+        drop(unsafe { Box::from_raw(client) });
+        Ok(())
+    });
+}
+
+/// Tracks an event named `name` with `properties_json` (a JSON object, or NULL for none).
+///
+/// # Safety
+/// `client` is NULL or a live handle; strings are NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_track(
+    client: *const EmpmixClient,
+    name: *const c_char,
+    properties_json: *const c_char,
+) -> EmpmixResult {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (c, name, props) =
+            unsafe { (self::client(client)?, required_str(name, "name")?, properties(properties_json)?) };
+        let event = Event::custom(name, props).map_err(|e| map_error(Error::InvalidName(e)))?;
+        tracked(c.track_event(event))
+    })
+}
+
+/// Tracks a page view. `conference_id` and `referrer` may be NULL.
+///
+/// # Safety
+/// As `empmix_track`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_page_view(
+    client: *const EmpmixClient,
+    url: *const c_char,
+    conference_id: *const c_char,
+    referrer: *const c_char,
+) -> EmpmixResult {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (c, url, conf, referrer) = unsafe {
+            (
+                self::client(client)?,
+                required_str(url, "url")?,
+                optional_str(conference_id, "conference_id")?,
+                optional_str(referrer, "referrer")?,
+            )
+        };
+        tracked(c.page_view(url, conf, referrer))
+    })
+}
+
+/// Tracks a registration. `form_id` may be NULL.
+///
+/// # Safety
+/// As `empmix_track`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_registration(
+    client: *const EmpmixClient,
+    conference_id: *const c_char,
+    form_id: *const c_char,
+) -> EmpmixResult {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (c, conf, form) = unsafe {
+            (
+                self::client(client)?,
+                required_str(conference_id, "conference_id")?,
+                optional_str(form_id, "form_id")?,
+            )
+        };
+        tracked(c.registration(conf, form))
+    })
+}
+
+/// Tracks a check-in by `method` (for example "qr").
+///
+/// # Safety
+/// As `empmix_track`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_checkin(
+    client: *const EmpmixClient,
+    conference_id: *const c_char,
+    method: *const c_char,
+) -> EmpmixResult {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (c, conf, method) = unsafe {
+            (
+                self::client(client)?,
+                required_str(conference_id, "conference_id")?,
+                required_str(method, "method")?,
+            )
+        };
+        tracked(c.checkin(conf, method))
+    })
+}
+
+/// Tracks an AI chat message of `message_length` characters.
+///
+/// # Safety
+/// As `empmix_track`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_ai_chat(
+    client: *const EmpmixClient,
+    conference_id: *const c_char,
+    message_length: u64,
+) -> EmpmixResult {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (c, conf) = unsafe { (self::client(client)?, required_str(conference_id, "conference_id")?) };
+        tracked(c.ai_chat(conf, message_length))
+    })
+}
+
+/// Identifies the user: later events carry `user_id`, and an `identify` event links the
+/// anonymous id to it.
+///
+/// # Safety
+/// As `empmix_track`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_identify(
+    client: *const EmpmixClient,
+    user_id: *const c_char,
+) -> EmpmixResult {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (c, user) = unsafe { (self::client(client)?, required_str(user_id, "user_id")?) };
+        tracked(c.identify(user))
+    })
+}
+
+/// Links another id of this user to the current one.
+///
+/// # Safety
+/// As `empmix_track`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_alias(client: *const EmpmixClient, alias: *const c_char) -> EmpmixResult {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (c, alias) = unsafe { (self::client(client)?, required_str(alias, "alias")?) };
+        tracked(c.alias(alias))
+    })
+}
+
+/// Logout: a new anonymous id, no super properties, a new session, no attribution.
+///
+/// # Safety
+/// `client` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_reset(client: *const EmpmixClient) -> EmpmixResult {
+    // SAFETY: per the contract.
+    guard(|| unsafe { self::client(client) }.map(Client::reset))
+}
+
+/// Registers super properties (a JSON object) sent with every later event; these win over
+/// ones already registered.
+///
+/// # Safety
+/// As `empmix_track`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_register(
+    client: *const EmpmixClient,
+    properties_json: *const c_char,
+) -> EmpmixResult {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (c, props) = unsafe { (self::client(client)?, required_props(properties_json)?) };
+        tracked(c.register(props))
+    })
+}
+
+/// Registers super properties only where none is registered yet.
+///
+/// # Safety
+/// As `empmix_track`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_register_once(
+    client: *const EmpmixClient,
+    properties_json: *const c_char,
+) -> EmpmixResult {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (c, props) = unsafe { (self::client(client)?, required_props(properties_json)?) };
+        tracked(c.register_once(props))
+    })
+}
+
+/// A required JSON object argument, as a `serde_json` value for the native client.
+///
+/// # Safety
+/// As [`required_str`].
+unsafe fn required_props(json: *const c_char) -> Result<serde_json::Value, Failure> {
+    // SAFETY: forwarded.
+    let text = unsafe { required_str(json, "properties_json") }?;
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+        Ok(_) => {
+            Err(Failure::new(EmpmixResult::EmpmixErrInvalidJson, "properties_json must be a JSON object"))
+        }
+        Err(e) => Err(Failure::new(EmpmixResult::EmpmixErrInvalidJson, format!("properties_json: {e}"))),
+    }
+}
+
+/// Removes one super property.
+///
+/// # Safety
+/// As `empmix_track`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_unregister(client: *const EmpmixClient, key: *const c_char) -> EmpmixResult {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (c, key) = unsafe { (self::client(client)?, required_str(key, "key")?) };
+        c.unregister(key);
+        Ok(())
+    })
+}
+
+/// Stops tracking and purges unsent events. Persisted.
+///
+/// # Safety
+/// `client` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_opt_out(client: *const EmpmixClient) -> EmpmixResult {
+    // SAFETY: per the contract.
+    guard(|| unsafe { self::client(client) }.map(Client::opt_out))
+}
+
+/// Resumes tracking.
+///
+/// # Safety
+/// `client` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_opt_in(client: *const EmpmixClient) -> EmpmixResult {
+    // SAFETY: per the contract.
+    guard(|| unsafe { self::client(client) }.map(Client::opt_in))
+}
+
+/// Makes a share link for `target_url` on `channel`: `*out_code` is the new share code and
+/// `*out_url` the URL with `_s=<code>`; free both with `empmix_string_free`. On failure both
+/// are set to NULL.
+///
+/// # Safety
+/// As `empmix_track`; `out_code` and `out_url` are NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_create_share(
+    client: *const EmpmixClient,
+    channel: *const c_char,
+    target_url: *const c_char,
+    out_code: *mut *mut c_char,
+    out_url: *mut *mut c_char,
+) -> EmpmixResult {
+    guard(|| {
+        if out_code.is_null() || out_url.is_null() {
+            return Err(Failure::new(EmpmixResult::EmpmixErrNullArgument, "out_code or out_url is NULL"));
+        }
+        // SAFETY: both checked non-NULL and writable per the contract.
+        unsafe {
+            *out_code = std::ptr::null_mut();
+            *out_url = std::ptr::null_mut();
+        }
+        // SAFETY: per the contract.
+        let (c, channel, target) = unsafe {
+            (
+                self::client(client)?,
+                required_str(channel, "channel")?,
+                required_str(target_url, "target_url")?,
+            )
+        };
+        let link = c.create_share(channel, target).map_err(map_error)?;
+        // SAFETY: checked non-NULL above.
+        unsafe {
+            write_string(out_code, link.code.as_str());
+            write_string(out_url, &link.url);
+        }
+        Ok(())
+    })
+}
+
+/// Handles a URL the app was opened with: records a `share_open` for its `_s` code (unless it
+/// is this user's own) and makes it this user's attribution. `*out_clean_url` is the URL
+/// without `_s`, to show and to share on; free it with `empmix_string_free`.
+///
+/// # Safety
+/// As `empmix_track`; `out_clean_url` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_handle_incoming_url(
+    client: *const EmpmixClient,
+    url: *const c_char,
+    out_clean_url: *mut *mut c_char,
+) -> EmpmixResult {
+    guard(|| {
+        if out_clean_url.is_null() {
+            return Err(Failure::new(EmpmixResult::EmpmixErrNullArgument, "out_clean_url is NULL"));
+        }
+        // SAFETY: checked non-NULL and writable per the contract.
+        unsafe { *out_clean_url = std::ptr::null_mut() };
+        // SAFETY: per the contract.
+        let (c, url) = unsafe { (self::client(client)?, required_str(url, "url")?) };
+        let incoming = c.handle_incoming_url(url).map_err(map_error)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_string(out_clean_url, &incoming.url) };
+        Ok(())
+    })
+}
+
+/// Sends everything tracked so far and blocks until it is delivered (or dropped and counted),
+/// at most `timeout_ms`. `EMPMIX_ERR_TIMEOUT` leaves the events queued (and persisted).
+///
+/// # Safety
+/// `client` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_flush(client: *const EmpmixClient, timeout_ms: u32) -> EmpmixResult {
+    guard(|| {
+        // SAFETY: per the contract.
+        let c = unsafe { self::client(client) }?;
+        c.flush_blocking(Duration::from_millis(u64::from(timeout_ms))).map_err(map_error)
+    })
+}
+
+/// Call when the app enters the background: flushes for at most `timeout_ms`. Unsent events
+/// are already on disk with a persistence directory, so a suspended or killed app loses
+/// nothing; the next start sends them.
+///
+/// # Safety
+/// `client` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_enter_background(
+    client: *const EmpmixClient,
+    timeout_ms: u32,
+) -> EmpmixResult {
+    // SAFETY: forwarded.
+    unsafe { empmix_flush(client, timeout_ms) }
+}
+
+/// Stops taking events, sends what is queued for at most `timeout_ms`, and joins the
+/// background thread. Later calls on the handle return `EMPMIX_ERR_SHUT_DOWN`; a second
+/// `empmix_shutdown` returns `EMPMIX_OK`. The handle must still be freed.
+///
+/// # Safety
+/// `client` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_shutdown(client: *const EmpmixClient, timeout_ms: u32) -> EmpmixResult {
+    guard(|| {
+        // SAFETY: per the contract.
+        let c = unsafe { self::client(client) }?;
+        match c.shutdown_blocking(Duration::from_millis(u64::from(timeout_ms))) {
+            Ok(()) | Err(Error::ShutDown) => Ok(()),
+            Err(e) => Err(map_error(e)),
+        }
+    })
+}
+
+/// Copies the client's counters into `*out_stats`.
+///
+/// # Safety
+/// `client` is NULL or a live handle; `out_stats` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_stats(
+    client: *const EmpmixClient,
+    out_stats: *mut EmpmixStats,
+) -> EmpmixResult {
+    guard(|| {
+        // SAFETY: per the contract.
+        let c = unsafe { self::client(client) }?;
+        if out_stats.is_null() {
+            return Err(Failure::new(EmpmixResult::EmpmixErrNullArgument, "out_stats is NULL"));
+        }
+        let s = c.stats();
+        let stats = EmpmixStats {
+            queued: s.queued as u64,
+            in_flight: s.in_flight as u64,
+            delivered: s.delivered,
+            retried: s.retried,
+            dropped_queue_full: s.dropped.queue_full,
+            dropped_expired: s.dropped.expired,
+            dropped_too_large: s.dropped.too_large,
+            dropped_rejected: s.dropped.rejected,
+            dropped_opted_out: s.dropped.opted_out,
+            dropped_lost: s.dropped.lost,
+        };
+        // SAFETY: checked non-NULL and writable per the contract.
+        unsafe { out_stats.write(stats) };
+        Ok(())
+    })
+}

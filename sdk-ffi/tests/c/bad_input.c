@@ -1,0 +1,93 @@
+/* Every kind of bad input returns an error code; nothing crashes. Needs no server. */
+#include <string.h>
+#include "check.h"
+
+int main(void) {
+    /* NULLs everywhere. */
+    EmpmixClient *client = NULL;
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_client_new(NULL, &client));
+    EmpmixConfig config;
+    empmix_config_init(&config);
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_client_new(&config, &client)); /* no key, no endpoint */
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_client_new(&config, NULL));
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_track(NULL, "x", NULL));
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_flush(NULL, 10));
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_stats(NULL, NULL));
+    empmix_client_free(NULL);
+    empmix_string_free(NULL);
+
+    /* Invalid configuration. */
+    config.ingest_key = "k";
+    config.endpoint = "not a url";
+    EXPECT(EMPMIX_ERR_INVALID_CONFIG, empmix_client_new(&config, &client));
+    config.endpoint = "http://127.0.0.1:9";
+    config.flush_at = 100000;
+    EXPECT(EMPMIX_ERR_INVALID_CONFIG, empmix_client_new(&config, &client));
+    char detail[8];
+    size_t needed = empmix_last_error_message(detail, sizeof detail);
+    CHECK(needed > sizeof detail && strlen(detail) == sizeof detail - 1); /* truncated, terminated */
+    CHECK(empmix_last_error_message(NULL, 0) == needed);
+    config.flush_at = 0;
+    config.data_dir = "/proc/empmix-cannot-create-this";
+    EXPECT(EMPMIX_ERR_STORAGE, empmix_client_new(&config, &client));
+    config.data_dir = NULL;
+
+    client = client_for(NULL);
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_track(client, NULL, NULL));
+    EXPECT(EMPMIX_ERR_INVALID_NAME, empmix_track(client, "", NULL));
+    EXPECT(EMPMIX_ERR_INVALID_UTF8, empmix_track(client, "bad\xC3\x28utf8", NULL));
+    EXPECT(EMPMIX_ERR_INVALID_UTF8, empmix_track(client, "ok", "{\"k\":\"\xFF\"}"));
+    EXPECT(EMPMIX_ERR_INVALID_JSON, empmix_track(client, "ok", "{not json"));
+    EXPECT(EMPMIX_ERR_INVALID_JSON, empmix_track(client, "ok", "[1,2,3]"));
+    EXPECT(EMPMIX_ERR_INVALID_JSON, empmix_register(client, "\"just a string\""));
+    OK(empmix_track(client, "ok", NULL));
+    OK(empmix_track(client, "ok", "{}"));
+    EXPECT(EMPMIX_ERR_INVALID_NAME, empmix_identify(client, ""));
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_identify(client, NULL));
+
+    char *code = NULL, *url = NULL;
+    EXPECT(EMPMIX_ERR_INVALID_URL, empmix_create_share(client, "wechat", "/relative/path", &code, &url));
+    CHECK(code == NULL && url == NULL);
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_create_share(client, "wechat", "https://x.example/", NULL, &url));
+    EXPECT(EMPMIX_ERR_INVALID_URL, empmix_handle_incoming_url(client, "", &url));
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_handle_incoming_url(client, "https://x.example/?_s=abc", NULL));
+
+    /* A huge event is refused, not truncated. */
+    size_t big = 64 * 1024;
+    char *huge = malloc(big + 32);
+    CHECK(huge != NULL);
+    strcpy(huge, "{\"blob\":\"");
+    memset(huge + 9, 'x', big);
+    strcpy(huge + 9 + big, "\"}");
+    EXPECT(EMPMIX_ERR_TOO_LARGE, empmix_track(client, "huge", huge));
+    free(huge);
+
+    /* Opted out: refused with a code, and what was queued is purged. */
+    OK(empmix_opt_out(client));
+    EXPECT(EMPMIX_ERR_OPTED_OUT, empmix_track(client, "ok", NULL));
+    EmpmixStats purged;
+    OK(empmix_stats(client, &purged));
+    CHECK(purged.queued == 0 && purged.dropped_opted_out == 2);
+    OK(empmix_opt_in(client));
+    for (int i = 0; i < 3; i++) OK(empmix_track(client, "after_opt_in", NULL));
+
+    /* The server is unreachable: flush times out with a code and keeps the events. */
+    EXPECT(EMPMIX_ERR_TIMEOUT, empmix_flush(client, 300));
+    EmpmixStats stats;
+    OK(empmix_stats(client, &stats));
+    CHECK(stats.queued + stats.in_flight == 3);
+
+    /* After shutdown the handle still answers, with a code. */
+    EXPECT(EMPMIX_ERR_TIMEOUT, empmix_shutdown(client, 300));
+    EXPECT(EMPMIX_ERR_SHUT_DOWN, empmix_track(client, "late", NULL));
+    EXPECT(EMPMIX_ERR_SHUT_DOWN, empmix_flush(client, 10));
+    OK(empmix_shutdown(client, 10)); /* idempotent */
+    empmix_client_free(client);
+
+    /* Every code has a message. */
+    for (unsigned code = 0; code <= 14; code++) CHECK(strlen(empmix_result_message((EmpmixResult)code)) > 0);
+    CHECK(strlen(empmix_result_message((EmpmixResult)9999)) > 0);
+    CHECK(strcmp(empmix_version(), EMPMIX_VERSION) == 0);
+    printf("BAD_INPUT_OK\n");
+    return 0;
+}

@@ -1,0 +1,50 @@
+/* Tiny assertion helpers shared by the C test programs. */
+#ifndef EMPMIX_TEST_CHECK_H
+#define EMPMIX_TEST_CHECK_H
+#include <stdio.h>
+#include <stdlib.h>
+#include "empmix.h"
+
+#define CHECK(cond)                                                                    \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+            exit(1);                                                                   \
+        }                                                                              \
+    } while (0)
+
+/* Expects `call` to return `want`; prints the library's messages when it does not. */
+#define EXPECT(want, call)                                                             \
+    do {                                                                               \
+        EmpmixResult got_ = (call);                                                    \
+        if (got_ != (want)) {                                                          \
+            char detail_[256];                                                         \
+            empmix_last_error_message(detail_, sizeof detail_);                        \
+            fprintf(stderr, "%s:%d: %s returned %u (%s: %s), wanted %u\n", __FILE__,   \
+                    __LINE__, #call, (unsigned)got_, empmix_result_message(got_),      \
+                    detail_, (unsigned)(want));                                        \
+            exit(1);                                                                   \
+        }                                                                              \
+    } while (0)
+
+#define OK(call) EXPECT(EMPMIX_OK, call)
+
+static const char *env_or(const char *name, const char *fallback) {
+    const char *v = getenv(name);
+    return v ? v : fallback;
+}
+
+static EmpmixClient *client_for(const char *data_dir) {
+    EmpmixConfig config;
+    empmix_config_init(&config);
+    config.ingest_key = env_or("EMPMIX_INGEST_KEY", "missing-key");
+    config.endpoint = env_or("EMPMIX_ENDPOINT", "http://127.0.0.1:9");
+    config.data_dir = data_dir;
+    config.flush_interval_ms = 200;
+    config.request_timeout_ms = 2000;
+    EmpmixClient *client = NULL;
+    OK(empmix_client_new(&config, &client));
+    CHECK(client != NULL);
+    return client;
+}
+#endif

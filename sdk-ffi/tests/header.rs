@@ -1,0 +1,38 @@
+//! The committed header `include/empmix.h` is exactly what the pinned cbindgen generates from
+//! the source. After a deliberate ABI change: `UPDATE_HEADER=1 cargo test -p empmix-ffi --test header`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on an unexpected error")]
+
+use std::path::Path;
+
+#[test]
+fn committed_header_matches_the_source() {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    let mut parts = version.split('.');
+    let mut part = || parts.next().unwrap_or("0").to_string();
+    let (major, minor, patch) = (part(), part(), part());
+    config.after_includes = Some(format!(
+        "\n#define EMPMIX_VERSION \"{version}\"\n#define EMPMIX_VERSION_MAJOR {major}\n\
+         #define EMPMIX_VERSION_MINOR {minor}\n#define EMPMIX_VERSION_PATCH {patch}\n"
+    ));
+    let mut generated = Vec::new();
+    cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(crate_dir.join("src/lib.rs"))
+        .with_src(crate_dir.join("src/client.rs"))
+        .with_src(crate_dir.join("src/error.rs"))
+        .generate()
+        .unwrap()
+        .write(&mut generated);
+    let generated = String::from_utf8(generated).unwrap();
+    let path = crate_dir.join("include/empmix.h");
+    if std::env::var_os("UPDATE_HEADER").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "include/empmix.h is out of date with the source: run UPDATE_HEADER=1 cargo test -p empmix-ffi --test header"
+    );
+}
