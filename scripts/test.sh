@@ -11,6 +11,22 @@ step "toolchain: rustfmt, clippy, wasm32-unknown-unknown"
 rustup component add rustfmt clippy >/dev/null
 rustup target add wasm32-unknown-unknown >/dev/null
 
+step "system tools: a C compiler, python3 and valgrind (for the C ABI tests)"
+missing=()
+for tool in cc python3 valgrind; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    apt-get update -q >/dev/null
+    apt-get install -y -q gcc python3 valgrind >/dev/null
+fi
+
+if [ -f scripts/services.sh ]; then
+    step "services: RabbitMQ and PostgreSQL"
+    bash scripts/services.sh
+fi
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
