@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 use crate::config::{ConfigError, ConfigFile, DEFAULT_PROJECT, ProjectConfig, ServerConfig};
 
 /// The EmpMix analytics ingest server: ingest API, durable queue, consumer and analytics
-/// queries in one process, storing everything in SQLite under the data directory.
+/// queries in one process, storing everything in SQLite under the data directory; or, with
+/// --queue amqp://… and --store postgres://…, one of several ingest or consumer processes
+/// over RabbitMQ and PostgreSQL.
 #[derive(Debug, Parser)]
 #[command(name = "empmix-server", version, about, long_about = None)]
 pub struct Cli {
@@ -53,6 +55,24 @@ pub struct Cli {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "EMPMIX_WORKERS", global = true)]
     pub workers: Option<usize>,
+
+    /// Scale-out queue: a RabbitMQ URL (`amqp://user:pass@host:5672/%2f`). Default: the
+    /// embedded SQLite queue in the data directory.
+    #[arg(long = "queue", env = "EMPMIX_QUEUE_URL", global = true, value_name = "URL")]
+    pub queue_url: Option<String>,
+
+    /// RabbitMQ queue name (with --queue); its dead-letter queue is `<name>.dlq`.
+    #[arg(long, env = "EMPMIX_QUEUE_NAME", default_value = crate::queue::amqp::DEFAULT_QUEUE_NAME, global = true)]
+    pub queue_name: String,
+
+    /// RabbitMQ consumer prefetch (unacknowledged batches in flight per consumer).
+    #[arg(long, env = "EMPMIX_PREFETCH", default_value_t = crate::queue::amqp::DEFAULT_PREFETCH, global = true)]
+    pub prefetch: u16,
+
+    /// Scale-out store: a PostgreSQL URL (`postgres://user@host:5432/db`). Default: the
+    /// embedded SQLite store in the data directory.
+    #[arg(long = "store", env = "EMPMIX_STORE_URL", global = true, value_name = "URL")]
+    pub store_url: Option<String>,
 }
 
 /// Subcommands.
@@ -91,6 +111,10 @@ impl Cli {
             projects,
             run_consumer: !self.no_consumer,
             worker_threads: self.workers,
+            queue_url: self.queue_url.clone(),
+            queue_name: self.queue_name.clone(),
+            prefetch: self.prefetch,
+            store_url: self.store_url.clone(),
         })
     }
 }

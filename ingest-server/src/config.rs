@@ -130,6 +130,14 @@ pub struct ServerConfig {
     pub run_consumer: bool,
     /// Tokio worker threads for HTTP; `None`: one per core.
     pub worker_threads: Option<usize>,
+    /// RabbitMQ URL (`amqp://…`) for the scale-out queue; `None`: the embedded SQLite queue.
+    pub queue_url: Option<String>,
+    /// The RabbitMQ queue's name (its dead-letter queue is `<name>.dlq`).
+    pub queue_name: String,
+    /// The RabbitMQ consumer's prefetch count.
+    pub prefetch: u16,
+    /// PostgreSQL URL (`postgres://…`) for the scale-out store; `None`: the embedded SQLite store.
+    pub store_url: Option<String>,
 }
 
 impl ServerConfig {
@@ -141,6 +149,10 @@ impl ServerConfig {
             projects: Vec::new(),
             run_consumer: true,
             worker_threads: None,
+            queue_url: None,
+            queue_name: crate::queue::amqp::DEFAULT_QUEUE_NAME.into(),
+            prefetch: crate::queue::amqp::DEFAULT_PREFETCH,
+            store_url: None,
         }
     }
 

@@ -33,7 +33,7 @@ mod server;
 pub mod store;
 
 pub use config::{ProjectConfig, ServerConfig};
-pub use server::{RunningServer, Server, ServerError};
+pub use server::{RunningServer, Server, ServerError, open_queue, open_store, spawn_consumer};
 
 /// Milliseconds since the Unix epoch, now.
 pub(crate) fn now_millis() -> i64 {

@@ -10,9 +10,7 @@ use empmix_server::cli::{Cli, Command};
 use empmix_server::config::{KeySource, resolve_projects};
 use empmix_server::consumer::{self, Zones};
 use empmix_server::http::metrics::Metrics;
-use empmix_server::queue::sqlite::SqliteQueue;
-use empmix_server::store::sqlite::SqliteStore;
-use empmix_server::{RunningServer, Server};
+use empmix_server::{RunningServer, Server, open_queue, open_store};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -92,27 +90,43 @@ fn consume(cli: &Cli, drain: bool) -> Result<(), Box<dyn std::error::Error>> {
     let config = cli.server_config()?;
     std::fs::create_dir_all(&config.data_dir)?;
     let (projects, _) = resolve_projects(&config.data_dir, &config.projects)?;
-    let queue = SqliteQueue::open(&config.data_dir)?;
-    let store = SqliteStore::open(&config.data_dir)?;
+    let queue = open_queue(&config, true)?;
+    let store = open_store(&config)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     std::thread::spawn(move || {
         let _ = wait_for_signal();
         flag.store(true, Ordering::SeqCst);
     });
-    tracing::info!(data_dir = %config.data_dir.display(), "consumer started");
+    tracing::info!(data_dir = %config.data_dir.display(), ordered = queue.ordered(), "consumer started");
     let zones = Zones::new(&projects);
     let metrics = Metrics::default();
+    let (queue, store) = (queue.as_ref(), store.as_ref());
     if drain {
         let started = std::time::Instant::now();
-        let events = consumer::drain(&queue, &store, &zones, &metrics, &stop)?;
-        let secs = started.elapsed().as_secs_f64();
+        let (events, secs) = if queue.ordered() {
+            let events = consumer::drain(queue, store, &zones, &metrics, &stop)?;
+            (events, started.elapsed().as_secs_f64())
+        } else {
+            // Until no batch arrives for 2 s; the time excludes that wait.
+            let (events, busy) = consumer::broker::drain(
+                queue,
+                store,
+                &zones,
+                &metrics,
+                &stop,
+                std::time::Duration::from_secs(2),
+            )?;
+            (events, busy.as_secs_f64())
+        };
         println!(
             "empmix-server consumed {events} events in {secs:.2} s ({:.0} events/s)",
             events as f64 / secs.max(1e-9)
         );
+    } else if queue.ordered() {
+        consumer::run(queue, store, &zones, &metrics, &stop);
     } else {
-        consumer::run(&queue, &store, &zones, &metrics, &stop);
+        consumer::broker::run(queue, store, &zones, &metrics, &stop);
     }
     queue.close();
     Ok(())

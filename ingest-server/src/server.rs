@@ -8,8 +8,45 @@ use tokio::sync::oneshot;
 use crate::config::{ConfigError, KeySource, ProjectConfig, ServerConfig, resolve_projects};
 use crate::consumer::{self, ConsumerHandle, Zones};
 use crate::http::{self, App, auth::Projects, metrics::Metrics};
-use crate::queue::{QueueError, sqlite::SqliteQueue};
-use crate::store::{StoreError, sqlite::SqliteStore};
+use crate::queue::amqp::{AmqpOptions, AmqpQueue};
+use crate::queue::{Queue, QueueError, sqlite::SqliteQueue};
+use crate::store::{Store, StoreError, postgres::PgStore, sqlite::SqliteStore};
+
+/// The queue the configuration names: RabbitMQ with `queue_url`, else the embedded SQLite queue.
+/// `consume`: this process runs a consumer (a RabbitMQ consumer is only started then).
+pub fn open_queue(config: &ServerConfig, consume: bool) -> Result<Arc<dyn Queue>, QueueError> {
+    Ok(match &config.queue_url {
+        Some(url) => {
+            let mut opts = AmqpOptions::new(url.clone(), consume);
+            opts.queue.clone_from(&config.queue_name);
+            opts.prefetch = config.prefetch.max(1);
+            Arc::new(AmqpQueue::connect(opts)?)
+        }
+        None => Arc::new(SqliteQueue::open(&config.data_dir)?),
+    })
+}
+
+/// The store the configuration names: PostgreSQL with `store_url`, else the embedded SQLite store.
+pub fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match &config.store_url {
+        Some(url) => Arc::new(PgStore::open(url)?),
+        None => Arc::new(SqliteStore::open(&config.data_dir)?),
+    })
+}
+
+/// Starts the consumer loop that fits the queue (cursor-ordered or broker).
+pub fn spawn_consumer(
+    queue: Arc<dyn Queue>,
+    store: Arc<dyn Store>,
+    zones: Zones,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<ConsumerHandle> {
+    if queue.ordered() {
+        consumer::spawn(queue, store, zones, metrics)
+    } else {
+        consumer::broker::spawn(queue, store, zones, metrics)
+    }
+}
 
 /// Why a server could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +91,7 @@ pub struct RunningServer {
     stop: Option<oneshot::Sender<()>>,
     http: Option<std::thread::JoinHandle<std::io::Result<()>>>,
     consumer: Option<ConsumerHandle>,
-    queue: Arc<SqliteQueue>,
+    queue: Arc<dyn Queue>,
 }
 
 impl Server {
@@ -65,8 +102,8 @@ impl Server {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(io(format!("creating data directory {}", config.data_dir.display())))?;
         let (projects, key_source) = resolve_projects(&config.data_dir, &config.projects)?;
-        let queue = Arc::new(SqliteQueue::open(&config.data_dir)?);
-        let store = Arc::new(SqliteStore::open(&config.data_dir)?);
+        let queue = open_queue(&config, config.run_consumer)?;
+        let store = open_store(&config)?;
         let metrics = Arc::new(Metrics::default());
         let listener =
             std::net::TcpListener::bind(config.listen).map_err(io(format!("binding {}", config.listen)))?;
@@ -74,7 +111,7 @@ impl Server {
         let addr = listener.local_addr().map_err(io("reading the bound address"))?;
         let consumer = if config.run_consumer {
             Some(
-                consumer::spawn(queue.clone(), store.clone(), Zones::new(&projects), metrics.clone())
+                spawn_consumer(queue.clone(), store.clone(), Zones::new(&projects), metrics.clone())
                     .map_err(io("starting the consumer"))?,
             )
         } else {

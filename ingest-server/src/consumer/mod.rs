@@ -14,9 +14,10 @@ use serde_json::Value;
 use crate::config::ProjectConfig;
 use crate::http::metrics::Metrics;
 use crate::queue::{Delivery, Queue, QueueError};
-use crate::store::{DailyField, DayKey, Store, StoreError, StoreTx, StoredEvent};
+use crate::store::{DailyField, DayKey, ProjectLock, Store, StoreError, StoreTx, StoredEvent};
 
 pub mod attribution;
+pub mod broker;
 pub mod identity;
 pub mod tree;
 
@@ -24,7 +25,7 @@ pub mod tree;
 /// offline device's queue may hold events that long).
 pub const MAX_PAST_MS: i64 = 31 * 24 * 3600 * 1000;
 /// Batches applied in one store transaction.
-const BATCHES_PER_TX: usize = 64;
+pub(crate) const BATCHES_PER_TX: usize = 64;
 /// How often consumed batches are deleted from the queue.
 const ACK_EVERY: Duration = Duration::from_millis(500);
 
@@ -84,26 +85,66 @@ impl Zones {
         )
     }
 
-    fn get(&self, project: &str) -> TimeZone {
+    pub(crate) fn get(&self, project: &str) -> TimeZone {
         self.0.get(project).cloned().unwrap_or(TimeZone::UTC)
     }
 }
 
 /// Applies deliveries after the store's cursor in one transaction.
 pub fn apply(store: &dyn Store, zones: &Zones, deliveries: &[Delivery]) -> Result<Applied, StoreError> {
-    let mut tx = store.begin()?;
-    let cursor = tx.cursor()?;
-    let mut applied = Applied::default();
+    apply_with(store, zones, deliveries, true)
+}
+
+/// Applies deliveries from an unordered queue (a broker) in one transaction: no cursor (every
+/// delivery is applied; redeliveries are deduplicated by event id). The caller has checked that
+/// every batch decodes ([`decodes`]).
+pub fn apply_unordered(
+    store: &dyn Store,
+    zones: &Zones,
+    deliveries: &[Delivery],
+) -> Result<Applied, StoreError> {
+    apply_with(store, zones, deliveries, false)
+}
+
+/// Whether a queued batch's body still decodes (a batch that does not is a poison message).
+pub fn decodes(delivery: &Delivery) -> bool {
+    decode_batch(&delivery.batch.body).is_ok()
+}
+
+/// Event types whose processing reads and rewrites shared structure (identity links, shares,
+/// registrations) and so must not run beside another consumer's transaction on the project.
+fn structural(name: &str) -> bool {
+    matches!(name, "identify" | "alias" | "registration" | "share")
+}
+
+fn apply_with(
+    store: &dyn Store,
+    zones: &Zones,
+    deliveries: &[Delivery],
+    ordered: bool,
+) -> Result<Applied, StoreError> {
+    let mut decoded = Vec::with_capacity(deliveries.len());
+    for d in deliveries {
+        match decode_batch(&d.batch.body) {
+            Ok(b) => decoded.push((d, b)),
+            Err(e) => tracing::error!(seq = d.seq, error = %e, "queued batch no longer decodes; skipped"),
+        }
+    }
+    let mut locks: Vec<ProjectLock> = Vec::new();
+    for (d, b) in &decoded {
+        let exclusive = b.events.iter().any(|e| structural(&e.name));
+        match locks.iter_mut().find(|l| l.project == d.batch.project) {
+            Some(l) => l.exclusive |= exclusive,
+            None => locks.push(ProjectLock { project: d.batch.project.clone(), exclusive }),
+        }
+    }
+    let mut tx = store.begin_batch(&locks)?;
+    let cursor = if ordered { tx.cursor()? } else { 0 };
     let mut last = cursor;
-    for d in deliveries.iter().filter(|d| d.seq > cursor) {
+    let mut events = Vec::new();
+    let mut zone_of = Vec::new();
+    for (d, batch) in decoded.iter().filter(|(d, _)| !ordered || d.seq > cursor) {
         last = last.max(d.seq);
-        let batch = match decode_batch(&d.batch.body) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(seq = d.seq, error = %e, "queued batch no longer decodes; skipped");
-                continue;
-            }
-        };
         let tz = zones.get(&d.batch.project);
         for ev in &batch.events {
             let event_id = match (&ev.event_id, d.batch.assigned_id(ev.index)) {
@@ -112,15 +153,34 @@ pub fn apply(store: &dyn Store, zones: &Zones, deliveries: &[Delivery]) -> Resul
                 // Cannot happen for batches written by ingest; stable fallback for others.
                 (None, None) => format!("{}-{}", d.seq, ev.index),
             };
-            let stored = stored_event(&d.batch.project, event_id, ev, d.batch.received_at, batch.sent_at);
-            if process_event(tx.as_mut(), &tz, &stored)? {
-                applied.events += 1;
-            } else {
-                applied.duplicates += 1;
-            }
+            events.push(stored_event(&d.batch.project, event_id, ev, d.batch.received_at, batch.sent_at));
+            zone_of.push(tz.clone());
         }
     }
-    if last > cursor {
+    if ordered {
+        // The skipped (undecodable) batches advance the cursor too.
+        last = deliveries.iter().map(|d| d.seq).fold(last, u64::max);
+    }
+    let fresh = tx.insert_events(&events)?;
+    for lock in &locks {
+        let ids: Vec<&str> = events
+            .iter()
+            .zip(&fresh)
+            .filter(|(e, new)| **new && e.project == lock.project)
+            .filter_map(|(e, _)| e.distinct_id.or(e.anonymous_id))
+            .collect();
+        tx.prefetch_identities(&lock.project, &ids)?;
+    }
+    let mut applied = Applied::default();
+    for ((e, new), tz) in events.iter().zip(fresh).zip(&zone_of) {
+        if new {
+            apply_event(tx.as_mut(), tz, e)?;
+            applied.events += 1;
+        } else {
+            applied.duplicates += 1;
+        }
+    }
+    if ordered && last > cursor {
         tx.set_cursor(last)?;
     }
     tx.commit()?;
@@ -161,6 +221,12 @@ pub fn process_event(tx: &mut dyn StoreTx, tz: &TimeZone, e: &StoredEvent<'_>) -
     if !tx.insert_event(e)? {
         return Ok(false);
     }
+    apply_event(tx, tz, e)?;
+    Ok(true)
+}
+
+/// Applies the effects of one newly stored event (sessions, identity, attribution, daily).
+pub fn apply_event(tx: &mut dyn StoreTx, tz: &TimeZone, e: &StoredEvent<'_>) -> Result<(), StoreError> {
     let fallback;
     let person = match e.distinct_id.or(e.anonymous_id) {
         Some(p) => p,
@@ -181,9 +247,7 @@ pub fn process_event(tx: &mut dyn StoreTx, tz: &TimeZone, e: &StoredEvent<'_>) -
             let key = key();
             tx.bump_daily(project, &key, DailyField::Pv, 1)?;
             let visitor = tx.resolve(project, person)?;
-            if tx.add_daily_visitor(project, &key, &visitor)? {
-                tx.bump_daily(project, &key, DailyField::Uv, 1)?;
-            }
+            tx.count_daily_visitor(project, &key, &visitor)?;
         }
         "identify" => {
             let anon = e.anonymous_id.or_else(|| prop(e, "anonymous_id"));
@@ -209,7 +273,7 @@ pub fn process_event(tx: &mut dyn StoreTx, tz: &TimeZone, e: &StoredEvent<'_>) -
         }
         _ => {}
     }
-    Ok(true)
+    Ok(())
 }
 
 /// A running consumer thread.

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -19,6 +19,7 @@ pub struct Metrics {
     rejected: AtomicU64,
     consumed: AtomicU64,
     deduplicated: AtomicU64,
+    last_applied_received_at: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -29,6 +30,7 @@ impl Default for Metrics {
             rejected: AtomicU64::new(0),
             consumed: AtomicU64::new(0),
             deduplicated: AtomicU64::new(0),
+            last_applied_received_at: AtomicI64::new(0),
         }
     }
 }
@@ -44,6 +46,14 @@ impl Metrics {
     pub fn consumed(&self, stored: u64, duplicates: u64) {
         self.consumed.fetch_add(stored, Relaxed);
         self.deduplicated.fetch_add(duplicates, Relaxed);
+    }
+
+    /// The consumer committed batches, the oldest received at `received_at` (epoch ms): the lag
+    /// estimate when the queue cannot tell the age of its oldest batch (a broker).
+    pub fn applied_batch(&self, received_at: Option<i64>) {
+        if let Some(t) = received_at {
+            self.last_applied_received_at.store(t, Relaxed);
+        }
     }
 
     fn status(&self, code: u16) {
@@ -96,7 +106,15 @@ pub async fn render(State(app): State<Arc<App>>) -> Response {
     let (depth, lag) = match storage {
         Some((_, stats)) => (
             stats.depth as f64,
-            stats.oldest_received_at.map_or(0.0, |t| (crate::now_millis() - t).max(0) as f64 / 1000.0),
+            match stats.oldest_received_at {
+                Some(t) => (crate::now_millis() - t).max(0) as f64 / 1000.0,
+                // A broker does not tell the age of its oldest message: the age of the last batch
+                // this process applied, while a backlog remains.
+                None => match m.last_applied_received_at.load(Relaxed) {
+                    t if t > 0 && stats.depth > 0 => (crate::now_millis() - t).max(0) as f64 / 1000.0,
+                    _ => 0.0,
+                },
+            },
         ),
         None => (f64::NAN, f64::NAN),
     };

@@ -1,7 +1,10 @@
 //! The durable queue between the ingest API and the consumer.
 //!
 //! [`Queue`] is the seam: the embedded implementation is [`sqlite::SqliteQueue`] (one row per
-//! accepted batch, group-committed); a broker-backed one (RabbitMQ) is added beside it.
+//! accepted batch, group-committed, read in order behind the store's cursor); the scale-out one
+//! is [`amqp::AmqpQueue`] (RabbitMQ: one persistent message per batch, publisher confirms,
+//! manual acknowledgements, a dead-letter queue), whose deliveries are not ordered and may be
+//! redelivered (the store deduplicates).
 
 use std::fmt;
 use std::future::Future;
@@ -10,6 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub mod amqp;
+mod envelope;
 pub mod sqlite;
 
 /// Why the queue could not do something. Publishing errors become 503 so clients retry.
@@ -24,6 +29,25 @@ pub enum QueueError {
     /// The writer has stopped (the server is shutting down or the writer thread died).
     #[error("queue writer stopped")]
     Closed,
+    /// The broker is not connected (down, restarting, or unreachable); the connection is being
+    /// re-established in the background.
+    #[error("message broker unavailable")]
+    Unavailable,
+    /// The broker failed an operation.
+    #[error("message broker: {0}")]
+    Broker(#[from] lapin::Error),
+    /// The broker refused to take responsibility for a batch (a publisher-confirm nack).
+    #[error("message broker refused the batch (nack)")]
+    Nacked,
+    /// The broker returned a `mandatory` batch: no queue was bound to take it.
+    #[error("message broker returned the batch: no queue took it")]
+    Unroutable,
+    /// The broker did not confirm a batch in time.
+    #[error("message broker did not confirm the batch within {0:?}")]
+    ConfirmTimeout(Duration),
+    /// The queue URL or name is unusable.
+    #[error("queue configuration: {0}")]
+    Config(String),
     /// A stored batch could not be read back.
     #[error("stored batch {seq} is corrupt: {reason}")]
     Corrupt {
@@ -95,4 +119,24 @@ pub trait Queue: Send + Sync + fmt::Debug {
 
     /// Whether the queue can take writes now. Blocking.
     fn check(&self) -> Result<(), QueueError>;
+
+    /// `true` (the embedded queue): sequence numbers are one total order and the consumer
+    /// tracks its position in the store's cursor; [`Queue::ack`] forgets everything up to a
+    /// sequence number. `false` (a broker): sequence numbers only name this process's
+    /// deliveries, which arrive in no global order and may be redelivered (the store
+    /// deduplicates); [`Queue::ack`] acknowledges the deliveries handed out up to `through`,
+    /// and the consumer acknowledges right after each commit.
+    fn ordered(&self) -> bool {
+        true
+    }
+
+    /// Gives a delivery back after a failure to apply it, for redelivery; a broker dead-letters
+    /// it once it has failed too many times. The embedded queue has nothing to do. Blocking.
+    fn retry_later(&self, seq: u64) -> Result<(), QueueError> {
+        let _ = seq;
+        Ok(())
+    }
+
+    /// Stops accepting batches (shutdown).
+    fn close(&self) {}
 }

@@ -233,6 +233,10 @@ impl Queue for SqliteQueue {
         conn.query_row("SELECT 1 FROM batches LIMIT 1", [], |_| Ok(())).optional()?;
         Ok(())
     }
+
+    fn close(&self) {
+        SqliteQueue::close(self);
+    }
 }
 
 impl SqliteQueue {

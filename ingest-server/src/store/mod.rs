@@ -2,13 +2,21 @@
 //!
 //! [`Store`] is the seam: the consumer's logic ([`crate::consumer`]) is written against
 //! [`StoreTx`]'s small operations, so a PostgreSQL store implements those operations rather than
-//! the analytics. The embedded implementation is [`sqlite::SqliteStore`].
+//! the analytics. The embedded implementation is [`sqlite::SqliteStore`]; the scale-out one is
+//! [`postgres::PgStore`], which batches the hot operations ([`StoreTx::insert_events`],
+//! [`StoreTx::count_daily_visitor`], sessions, opens and counters) into a few multi-row
+//! statements per transaction.
 
 use std::fmt;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub mod postgres;
+mod postgres_flush;
+mod postgres_read;
+mod postgres_schema;
+mod postgres_tx;
 mod read;
 mod schema;
 pub mod sqlite;
@@ -25,6 +33,54 @@ pub enum StoreError {
     /// A lock was poisoned by a panic in another thread.
     #[error("analytics storage lock poisoned")]
     Poisoned,
+    /// PostgreSQL failed (or could not be reached).
+    #[error("analytics database: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// The store URL is unusable.
+    #[error("analytics database configuration: {0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// Whether retrying the same work later can succeed: the database is unreachable, shutting
+    /// down or out of resources, or the transaction lost a serialization race or a deadlock.
+    /// Other errors are about the data (the batch is retried a few times, then dead-lettered).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Postgres(e) => match e.code() {
+                // No SQLSTATE: connecting failed, the connection broke, or I/O failed.
+                None => true,
+                Some(code) => {
+                    let c = code.code();
+                    c.starts_with("08") || c.starts_with("40") || c.starts_with("53") || c.starts_with("57")
+                }
+            },
+            StoreError::Io(_) => true,
+            StoreError::Storage(rusqlite::Error::SqliteFailure(e, _)) => {
+                matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the transaction lost a serialization race or a deadlock (retry at once).
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            StoreError::Postgres(e) => e.code().is_some_and(|c| c.code() == "40001" || c.code() == "40P01"),
+            _ => false,
+        }
+    }
+}
+
+/// How a consumer transaction must be isolated from other consumers writing the same project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectLock {
+    /// The project.
+    pub project: String,
+    /// The batch group has events that read and rewrite shared structure (identity links, shares,
+    /// registrations): the transaction must run alone for this project. Otherwise it only adds
+    /// facts and counters and may run beside other non-exclusive ones.
+    pub exclusive: bool,
 }
 
 /// An event ready to be stored: decoded, with its final id and server time.
@@ -241,6 +297,12 @@ pub struct EventRow {
 pub trait Store: Send + Sync + fmt::Debug {
     /// Starts the consumer's write transaction (exclusive).
     fn begin(&self) -> Result<Box<dyn StoreTx + '_>, StoreError>;
+    /// Starts the consumer's write transaction for batches of these projects. Stores with
+    /// several concurrent writers isolate it as `locks` say; the default is [`Store::begin`].
+    fn begin_batch(&self, locks: &[ProjectLock]) -> Result<Box<dyn StoreTx + '_>, StoreError> {
+        let _ = locks;
+        self.begin()
+    }
     /// Sequence number of the last queue batch applied.
     fn cursor(&self) -> Result<u64, StoreError>;
     /// Whether the store answers now.
@@ -269,6 +331,16 @@ pub trait StoreTx {
     fn set_cursor(&mut self, seq: u64) -> Result<(), StoreError>;
     /// Stores an event; `false` when (project, event_id) was already stored (a duplicate).
     fn insert_event(&mut self, event: &StoredEvent<'_>) -> Result<bool, StoreError>;
+    /// Stores events in order; for each, `false` when (project, event_id) was already stored
+    /// (before, or earlier in `events`). One statement in stores with round trips.
+    fn insert_events(&mut self, events: &[StoredEvent<'_>]) -> Result<Vec<bool>, StoreError> {
+        events.iter().map(|e| self.insert_event(e)).collect()
+    }
+    /// Hints that these ids will be resolved (stores with round trips load them at once).
+    fn prefetch_identities(&mut self, project: &str, ids: &[&str]) -> Result<(), StoreError> {
+        let _ = (project, ids);
+        Ok(())
+    }
     /// The visitor an id belongs to (the root of its identity links; itself when unlinked).
     fn resolve(&mut self, project: &str, id: &str) -> Result<String, StoreError>;
     /// Links root `from` under root `to`; ids linked to `from` follow.
@@ -293,6 +365,14 @@ pub trait StoreTx {
     ) -> Result<(), StoreError>;
     /// Records a page-view visitor for a day; `true` when new for that day.
     fn add_daily_visitor(&mut self, project: &str, key: &DayKey, visitor: &str) -> Result<bool, StoreError>;
+    /// Records a page-view visitor for a day and counts it in `uv` when new. Stores with round
+    /// trips defer both to one statement at commit (or before the next re-keying).
+    fn count_daily_visitor(&mut self, project: &str, key: &DayKey, visitor: &str) -> Result<(), StoreError> {
+        if self.add_daily_visitor(project, key, visitor)? {
+            self.bump_daily(project, key, DailyField::Uv, 1)?;
+        }
+        Ok(())
+    }
     /// Re-keys page-view visitor rows of `from` to `to`; returns the days where `to` already had
     /// a row (so the day's `uv` is one lower now).
     fn rekey_daily_visitors(

@@ -1,0 +1,258 @@
+//! The scale-out store: PostgreSQL (the synchronous `postgres` client; the consumer and the
+//! query endpoints call the store from blocking threads).
+//!
+//! Several consumers, in several processes, write at once. Each consumer transaction (READ
+//! COMMITTED) first takes a transaction-scoped advisory lock per project: **shared** when its
+//! batches only add facts and counters (page views, check-ins, opens, custom events: dedup
+//! `INSERT … ON CONFLICT DO NOTHING RETURNING`, visitor rows the same way, counters
+//! `ON CONFLICT DO UPDATE SET n = n + excluded.n`, all of which concurrent transactions get
+//! right), **exclusive** when they also read and rewrite shared structure (identify, alias,
+//! share, registration), so identity merges and attribution re-checks see every committed fact
+//! and no concurrent transaction acts on a stale identity. Multi-row statements take their rows
+//! in key order and the tables are written in one fixed order, so concurrent consumers do not
+//! deadlock; a serialization failure or deadlock is retried by the consumer anyway.
+//!
+//! See [`super::postgres_tx`] for the transaction and [`super::postgres_read`] for the queries.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use postgres::{Client, NoTls, Statement};
+
+use super::postgres_schema::MIGRATIONS;
+use super::postgres_tx::PgTx;
+use super::{
+    DailySummary, EventFilter, EventRow, ProjectLock, SessionRow, ShareFacts, Store, StoreError, StoreTx,
+};
+
+/// Idle connections kept for reuse.
+const MAX_IDLE: usize = 16;
+/// Advisory lock key serialising migrations across processes.
+const MIGRATION_LOCK: i64 = 0x656d_706d_6978_0001;
+
+/// A pooled connection with its prepared statements.
+pub(super) struct PgConn {
+    pub(super) client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl PgConn {
+    /// A prepared statement for `sql`, prepared once per connection.
+    pub(super) fn prep(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.statements.insert(sql, s.clone());
+        Ok(s)
+    }
+}
+
+/// A connection borrowed from the pool; returned on drop unless broken.
+pub(super) struct Lease<'a> {
+    store: &'a PgStore,
+    conn: Option<PgConn>,
+    /// Set when the connection may be in a bad state (an error mid-transaction).
+    pub(super) discard: bool,
+}
+
+impl Lease<'_> {
+    pub(super) fn get(&mut self) -> Result<&mut PgConn, StoreError> {
+        self.conn.as_mut().ok_or_else(|| StoreError::Config("connection already returned".into()))
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if !self.discard && !conn.client.is_closed() {
+                if let Ok(mut idle) = self.store.idle.lock() {
+                    if idle.len() < MAX_IDLE {
+                        idle.push(conn);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    config: postgres::Config,
+    idle: Mutex<Vec<PgConn>>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Closing a `postgres::Client` blocks on its own runtime, which panics on a thread that
+        // drives async tasks (the store can be dropped with the HTTP app): close them elsewhere.
+        let idle = self.idle.get_mut().map(std::mem::take).unwrap_or_default();
+        if !idle.is_empty() {
+            let _ = std::thread::Builder::new()
+                .name("empmix-pg-close".into())
+                .spawn(move || drop(idle))
+                .map(|t| t.join());
+        }
+    }
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore")
+            .field("hosts", &self.config.get_hosts())
+            .field("dbname", &self.config.get_dbname())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `s` without NUL characters (PostgreSQL text cannot hold them); U+FFFD in their place.
+pub(super) fn clean(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') { Cow::Owned(s.replace('\0', "\u{FFFD}")) } else { Cow::Borrowed(s) }
+}
+
+/// JSON text of a map for a `jsonb` column (which cannot hold `\u0000` either).
+pub(super) fn json_text(map: &serde_json::Map<String, serde_json::Value>) -> String {
+    let text = serde_json::to_string(map).unwrap_or_else(|_| "{}".into());
+    if !text.contains("\\u0000") {
+        return text;
+    }
+    fn scrub(v: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => Value::String(clean(s).into_owned()),
+            Value::Array(a) => Value::Array(a.iter().map(scrub).collect()),
+            Value::Object(o) => {
+                Value::Object(o.iter().map(|(k, v)| (clean(k).into_owned(), scrub(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    let cleaned: serde_json::Map<_, _> = map.iter().map(|(k, v)| (clean(k).into_owned(), scrub(v))).collect();
+    serde_json::to_string(&cleaned).unwrap_or_else(|_| "{}".into())
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`, libpq key/value strings work too) and
+    /// applies the missing migrations.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let mut config: postgres::Config = url.parse().map_err(|e| StoreError::Config(format!("{e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        config.keepalives(true).keepalives_idle(Duration::from_secs(30));
+        if config.get_application_name().is_none() {
+            config.application_name("empmix-server");
+        }
+        let store = PgStore { config, idle: Mutex::new(Vec::new()) };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut lease = self.lease()?;
+        let client = &mut lease.get()?.client;
+        client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
+        let result = (|| -> Result<(), StoreError> {
+            client.batch_execute(
+                "CREATE TABLE IF NOT EXISTS empmix_schema_migrations (version INTEGER PRIMARY KEY, \
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            )?;
+            let row =
+                client.query_one("SELECT COALESCE(MAX(version), 0) FROM empmix_schema_migrations", &[])?;
+            let applied: i32 = row.try_get(0)?;
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(applied).unwrap_or(0)) {
+                let version = i32::try_from(i + 1).unwrap_or(i32::MAX);
+                let mut tx = client.transaction()?;
+                tx.batch_execute(sql)?;
+                tx.execute("INSERT INTO empmix_schema_migrations (version) VALUES ($1)", &[&version])?;
+                tx.commit()?;
+                tracing::info!(version, "applied analytics migration");
+            }
+            Ok(())
+        })();
+        let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
+        result?;
+        unlocked?;
+        Ok(())
+    }
+
+    /// A connection from the pool, or a new one.
+    pub(super) fn lease(&self) -> Result<Lease<'_>, StoreError> {
+        let pooled = loop {
+            let next = self.idle.lock().map_err(|_| StoreError::Poisoned)?.pop();
+            match next {
+                Some(c) if c.client.is_closed() => continue,
+                other => break other,
+            }
+        };
+        let conn = match pooled {
+            Some(c) => c,
+            None => PgConn { client: self.config.connect(NoTls)?, statements: HashMap::new() },
+        };
+        Ok(Lease { store: self, conn: Some(conn), discard: false })
+    }
+
+    /// Runs `f` on a pooled connection; a failing connection is not returned to the pool.
+    pub(super) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut PgConn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut lease = self.lease()?;
+        let result = f(lease.get()?);
+        if result.is_err() {
+            lease.discard = true;
+        }
+        result
+    }
+}
+
+impl Store for PgStore {
+    fn begin(&self) -> Result<Box<dyn StoreTx + '_>, StoreError> {
+        // Without knowing the projects: serialise with every other writer.
+        Ok(Box::new(PgTx::begin(self.lease()?, &[], true)?))
+    }
+
+    fn begin_batch(&self, locks: &[ProjectLock]) -> Result<Box<dyn StoreTx + '_>, StoreError> {
+        Ok(Box::new(PgTx::begin(self.lease()?, locks, false)?))
+    }
+
+    fn cursor(&self) -> Result<u64, StoreError> {
+        self.with_conn(|c| {
+            let st = c.prep("SELECT cursor FROM consumer_state WHERE id = 1")?;
+            let cursor: i64 = c.client.query_one(&st, &[])?.try_get(0)?;
+            Ok(u64::try_from(cursor).unwrap_or(0))
+        })
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        self.with_conn(|c| {
+            c.client.simple_query("SELECT 1")?;
+            Ok(())
+        })
+    }
+
+    fn daily(
+        &self,
+        project: &str,
+        conference_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<DailySummary>, StoreError> {
+        self.with_conn(|c| super::postgres_read::daily(c, project, conference_id, from, to))
+    }
+
+    fn share_facts(&self, project: &str) -> Result<ShareFacts, StoreError> {
+        self.with_conn(|c| super::postgres_read::share_facts(c, project))
+    }
+
+    fn sessions(&self, project: &str, distinct_id: &str) -> Result<Vec<SessionRow>, StoreError> {
+        self.with_conn(|c| super::postgres_read::sessions(c, project, distinct_id))
+    }
+
+    fn events(&self, project: &str, filter: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
+        self.with_conn(|c| super::postgres_read::events(c, project, filter))
+    }
+}

@@ -1,0 +1,489 @@
+//! The consumer's PostgreSQL transaction: advisory locks first (see [`super::postgres`]), then
+//! one multi-row statement for the dedup insert of every event of the batch group, one for the
+//! identities it will resolve, and at commit one each for visitor rows (whose inserted rows
+//! count in `uv`), sessions, share opens and daily counters. Only identity merges, shares and
+//! registrations (in exclusive transactions) take round trips of their own.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use postgres::types::ToSql;
+
+use super::postgres::{Lease, PgConn, clean, json_text};
+use super::{DailyField, DayKey, ProjectLock, RegistrationRow, ShareRow, StoreError, StoreTx, StoredEvent};
+
+/// Advisory lock key every consumer transaction takes (shared) and [`super::Store::begin`]
+/// takes exclusively.
+const GLOBAL_LOCK: i64 = 0x656d_706d_6978_0002;
+
+/// FNV-1a of the project: its advisory lock key.
+fn lock_key(project: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in project.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
+pub(super) type Session = (String, i64, i64, i64);
+type Opts = Vec<Option<String>>;
+type Strs = Vec<String>;
+
+/// The transaction; its pending rows are written by the `flush_*` methods
+/// (`postgres_flush.rs`) at commit.
+pub(super) struct PgTx<'a> {
+    pub(super) lease: Lease<'a>,
+    pub(super) open: bool,
+    pub(super) daily: HashMap<(String, DayKey), [i64; 6]>,
+    pub(super) sessions: HashMap<(String, String), Session>,
+    pub(super) visitors: BTreeSet<(String, String, String, String)>,
+    pub(super) opens: Vec<(String, String, String, String, i64)>,
+    pub(super) ids: HashMap<(String, String), String>,
+}
+
+impl Drop for PgTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let ok = self.lease.get().is_ok_and(|c| c.client.batch_execute("ROLLBACK").is_ok());
+            if !ok {
+                self.lease.discard = true;
+            }
+        }
+    }
+}
+
+impl<'a> PgTx<'a> {
+    /// `BEGIN` and the advisory locks, in one round trip.
+    pub(super) fn begin(
+        mut lease: Lease<'a>,
+        locks: &[ProjectLock],
+        global: bool,
+    ) -> Result<Self, StoreError> {
+        let mut sql = String::from("BEGIN ISOLATION LEVEL READ COMMITTED;");
+        if global {
+            sql.push_str(&format!("SELECT pg_advisory_xact_lock({GLOBAL_LOCK});"));
+        } else {
+            sql.push_str(&format!("SELECT pg_advisory_xact_lock_shared({GLOBAL_LOCK});"));
+            let mut keys: Vec<(i64, bool)> =
+                locks.iter().map(|l| (lock_key(&l.project), l.exclusive)).collect();
+            keys.sort_unstable();
+            keys.dedup_by(|a, b| {
+                // Same key twice: keep one, exclusive if either is.
+                if a.0 == b.0 {
+                    b.1 |= a.1;
+                    true
+                } else {
+                    false
+                }
+            });
+            for (key, exclusive) in keys {
+                let f = if exclusive { "pg_advisory_xact_lock" } else { "pg_advisory_xact_lock_shared" };
+                sql.push_str(&format!("SELECT {f}({key});"));
+            }
+        }
+        if let Err(e) = lease.get()?.client.batch_execute(&sql) {
+            lease.discard = true;
+            return Err(e.into());
+        }
+        Ok(PgTx {
+            lease,
+            open: true,
+            daily: HashMap::new(),
+            sessions: HashMap::new(),
+            visitors: BTreeSet::new(),
+            opens: Vec::new(),
+            ids: HashMap::new(),
+        })
+    }
+
+    fn conn(&mut self) -> Result<&mut PgConn, StoreError> {
+        self.lease.get()
+    }
+
+    pub(super) fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let c = self.conn()?;
+        let st = c.prep(sql)?;
+        Ok(c.client.execute(&st, params)?)
+    }
+
+    pub(super) fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, StoreError> {
+        let c = self.conn()?;
+        let st = c.prep(sql)?;
+        Ok(c.client.query(&st, params)?)
+    }
+
+    fn strings(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<String>, StoreError> {
+        self.query(sql, params)?.iter().map(|r| r.try_get::<_, String>(0).map_err(StoreError::from)).collect()
+    }
+
+    fn registrations_where(
+        &mut self,
+        sql: &'static str,
+        project: &str,
+        values: &[String],
+    ) -> Result<Vec<RegistrationRow>, StoreError> {
+        let values: Vec<String> = values.iter().map(|v| clean(v).into_owned()).collect();
+        let project = clean(project).into_owned();
+        let rows = self.query(sql, &[&project, &values])?;
+        rows.iter()
+            .map(|r| {
+                Ok(RegistrationRow {
+                    event_id: r.try_get(0)?,
+                    registrant: r.try_get(1)?,
+                    key: DayKey { conference_id: r.try_get(2)?, day: r.try_get(3)? },
+                    code: r.try_get(4)?,
+                    credited: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn opt(s: Option<&str>) -> Option<String> {
+    s.map(|s| clean(s).into_owned())
+}
+
+fn own(s: &str) -> String {
+    clean(s).into_owned()
+}
+
+impl StoreTx for PgTx<'_> {
+    fn cursor(&mut self) -> Result<u64, StoreError> {
+        let rows = self.query("SELECT cursor FROM consumer_state WHERE id = 1 FOR UPDATE", &[])?;
+        let cursor: i64 = rows.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(0);
+        Ok(u64::try_from(cursor).unwrap_or(0))
+    }
+
+    fn set_cursor(&mut self, seq: u64) -> Result<(), StoreError> {
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        self.execute("UPDATE consumer_state SET cursor = $1 WHERE id = 1", &[&seq])?;
+        Ok(())
+    }
+
+    fn insert_event(&mut self, event: &StoredEvent<'_>) -> Result<bool, StoreError> {
+        Ok(self.insert_events(std::slice::from_ref(event))?.first().copied().unwrap_or(false))
+    }
+
+    fn insert_events(&mut self, events: &[StoredEvent<'_>]) -> Result<Vec<bool>, StoreError> {
+        // The first of repeated ids in `events` is the one inserted.
+        let mut seen = HashSet::new();
+        let mut first = Vec::with_capacity(events.len());
+        let (mut p, mut id, mut n, mut pr, mut cx): (Strs, Strs, Strs, Strs, Strs) = Default::default();
+        let (mut d, mut a, mut s, mut c, mut at): (Opts, Opts, Opts, Opts, Opts) = Default::default();
+        let (mut st, mut ra, mut ct): (Vec<i64>, Vec<i64>, Vec<Option<i64>>) = Default::default();
+        for e in events {
+            let key = (own(e.project), own(&e.event_id));
+            let new = seen.insert(key.clone());
+            first.push(new.then(|| key.clone()));
+            if !new {
+                continue;
+            }
+            p.push(key.0);
+            id.push(key.1);
+            n.push(own(e.name));
+            d.push(opt(e.distinct_id));
+            a.push(opt(e.anonymous_id));
+            s.push(opt(e.session_id));
+            st.push(e.server_ts);
+            ra.push(e.received_at);
+            ct.push(e.client_ts);
+            c.push(opt(e.conference_id));
+            at.push(opt(e.attribution));
+            pr.push(json_text(e.properties));
+            cx.push(json_text(e.context));
+        }
+        if p.is_empty() {
+            return Ok(vec![false; events.len()]);
+        }
+        let rows = self.query(
+            "INSERT INTO events (project, event_id, name, distinct_id, anonymous_id, session_id, server_ts, \
+             received_at, client_ts, conference_id, attribution, properties, context) \
+             SELECT p, e, n, d, a, s, st, ra, ct, c, at, pr::jsonb, cx::jsonb FROM UNNEST($1::text[], $2::text[], \
+             $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::text[], \
+             $11::text[], $12::text[], $13::text[]) AS t(p, e, n, d, a, s, st, ra, ct, c, at, pr, cx) ORDER BY p, e \
+             ON CONFLICT (project, event_id) DO NOTHING RETURNING project, event_id",
+            &[&p, &id, &n, &d, &a, &s, &st, &ra, &ct, &c, &at, &pr, &cx],
+        )?;
+        let mut inserted = HashSet::with_capacity(rows.len());
+        for r in rows {
+            inserted.insert((r.try_get::<_, String>(0)?, r.try_get::<_, String>(1)?));
+        }
+        Ok(first.into_iter().map(|k| k.is_some_and(|k| inserted.contains(&k))).collect())
+    }
+
+    fn prefetch_identities(&mut self, project: &str, ids: &[&str]) -> Result<(), StoreError> {
+        let project = own(project);
+        let wanted: Vec<String> = ids
+            .iter()
+            .map(|i| own(i))
+            .filter(|i| !self.ids.contains_key(&(project.clone(), i.clone())))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let rows = self.query(
+            "SELECT id, root FROM identity_links WHERE project = $1 AND id = ANY($2)",
+            &[&project, &wanted],
+        )?;
+        for id in wanted {
+            self.ids.insert((project.clone(), id.clone()), id);
+        }
+        for r in rows {
+            self.ids.insert((project.clone(), r.try_get(0)?), r.try_get(1)?);
+        }
+        Ok(())
+    }
+
+    fn resolve(&mut self, project: &str, id: &str) -> Result<String, StoreError> {
+        let key = (own(project), own(id));
+        if let Some(root) = self.ids.get(&key) {
+            return Ok(root.clone());
+        }
+        let rows =
+            self.query("SELECT root FROM identity_links WHERE project = $1 AND id = $2", &[&key.0, &key.1])?;
+        let root = match rows.first() {
+            Some(r) => r.try_get(0)?,
+            None => key.1.clone(),
+        };
+        self.ids.insert(key, root.clone());
+        Ok(root)
+    }
+
+    fn link_identity(&mut self, project: &str, from: &str, to: &str) -> Result<(), StoreError> {
+        let (project, from, to) = (own(project), own(from), own(to));
+        self.execute(
+            "UPDATE identity_links SET root = $3 WHERE project = $1 AND root = $2",
+            &[&project, &from, &to],
+        )?;
+        self.execute(
+            "INSERT INTO identity_links (project, id, root) VALUES ($1, $2, $3) \
+             ON CONFLICT (project, id) DO UPDATE SET root = excluded.root",
+            &[&project, &from, &to],
+        )?;
+        for ((p, _), root) in self.ids.iter_mut() {
+            if *p == project && *root == from {
+                root.clone_from(&to);
+            }
+        }
+        self.ids.insert((project, from), to);
+        Ok(())
+    }
+
+    fn identity_members(&mut self, project: &str, root: &str) -> Result<Vec<String>, StoreError> {
+        let (project, root) = (own(project), own(root));
+        let mut out = vec![root.clone()];
+        out.extend(
+            self.strings(
+                "SELECT id FROM identity_links WHERE project = $1 AND root = $2",
+                &[&project, &root],
+            )?,
+        );
+        Ok(out)
+    }
+
+    fn touch_session(
+        &mut self,
+        project: &str,
+        session_id: &str,
+        distinct_id: &str,
+        ts: i64,
+    ) -> Result<(), StoreError> {
+        let entry = self
+            .sessions
+            .entry((own(project), own(session_id)))
+            .or_insert_with(|| (own(distinct_id), ts, ts, 0));
+        entry.1 = entry.1.min(ts);
+        entry.2 = entry.2.max(ts);
+        entry.3 += 1;
+        Ok(())
+    }
+
+    fn bump_daily(
+        &mut self,
+        project: &str,
+        key: &DayKey,
+        field: DailyField,
+        delta: i64,
+    ) -> Result<(), StoreError> {
+        let slot = DailyField::ALL.iter().position(|f| *f == field).unwrap_or(0);
+        let key = DayKey { conference_id: own(&key.conference_id), day: key.day.clone() };
+        self.daily.entry((own(project), key)).or_insert([0; 6])[slot] += delta;
+        Ok(())
+    }
+
+    fn add_daily_visitor(&mut self, project: &str, key: &DayKey, visitor: &str) -> Result<bool, StoreError> {
+        self.flush_visitors()?;
+        let n = self.execute(
+            "INSERT INTO daily_visitors (project, conference_id, day, visitor) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+            &[&own(project), &own(&key.conference_id), &key.day, &own(visitor)],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn count_daily_visitor(&mut self, project: &str, key: &DayKey, visitor: &str) -> Result<(), StoreError> {
+        self.visitors.insert((own(project), own(&key.conference_id), key.day.clone(), own(visitor)));
+        Ok(())
+    }
+
+    fn rekey_daily_visitors(
+        &mut self,
+        project: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<DayKey>, StoreError> {
+        self.flush_visitors()?;
+        let rows = self.query(
+            "WITH moved AS (DELETE FROM daily_visitors WHERE project = $1 AND visitor = $2 \
+             RETURNING conference_id, day), \
+             added AS (INSERT INTO daily_visitors (project, conference_id, day, visitor) \
+             SELECT $1, conference_id, day, $3 FROM moved ORDER BY conference_id, day \
+             ON CONFLICT DO NOTHING RETURNING conference_id, day) \
+             SELECT conference_id, day FROM moved EXCEPT SELECT conference_id, day FROM added",
+            &[&own(project), &own(from), &own(to)],
+        )?;
+        rows.iter().map(|r| Ok(DayKey { conference_id: r.try_get(0)?, day: r.try_get(1)? })).collect()
+    }
+
+    fn insert_share(&mut self, project: &str, s: &ShareRow) -> Result<bool, StoreError> {
+        let n = self.execute(
+            "INSERT INTO shares (project, code, sharer, channel, target_url, parent_code, conference_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            &[
+                &own(project),
+                &own(&s.code),
+                &own(&s.sharer),
+                &opt(s.channel.as_deref()),
+                &opt(s.target_url.as_deref()),
+                &opt(s.parent_code.as_deref()),
+                &opt(s.conference_id.as_deref()),
+                &s.created_at,
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn share(&mut self, project: &str, code: &str) -> Result<Option<ShareRow>, StoreError> {
+        let rows = self.query(
+            "SELECT code, sharer, channel, target_url, parent_code, conference_id, created_at FROM shares \
+             WHERE project = $1 AND code = $2",
+            &[&own(project), &own(code)],
+        )?;
+        rows.first()
+            .map(|r| {
+                Ok(ShareRow {
+                    code: r.try_get(0)?,
+                    sharer: r.try_get(1)?,
+                    channel: r.try_get(2)?,
+                    target_url: r.try_get(3)?,
+                    parent_code: r.try_get(4)?,
+                    conference_id: r.try_get(5)?,
+                    created_at: r.try_get(6)?,
+                })
+            })
+            .transpose()
+    }
+
+    fn share_subtree(&mut self, project: &str, code: &str) -> Result<Vec<String>, StoreError> {
+        self.strings(
+            "WITH RECURSIVE sub(code) AS (SELECT $2::text UNION SELECT s.code FROM shares s JOIN sub \
+             ON s.project = $1 AND s.parent_code = sub.code) SELECT code FROM sub",
+            &[&own(project), &own(code)],
+        )
+    }
+
+    fn shares_by(&mut self, project: &str, sharers: &[String]) -> Result<Vec<String>, StoreError> {
+        let sharers: Vec<String> = sharers.iter().map(|s| own(s)).collect();
+        self.strings(
+            "SELECT code FROM shares WHERE project = $1 AND sharer = ANY($2)",
+            &[&own(project), &sharers],
+        )
+    }
+
+    fn insert_open(
+        &mut self,
+        project: &str,
+        code: &str,
+        opener: &str,
+        event_id: &str,
+        ts: i64,
+    ) -> Result<(), StoreError> {
+        self.opens.push((own(project), own(event_id), own(code), own(opener), ts));
+        Ok(())
+    }
+
+    fn insert_registration(&mut self, project: &str, r: &RegistrationRow) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO registrations (project, event_id, registrant, conference_id, day, code, credited) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            &[
+                &own(project),
+                &own(&r.event_id),
+                &own(&r.registrant),
+                &own(&r.key.conference_id),
+                &r.key.day,
+                &opt(r.code.as_deref()),
+                &r.credited,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn registrations_with_codes(
+        &mut self,
+        project: &str,
+        codes: &[String],
+    ) -> Result<Vec<RegistrationRow>, StoreError> {
+        self.registrations_where(
+            "SELECT event_id, registrant, conference_id, day, code, credited FROM registrations \
+             WHERE project = $1 AND code = ANY($2)",
+            project,
+            codes,
+        )
+    }
+
+    fn registrations_by(
+        &mut self,
+        project: &str,
+        registrants: &[String],
+    ) -> Result<Vec<RegistrationRow>, StoreError> {
+        self.registrations_where(
+            "SELECT event_id, registrant, conference_id, day, code, credited FROM registrations \
+             WHERE project = $1 AND registrant = ANY($2)",
+            project,
+            registrants,
+        )
+    }
+
+    fn set_credited(&mut self, project: &str, event_id: &str, credited: bool) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE registrations SET credited = $3 WHERE project = $1 AND event_id = $2",
+            &[&own(project), &own(event_id), &credited],
+        )?;
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.flush_visitors()?;
+        self.flush_sessions()?;
+        self.flush_opens()?;
+        self.flush_daily()?;
+        self.conn()?.client.batch_execute("COMMIT")?;
+        self.open = false;
+        Ok(())
+    }
+}
