@@ -11,8 +11,9 @@ if cargo tree -p empmix-core --target wasm32-unknown-unknown -e normal --prefix 
 fi
 cargo build -q -p empmix-core-wasm-check --target wasm32-unknown-unknown
 cargo build -q -p empmix-core-wasm-check --target wasm32-unknown-unknown --profile wasm-release
-debug=target/wasm32-unknown-unknown/debug/empmix_core_wasm_check.wasm
-release=target/wasm32-unknown-unknown/wasm-release/empmix_core_wasm_check.wasm
+target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+debug=$target/wasm32-unknown-unknown/debug/empmix_core_wasm_check.wasm
+release=$target/wasm32-unknown-unknown/wasm-release/empmix_core_wasm_check.wasm
 # The debug build keeps symbol names, so a linked serde_json would show.
 if grep -q serde_json "$debug"; then
     echo "FAIL: serde_json symbols in the wasm build" >&2

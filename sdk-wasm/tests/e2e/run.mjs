@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, extname } from 'node:path';
+import { join, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -16,7 +16,8 @@ const results = [];
 const dataDir = mkdtempSync(join(tmpdir(), 'empmix-e2e-'));
 
 // ----- the real server -----
-const server = spawn(join(root, 'target/debug/empmix-server'),
+const targetDir = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(root, 'target');
+const server = spawn(join(targetDir, 'debug/empmix-server'),
   ['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--ingest-key', KEY, '--read-key', READ], { stdio: ['ignore', 'pipe', 'inherit'] });
 const api = await new Promise((resolve, reject) => {
   let out = '';
