@@ -19,12 +19,33 @@ fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `target/<profile>`, where cargo put `libempmix.so` and `libempmix.a` for this test run.
+/// `target/<profile>`, holding `libempmix.so` and `libempmix.a` built from the current source.
+///
+/// `cargo test` builds only what Rust code links, and nothing links a cdylib, so the library
+/// is built here (once per test binary; a no-op when it is up to date).
 fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    assert!(dir.join("libempmix.so").exists(), "libempmix.so not built in {}", dir.display());
-    dir
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            // target/<profile>/deps/c_programs-<hash>
+            let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+            let target_dir = dir.parent().unwrap();
+            let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            cargo.args(["build", "-p", "empmix-ffi", "--target-dir"]).arg(target_dir);
+            if dir.file_name().is_some_and(|p| p == "release") {
+                cargo.arg("--release");
+            }
+            let out = cargo.current_dir(crate_dir()).output().unwrap();
+            assert!(
+                out.status.success(),
+                "building libempmix failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(dir.join("libempmix.so").exists(), "libempmix.so not built in {}", dir.display());
+            dir
+        })
+        .clone()
 }
 
 fn valgrind() -> Option<PathBuf> {

@@ -134,12 +134,13 @@ impl Properties {
     }
 
     fn push_key(&mut self, key: &str) {
+        let was_empty = self.is_empty();
         // Reopen the object: drop the closing brace (and any whitespace a caller's text had).
         while self.json.ends_with(|c: char| c.is_ascii_whitespace()) {
             self.json.pop();
         }
         self.json.pop();
-        if !self.is_empty() {
+        if !was_empty {
             self.json.push(',');
         }
         json::write_key(&mut self.json, key);
