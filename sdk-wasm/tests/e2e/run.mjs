@@ -134,7 +134,8 @@ try {
     const id = await p.evaluate(() => mix.distinctId);
     await c.setOffline(true);
     await p.evaluate(() => { for (let i = 0; i < 10; i++) mix.track('offline', { i }); });
-    await new Promise(r => setTimeout(r, 1500));
+    // Wait until a send has been tried and failed while offline (a retry is scheduled).
+    await until('a failed send while offline', () => p.evaluate(() => mix.stats().retried > 0));
     const s = await p.evaluate(() => mix.stats());
     if (s.delivered > 2 || s.queued + s.inFlight < 10) throw new Error('sent while offline? ' + JSON.stringify(s));
     await c.setOffline(false);
