@@ -170,7 +170,9 @@ impl Engine {
             self.save_state();
         }
         let id = EventId::new(now, rng);
-        let mut properties = String::with_capacity(event.properties().as_json().len() + 64);
+        let mut properties = String::with_capacity(
+            event.properties().as_json().len() + self.identity.super_properties.as_json().len(),
+        );
         event.properties().write_merged(&self.identity.super_properties, &mut properties);
         let json = EventEnvelope {
             event_id: id,
