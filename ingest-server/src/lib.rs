@@ -33,7 +33,8 @@ mod server;
 pub mod store;
 
 pub use config::{ProjectConfig, ServerConfig};
-pub use server::{RunningServer, Server, ServerError, open_queue, open_store, spawn_consumer};
+pub use consumer::spawn as spawn_consumer;
+pub use server::{RunningServer, Server, ServerError, open_queue, open_store};
 
 /// Milliseconds since the Unix epoch, now.
 pub(crate) fn now_millis() -> i64 {

@@ -123,10 +123,8 @@ fn consume(cli: &Cli, drain: bool) -> Result<(), Box<dyn std::error::Error>> {
             "empmix-server consumed {events} events in {secs:.2} s ({:.0} events/s)",
             events as f64 / secs.max(1e-9)
         );
-    } else if queue.ordered() {
-        consumer::run(queue, store, &zones, &metrics, &stop);
     } else {
-        consumer::broker::run(queue, store, &zones, &metrics, &stop);
+        consumer::run(queue, store, &zones, &metrics, &stop);
     }
     queue.close();
     Ok(())

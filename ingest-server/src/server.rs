@@ -34,20 +34,6 @@ pub fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, StoreError> {
     })
 }
 
-/// Starts the consumer loop that fits the queue (cursor-ordered or broker).
-pub fn spawn_consumer(
-    queue: Arc<dyn Queue>,
-    store: Arc<dyn Store>,
-    zones: Zones,
-    metrics: Arc<Metrics>,
-) -> std::io::Result<ConsumerHandle> {
-    if queue.ordered() {
-        consumer::spawn(queue, store, zones, metrics)
-    } else {
-        consumer::broker::spawn(queue, store, zones, metrics)
-    }
-}
-
 /// Why a server could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -111,7 +97,7 @@ impl Server {
         let addr = listener.local_addr().map_err(io("reading the bound address"))?;
         let consumer = if config.run_consumer {
             Some(
-                spawn_consumer(queue.clone(), store.clone(), Zones::new(&projects), metrics.clone())
+                consumer::spawn(queue.clone(), store.clone(), Zones::new(&projects), metrics.clone())
                     .map_err(io("starting the consumer"))?,
             )
         } else {

@@ -12,32 +12,16 @@
 //!   same way. So a poison batch never blocks the queue.
 //! - **Crash**: unacknowledged deliveries are redelivered; the store deduplicates by event id.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Applied, BATCHES_PER_TX, ConsumerError, ConsumerHandle, Zones, apply_unordered, decodes};
+use super::{Applied, BATCHES_PER_TX, ConsumerError, Zones, apply_unordered, decodes};
 use crate::http::metrics::Metrics;
 use crate::queue::{Delivery, Queue};
 use crate::store::{Store, StoreError};
 
 /// Longest pause between retries while the store is unavailable.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// Starts the consumer on its own thread.
-pub fn spawn(
-    queue: Arc<dyn Queue>,
-    store: Arc<dyn Store>,
-    zones: Zones,
-    metrics: Arc<Metrics>,
-) -> std::io::Result<ConsumerHandle> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let thread = std::thread::Builder::new()
-        .name("empmix-consumer".into())
-        .spawn(move || run(queue.as_ref(), store.as_ref(), &zones, &metrics, &flag))?;
-    Ok(ConsumerHandle { stop, thread: Some(thread) })
-}
 
 /// Sleeps up to `d`, returning early when `stop` is set.
 fn pause(d: Duration, stop: &AtomicBool) {

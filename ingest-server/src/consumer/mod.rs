@@ -318,8 +318,18 @@ pub fn spawn(
     Ok(ConsumerHandle { stop, thread: Some(thread) })
 }
 
-/// The consumer loop, until `stop` is set.
+/// The consumer loop, until `stop` is set: in queue order for the embedded queue, or with
+/// the broker's concurrent deliveries and acknowledgements (see [`broker`]).
 pub fn run(queue: &dyn Queue, store: &dyn Store, zones: &Zones, metrics: &Metrics, stop: &AtomicBool) {
+    if queue.ordered() {
+        run_ordered(queue, store, zones, metrics, stop);
+    } else {
+        broker::run(queue, store, zones, metrics, stop);
+    }
+}
+
+/// The loop over an ordered queue (the embedded one), acknowledging by position.
+fn run_ordered(queue: &dyn Queue, store: &dyn Store, zones: &Zones, metrics: &Metrics, stop: &AtomicBool) {
     let mut last_ack = Instant::now();
     let mut acked = 0;
     let mut backoff = Duration::from_millis(50);

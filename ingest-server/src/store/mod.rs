@@ -140,7 +140,28 @@ pub enum DailyField {
     ShareConversions,
 }
 
+/// Daily counter changes gathered during one transaction and written at commit with one
+/// upsert per (project, day row), so counters are never bumped a statement at a time. Each row
+/// holds the six counters in [`DailyField::ALL`] order.
+pub type DailyDeltas = std::collections::HashMap<(String, DayKey), [i64; 6]>;
+
+/// Adds `delta` to one counter of a day row in `deltas`.
+pub(crate) fn add_daily_delta(
+    deltas: &mut DailyDeltas,
+    project: String,
+    key: DayKey,
+    field: DailyField,
+    delta: i64,
+) {
+    deltas.entry((project, key)).or_insert([0; 6])[field.slot()] += delta;
+}
+
 impl DailyField {
+    /// Position in [`DailyField::ALL`] and in a [`DailyDeltas`] row.
+    pub fn slot(self) -> usize {
+        self as usize
+    }
+
     /// All fields, in summary order.
     pub const ALL: [DailyField; 6] = [
         DailyField::Pv,
@@ -416,4 +437,22 @@ pub trait StoreTx {
     fn set_credited(&mut self, project: &str, event_id: &str, credited: bool) -> Result<(), StoreError>;
     /// Commits everything.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daily_deltas_follow_the_summary_order() {
+        for (i, field) in DailyField::ALL.into_iter().enumerate() {
+            assert_eq!(field.slot(), i);
+        }
+        let mut deltas = DailyDeltas::new();
+        let key = DayKey { conference_id: "c".into(), day: "2026-06-20".into() };
+        add_daily_delta(&mut deltas, "p".into(), key.clone(), DailyField::Shares, 2);
+        add_daily_delta(&mut deltas, "p".into(), key.clone(), DailyField::Pv, 1);
+        add_daily_delta(&mut deltas, "p".into(), key.clone(), DailyField::Shares, -1);
+        assert_eq!(deltas[&("p".to_string(), key)], [1, 0, 0, 0, 1, 0]);
+    }
 }

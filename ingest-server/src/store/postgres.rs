@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use postgres::{Client, NoTls, Statement};
 
+use super::ShareRow;
 use super::postgres_schema::MIGRATIONS;
 use super::postgres_tx::PgTx;
 use super::{
@@ -255,4 +256,17 @@ impl Store for PgStore {
     fn events(&self, project: &str, filter: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
         self.with_conn(|c| super::postgres_read::events(c, project, filter))
     }
+}
+
+/// A [`ShareRow`] from the first seven columns of a row, in the `shares` table's order.
+pub(super) fn share_row(r: &postgres::Row) -> Result<ShareRow, postgres::Error> {
+    Ok(ShareRow {
+        code: r.try_get(0)?,
+        sharer: r.try_get(1)?,
+        channel: r.try_get(2)?,
+        target_url: r.try_get(3)?,
+        parent_code: r.try_get(4)?,
+        conference_id: r.try_get(5)?,
+        created_at: r.try_get(6)?,
+    })
 }

@@ -3,7 +3,7 @@
 //! consumers lock them in the same order.
 
 use super::postgres_tx::PgTx;
-use super::{DayKey, StoreError};
+use super::{DailyField, DayKey, StoreError, add_daily_delta};
 
 impl PgTx<'_> {
     /// Writes the pending visitor rows; the new ones count in `uv`.
@@ -27,7 +27,7 @@ impl PgTx<'_> {
         )?;
         for r in rows {
             let key = DayKey { conference_id: r.try_get(1)?, day: r.try_get(2)? };
-            self.daily.entry((r.try_get(0)?, key)).or_insert([0; 6])[1] += 1;
+            add_daily_delta(&mut self.daily, r.try_get(0)?, key, DailyField::Uv, 1);
         }
         Ok(())
     }

@@ -2,8 +2,8 @@
 
 use postgres::types::ToSql;
 
-use super::postgres::{PgConn, clean};
-use super::{DailySummary, EventFilter, EventRow, SessionRow, ShareFacts, ShareRow, StoreError};
+use super::postgres::{PgConn, clean, share_row};
+use super::{DailySummary, EventFilter, EventRow, SessionRow, ShareFacts, StoreError};
 
 pub(super) fn daily(
     c: &mut PgConn,
@@ -51,18 +51,7 @@ pub(super) fn share_facts(c: &mut PgConn, project: &str) -> Result<ShareFacts, S
          ON l.project = s.project AND l.id = s.sharer WHERE s.project = $1",
         &[&project],
     )? {
-        facts.shares.push((
-            ShareRow {
-                code: r.try_get(0)?,
-                sharer: r.try_get(1)?,
-                channel: r.try_get(2)?,
-                target_url: r.try_get(3)?,
-                parent_code: r.try_get(4)?,
-                conference_id: r.try_get(5)?,
-                created_at: r.try_get(6)?,
-            },
-            r.try_get(7)?,
-        ));
+        facts.shares.push((share_row(&r)?, r.try_get(7)?));
     }
     for r in tx.query(
         "SELECT o.code, COALESCE(l.root, o.opener) FROM share_opens o LEFT JOIN identity_links l \

@@ -8,8 +8,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use postgres::types::ToSql;
 
-use super::postgres::{Lease, PgConn, clean, json_text};
-use super::{DailyField, DayKey, ProjectLock, RegistrationRow, ShareRow, StoreError, StoreTx, StoredEvent};
+use super::postgres::{Lease, PgConn, clean, json_text, share_row};
+use super::{
+    DailyDeltas, DailyField, DayKey, ProjectLock, RegistrationRow, ShareRow, StoreError, StoreTx,
+    StoredEvent, add_daily_delta,
+};
 
 /// Advisory lock key every consumer transaction takes (shared) and [`super::Store::begin`]
 /// takes exclusively.
@@ -34,7 +37,7 @@ type Strs = Vec<String>;
 pub(super) struct PgTx<'a> {
     pub(super) lease: Lease<'a>,
     pub(super) open: bool,
-    pub(super) daily: HashMap<(String, DayKey), [i64; 6]>,
+    pub(super) daily: DailyDeltas,
     pub(super) sessions: HashMap<(String, String), Session>,
     pub(super) visitors: BTreeSet<(String, String, String, String)>,
     pub(super) opens: Vec<(String, String, String, String, i64)>,
@@ -88,7 +91,7 @@ impl<'a> PgTx<'a> {
         Ok(PgTx {
             lease,
             open: true,
-            daily: HashMap::new(),
+            daily: DailyDeltas::new(),
             sessions: HashMap::new(),
             visitors: BTreeSet::new(),
             opens: Vec::new(),
@@ -319,9 +322,8 @@ impl StoreTx for PgTx<'_> {
         field: DailyField,
         delta: i64,
     ) -> Result<(), StoreError> {
-        let slot = DailyField::ALL.iter().position(|f| *f == field).unwrap_or(0);
         let key = DayKey { conference_id: own(&key.conference_id), day: key.day.clone() };
-        self.daily.entry((own(project), key)).or_insert([0; 6])[slot] += delta;
+        add_daily_delta(&mut self.daily, own(project), key, field, delta);
         Ok(())
     }
 
@@ -383,19 +385,7 @@ impl StoreTx for PgTx<'_> {
              WHERE project = $1 AND code = $2",
             &[&own(project), &own(code)],
         )?;
-        rows.first()
-            .map(|r| {
-                Ok(ShareRow {
-                    code: r.try_get(0)?,
-                    sharer: r.try_get(1)?,
-                    channel: r.try_get(2)?,
-                    target_url: r.try_get(3)?,
-                    parent_code: r.try_get(4)?,
-                    conference_id: r.try_get(5)?,
-                    created_at: r.try_get(6)?,
-                })
-            })
-            .transpose()
+        Ok(rows.first().map(share_row).transpose()?)
     }
 
     fn share_subtree(&mut self, project: &str, code: &str) -> Result<Vec<String>, StoreError> {

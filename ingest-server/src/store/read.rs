@@ -2,8 +2,8 @@
 
 use rusqlite::{params, params_from_iter, types::Value as SqlValue};
 
-use super::sqlite::SqliteStore;
-use super::{DailySummary, EventFilter, EventRow, SessionRow, ShareFacts, ShareRow, StoreError};
+use super::sqlite::{SqliteStore, share_row};
+use super::{DailySummary, EventFilter, EventRow, SessionRow, ShareFacts, StoreError};
 
 impl SqliteStore {
     pub(super) fn read_daily(
@@ -44,20 +44,7 @@ impl SqliteStore {
                  COALESCE(l.root, s.sharer) FROM shares s LEFT JOIN identity_links l \
                  ON l.project = s.project AND l.id = s.sharer WHERE s.project = ?1",
             )?;
-            for row in stmt.query_map([project], |r| {
-                Ok((
-                    ShareRow {
-                        code: r.get(0)?,
-                        sharer: r.get(1)?,
-                        channel: r.get(2)?,
-                        target_url: r.get(3)?,
-                        parent_code: r.get(4)?,
-                        conference_id: r.get(5)?,
-                        created_at: r.get(6)?,
-                    },
-                    r.get(7)?,
-                ))
-            })? {
+            for row in stmt.query_map([project], |r| Ok((share_row(r)?, r.get(7)?)))? {
                 facts.shares.push(row?);
             }
             let mut stmt = conn.prepare_cached(

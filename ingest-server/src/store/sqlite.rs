@@ -3,13 +3,15 @@
 //! The consumer's transaction is `BEGIN IMMEDIATE` on the writer connection; queries use a
 //! separate reader connection, which WAL lets run while the consumer writes.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::{DailyField, DayKey, RegistrationRow, ShareRow, Store, StoreError, StoreTx, StoredEvent, schema};
+use super::{
+    DailyDeltas, DailyField, DayKey, RegistrationRow, ShareRow, Store, StoreError, StoreTx, StoredEvent,
+    add_daily_delta, schema,
+};
 use crate::queue::sqlite::{migrate, open_connection};
 
 /// File name of the analytics database in the data directory.
@@ -42,7 +44,7 @@ impl Store for SqliteStore {
     fn begin(&self) -> Result<Box<dyn StoreTx + '_>, StoreError> {
         let conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(Box::new(SqliteTx { conn, open: true, daily: HashMap::new() }))
+        Ok(Box::new(SqliteTx { conn, open: true, daily: DailyDeltas::new() }))
     }
 
     fn cursor(&self) -> Result<u64, StoreError> {
@@ -83,7 +85,7 @@ impl Store for SqliteStore {
 struct SqliteTx<'a> {
     conn: MutexGuard<'a, Connection>,
     open: bool,
-    daily: HashMap<(String, DayKey), [i64; 6]>,
+    daily: DailyDeltas,
 }
 
 impl Drop for SqliteTx<'_> {
@@ -229,8 +231,7 @@ impl StoreTx for SqliteTx<'_> {
         field: DailyField,
         delta: i64,
     ) -> Result<(), StoreError> {
-        let slot = DailyField::ALL.iter().position(|f| *f == field).unwrap_or(0);
-        self.daily.entry((project.to_string(), key.clone())).or_insert([0; 6])[slot] += delta;
+        add_daily_delta(&mut self.daily, project.to_string(), key.clone(), field, delta);
         Ok(())
     }
 
@@ -298,17 +299,7 @@ impl StoreTx for SqliteTx<'_> {
                 "SELECT code, sharer, channel, target_url, parent_code, conference_id, created_at FROM shares \
                  WHERE project = ?1 AND code = ?2",
             )?
-            .query_row(params![project, code], |r| {
-                Ok(ShareRow {
-                    code: r.get(0)?,
-                    sharer: r.get(1)?,
-                    channel: r.get(2)?,
-                    target_url: r.get(3)?,
-                    parent_code: r.get(4)?,
-                    conference_id: r.get(5)?,
-                    created_at: r.get(6)?,
-                })
-            })
+            .query_row(params![project, code], share_row)
             .optional()?)
     }
 
@@ -416,4 +407,17 @@ impl StoreTx for SqliteTx<'_> {
         self.open = false;
         Ok(())
     }
+}
+
+/// A [`ShareRow`] from the first seven columns of a row, in the `shares` table's order.
+pub(super) fn share_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ShareRow> {
+    Ok(ShareRow {
+        code: r.get(0)?,
+        sharer: r.get(1)?,
+        channel: r.get(2)?,
+        target_url: r.get(3)?,
+        parent_code: r.get(4)?,
+        conference_id: r.get(5)?,
+        created_at: r.get(6)?,
+    })
 }
