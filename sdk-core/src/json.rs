@@ -2,14 +2,15 @@
 //!
 //! Written by hand on purpose: the browser package links this crate, and `serde_json` alone
 //! costs about 15 KB gzip, more than the whole package budget (see `shared/design.md`). The
-//! core only needs to validate property objects, merge their top-level members, read the
-//! server's small response body and its own persisted state, so a borrowing parser of a few
-//! hundred lines is enough. Servers decode requests with `serde_json` behind the `decode`
-//! feature instead.
+//! core only needs to validate property objects, find their top-level members, and read the
+//! server's small response body and its own persisted state, so the reader is a validating
+//! scanner that builds no tree: it hands back slices of the text (members and items as their
+//! raw JSON, keys as written) and decodes a string or number only when asked. Servers decode
+//! requests with `serde_json` behind the `decode` feature instead.
 
 use std::borrow::Cow;
 
-/// Deepest nesting the parser accepts. Bounded so that hostile input (a page passing a
+/// Deepest nesting the reader accepts. Bounded so that hostile input (a page passing a
 /// deeply nested object) cannot exhaust the stack, which in wasm is an unrecoverable trap.
 pub const MAX_DEPTH: usize = 64;
 
@@ -39,325 +40,316 @@ pub enum JsonError {
     NotAnObject,
 }
 
-/// A parsed JSON value that borrows from its text where it can.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value<'a> {
-    /// `null`
-    Null,
-    /// `true` or `false`
-    Bool(bool),
-    /// A number, kept as its validated text so no precision is lost.
-    Number(&'a str),
-    /// A string, unescaped.
-    String(Cow<'a, str>),
-    /// An array.
-    Array(Vec<Value<'a>>),
-    /// An object's members in text order.
-    Object(Vec<(Cow<'a, str>, Value<'a>)>),
+/// One member of an object (`key` as written between its quotes, escapes included) or one
+/// item of an array (`key` empty), with the raw text of its value.
+pub type Member<'a> = (&'a str, &'a str);
+
+/// Checks that `text` is exactly one JSON object.
+pub fn check_object(text: &str) -> Result<(), JsonError> {
+    read(text, b'{', None)
 }
 
-impl<'a> Value<'a> {
-    /// The member `key` of an object (the last one, as most parsers do).
-    pub fn get(&self, key: &str) -> Option<&Value<'a>> {
-        match self {
-            Value::Object(members) => members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
+/// The top-level members of a JSON object, in text order, after checking the whole text.
+pub fn members(text: &str) -> Result<Vec<Member<'_>>, JsonError> {
+    let mut out = Vec::new();
+    read(text, b'{', Some(&mut out))?;
+    Ok(out)
+}
 
-    /// The string inside a `String` value.
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Value::String(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// A non-negative integer number.
-    pub fn as_u64(&self) -> Option<u64> {
-        match self {
-            Value::Number(n) => n.parse().ok(),
-            _ => None,
-        }
-    }
-
-    /// The items of an array.
-    pub fn as_array(&self) -> Option<&[Value<'a>]> {
-        match self {
-            Value::Array(items) => Some(items),
-            _ => None,
-        }
-    }
-
-    /// The boolean inside a `Bool` value.
-    pub fn as_bool(&self) -> Option<bool> {
-        match self {
-            Value::Bool(b) => Some(*b),
-            _ => None,
-        }
+/// The raw items of a JSON array (an empty list for anything else).
+pub fn items(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    match read(text, b'[', Some(&mut out)) {
+        Ok(()) => out.into_iter().map(|(_, raw)| raw).collect(),
+        Err(_) => Vec::new(),
     }
 }
 
-/// Parses a complete JSON text.
-pub fn parse(text: &str) -> Result<Value<'_>, JsonError> {
-    let mut p = Parser { text, pos: 0 };
-    p.ws();
-    let value = p.value(0)?;
-    p.ws();
-    if p.pos != text.len() {
-        return Err(JsonError::Trailing(p.pos));
-    }
-    Ok(value)
+/// The raw value of the last member named `key` (the one most parsers keep).
+pub fn get<'a>(members: &[Member<'a>], key: &str) -> Option<&'a str> {
+    members.iter().rev().find(|(k, _)| key_is(k, key)).map(|(_, raw)| *raw)
 }
 
-/// Parses a JSON object and returns each member's key with the raw text of its value.
-///
-/// Used to merge property objects without re-encoding their values.
-pub fn object_members(text: &str) -> Result<Vec<(Cow<'_, str>, &str)>, JsonError> {
-    let mut p = Parser { text, pos: 0 };
-    p.ws();
-    if p.peek() != Some(b'{') {
-        return Err(if p.pos >= text.len() {
-            JsonError::UnexpectedEnd(p.pos)
-        } else {
-            JsonError::NotAnObject
-        });
-    }
-    let mut members = Vec::new();
-    p.pos += 1;
-    p.ws();
-    if p.peek() == Some(b'}') {
-        p.pos += 1;
-    } else {
-        loop {
-            p.ws();
-            let key = p.string()?;
-            p.ws();
-            p.expect(b':')?;
-            p.ws();
-            let start = p.pos;
-            p.value(1)?;
-            members.push((key, &text[start..p.pos]));
-            p.ws();
-            match p.next_byte()? {
-                b',' => continue,
-                b'}' => break,
-                _ => return Err(JsonError::UnexpectedChar(p.pos - 1)),
+/// Whether a key as written (escapes included) names `key`.
+pub fn key_is(written: &str, key: &str) -> bool {
+    written == key || (written.contains('\\') && unescape(written).is_some_and(|k| k == key))
+}
+
+/// Whether two keys as written (escapes included) name the same key.
+pub fn same_key(a: &str, b: &str) -> bool {
+    a == b || ((a.contains('\\') || b.contains('\\')) && unescape(a).is_some_and(|a| unescape(b) == Some(a)))
+}
+
+/// Appends `"key":raw` for a key as written and a raw value, both already valid JSON.
+pub fn write_member(out: &mut String, written_key: &str, raw: &str) {
+    out.push('"');
+    out.push_str(written_key);
+    out.push_str("\":");
+    out.push_str(raw);
+}
+
+/// The text of a raw JSON string value (quotes included), unescaped; `None` for other values.
+pub fn as_str(raw: &str) -> Option<Cow<'_, str>> {
+    unescape(raw.strip_prefix('"')?.strip_suffix('"')?)
+}
+
+/// A raw JSON value that is a non-negative integer.
+pub fn as_u64(raw: &str) -> Option<u64> {
+    raw.parse().ok()
+}
+
+/// The body of a JSON string (between its quotes) with its escapes decoded; `None` when an
+/// escape is malformed.
+pub fn unescape(body: &str) -> Option<Cow<'_, str>> {
+    let Some(first) = body.find('\\') else {
+        return Some(Cow::Borrowed(body));
+    };
+    let mut out = String::with_capacity(body.len());
+    out.push_str(&body[..first]);
+    let mut chars = body[first..].chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let decoded = match chars.next()? {
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'u' => {
+                let hi = take_unit(&mut chars)?;
+                let code = if (0xD800..0xDC00).contains(&hi) {
+                    (chars.next() == Some('\\') && chars.next() == Some('u')).then_some(())?;
+                    let lo = take_unit(&mut chars)?.checked_sub(0xDC00).filter(|lo| *lo < 0x400)?;
+                    0x10000 + ((hi - 0xD800) << 10) + lo
+                } else {
+                    hi
+                };
+                char::from_u32(code)?
             }
-        }
+            c @ ('"' | '\\' | '/') => c,
+            _ => return None,
+        };
+        out.push(decoded);
     }
-    p.ws();
-    if p.pos != text.len() {
-        return Err(JsonError::Trailing(p.pos));
-    }
-    Ok(members)
+    Some(Cow::Owned(out))
 }
 
-struct Parser<'a> {
+fn take_unit(chars: &mut std::str::Chars<'_>) -> Option<u32> {
+    let unit = hex_unit(chars.as_str().get(..4)?)?;
+    chars.nth(3);
+    Some(unit)
+}
+
+/// Hex digits as a UTF-16 code unit (no sign, unlike `from_str_radix`).
+fn hex_unit(digits: &str) -> Option<u32> {
+    digits.bytes().try_fold(0, |unit, b| Some(unit << 4 | char::from(b).to_digit(16)?))
+}
+
+/// Reads one complete value that must open with `open` (`{` or `[`), passing its top-level
+/// members or items to `out`.
+fn read<'a>(text: &'a str, open: u8, out: Option<&mut Vec<Member<'a>>>) -> Result<(), JsonError> {
+    let mut s = Scanner { text, pos: 0 };
+    match s.ws() {
+        Some(c) if c == open => {}
+        Some(_) if open == b'{' => {
+            s.value(0, None)?;
+            return Err(JsonError::NotAnObject);
+        }
+        _ => return Err(s.unexpected()),
+    }
+    s.value(0, out)?;
+    match s.ws() {
+        None => Ok(()),
+        Some(_) => Err(JsonError::Trailing(s.pos)),
+    }
+}
+
+/// A validating pass over JSON text that only moves a position: no tree, no allocation
+/// (kept to a few small loops, which matters twice in the browser: size and speed).
+struct Scanner<'a> {
     text: &'a str,
     pos: usize,
 }
 
-impl<'a> Parser<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.pos).copied()
+impl<'a> Scanner<'a> {
+    /// Skips whitespace; the next byte, not consumed.
+    fn ws(&mut self) -> Option<u8> {
+        let bytes = self.text.as_bytes();
+        while let Some(&c) = bytes.get(self.pos) {
+            if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                return Some(c);
+            }
+            self.pos += 1;
+        }
+        None
     }
 
-    fn next_byte(&mut self) -> Result<u8, JsonError> {
-        let b = self.peek().ok_or(JsonError::UnexpectedEnd(self.pos))?;
-        self.pos += 1;
-        Ok(b)
+    fn unexpected(&self) -> JsonError {
+        if self.pos >= self.text.len() {
+            JsonError::UnexpectedEnd(self.pos)
+        } else {
+            JsonError::UnexpectedChar(self.pos)
+        }
     }
 
     fn expect(&mut self, want: u8) -> Result<(), JsonError> {
-        match self.next_byte()? {
-            b if b == want => Ok(()),
-            _ => Err(JsonError::UnexpectedChar(self.pos - 1)),
+        if self.ws() != Some(want) {
+            return Err(self.unexpected());
         }
+        self.pos += 1;
+        Ok(())
     }
 
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
-            self.pos += 1;
-        }
-    }
-
-    fn literal(&mut self, word: &str, value: Value<'a>) -> Result<Value<'a>, JsonError> {
-        if self.text.as_bytes()[self.pos..].starts_with(word.as_bytes()) {
-            self.pos += word.len();
-            Ok(value)
-        } else {
-            Err(JsonError::UnexpectedChar(self.pos))
-        }
-    }
-
-    fn value(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
-        if depth > MAX_DEPTH {
+    /// One value starting at the next non-space byte; an object's members or an array's items
+    /// go to `out` when given.
+    fn value(&mut self, depth: usize, mut out: Option<&mut Vec<Member<'a>>>) -> Result<(), JsonError> {
+        let close = match self.ws() {
+            Some(b'"') => return self.string(),
+            Some(b'{') => b'}',
+            Some(b'[') => b']',
+            Some(b'-' | b'0'..=b'9') => return self.number(),
+            Some(c) => {
+                let word: &[u8] = match c {
+                    b't' => b"true",
+                    b'f' => b"false",
+                    _ => b"null",
+                };
+                if !self.text.as_bytes()[self.pos..].starts_with(word) {
+                    return Err(self.unexpected());
+                }
+                self.pos += word.len();
+                return Ok(());
+            }
+            None => return Err(self.unexpected()),
+        };
+        if depth >= MAX_DEPTH {
             return Err(JsonError::TooDeep(self.pos));
         }
-        match self.peek().ok_or(JsonError::UnexpectedEnd(self.pos))? {
-            b'{' => {
-                self.pos += 1;
-                let mut members = Vec::new();
-                self.ws();
-                if self.peek() == Some(b'}') {
-                    self.pos += 1;
-                    return Ok(Value::Object(members));
-                }
-                loop {
-                    self.ws();
-                    let key = self.string()?;
-                    self.ws();
-                    self.expect(b':')?;
-                    self.ws();
-                    members.push((key, self.value(depth + 1)?));
-                    self.ws();
-                    match self.next_byte()? {
-                        b',' => continue,
-                        b'}' => return Ok(Value::Object(members)),
-                        _ => return Err(JsonError::UnexpectedChar(self.pos - 1)),
-                    }
-                }
-            }
-            b'[' => {
-                self.pos += 1;
-                let mut items = Vec::new();
-                self.ws();
-                if self.peek() == Some(b']') {
-                    self.pos += 1;
-                    return Ok(Value::Array(items));
-                }
-                loop {
-                    self.ws();
-                    items.push(self.value(depth + 1)?);
-                    self.ws();
-                    match self.next_byte()? {
-                        b',' => continue,
-                        b']' => return Ok(Value::Array(items)),
-                        _ => return Err(JsonError::UnexpectedChar(self.pos - 1)),
-                    }
-                }
-            }
-            b'"' => Ok(Value::String(self.string()?)),
-            b't' => self.literal("true", Value::Bool(true)),
-            b'f' => self.literal("false", Value::Bool(false)),
-            b'n' => self.literal("null", Value::Null),
-            b'-' | b'0'..=b'9' => self.number(),
-            _ => Err(JsonError::UnexpectedChar(self.pos)),
+        self.pos += 1;
+        if self.ws() == Some(close) {
+            self.pos += 1;
+            return Ok(());
         }
+        loop {
+            let mut key = "";
+            if close == b'}' {
+                if self.ws() != Some(b'"') {
+                    return Err(self.unexpected());
+                }
+                let start = self.pos + 1;
+                self.string()?;
+                key = self.text.get(start..self.pos - 1).unwrap_or("");
+                self.expect(b':')?;
+            }
+            self.ws();
+            let start = self.pos;
+            self.value(depth + 1, None)?;
+            if let Some(out) = out.as_deref_mut() {
+                out.push((key, self.text.get(start..self.pos).unwrap_or("")));
+            }
+            match self.ws() {
+                Some(b',') => self.pos += 1,
+                Some(c) if c == close => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.unexpected()),
+            }
+        }
+    }
+
+    /// A string, at its opening quote: control characters, malformed escapes and lone
+    /// surrogates are refused (the text is already UTF-8).
+    fn string(&mut self) -> Result<(), JsonError> {
+        let bytes = self.text.as_bytes();
+        self.pos += 1;
+        loop {
+            let Some(&c) = bytes.get(self.pos) else {
+                return Err(JsonError::UnexpectedEnd(self.pos));
+            };
+            self.pos += 1;
+            match c {
+                b'"' => return Ok(()),
+                0..=0x1f => return Err(JsonError::UnexpectedChar(self.pos - 1)),
+                b'\\' => {
+                    let at = self.pos - 1;
+                    let bad = JsonError::InvalidEscape(at);
+                    match bytes.get(self.pos) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 1,
+                        Some(b'u') => {
+                            let hi = self.hex4().ok_or(bad)?;
+                            if (0xDC00..0xE000).contains(&hi) {
+                                return Err(bad);
+                            }
+                            if (0xD800..0xDC00).contains(&hi) {
+                                let lo = match bytes.get(self.pos) {
+                                    Some(b'\\') => {
+                                        self.pos += 1;
+                                        self.hex4()
+                                    }
+                                    _ => None,
+                                };
+                                if !lo.is_some_and(|lo| (0xDC00..0xE000).contains(&lo)) {
+                                    return Err(bad);
+                                }
+                            }
+                        }
+                        _ => return Err(bad),
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// `u` and four hex digits, at the `u`.
+    fn hex4(&mut self) -> Option<u32> {
+        let unit = hex_unit(self.text.get(self.pos..self.pos + 5)?.strip_prefix('u')?)?;
+        self.pos += 5;
+        Some(unit)
     }
 
     fn digits(&mut self) -> usize {
         let start = self.pos;
-        while let Some(b'0'..=b'9') = self.peek() {
+        while self.text.as_bytes().get(self.pos).is_some_and(u8::is_ascii_digit) {
             self.pos += 1;
         }
         self.pos - start
     }
 
-    fn number(&mut self) -> Result<Value<'a>, JsonError> {
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    fn number(&mut self) -> Result<(), JsonError> {
         let start = self.pos;
-        if self.peek() == Some(b'-') {
-            self.pos += 1;
-        }
-        let int_start = self.pos;
-        let n = self.digits();
-        if n == 0 || (n > 1 && self.text.as_bytes()[int_start] == b'0') {
-            return Err(JsonError::InvalidNumber(start));
-        }
-        if self.peek() == Some(b'.') {
-            self.pos += 1;
-            if self.digits() == 0 {
-                return Err(JsonError::InvalidNumber(start));
-            }
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.pos += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.pos += 1;
-            }
-            if self.digits() == 0 {
-                return Err(JsonError::InvalidNumber(start));
-            }
-        }
-        Ok(Value::Number(&self.text[start..self.pos]))
-    }
-
-    fn hex4(&mut self) -> Result<u32, JsonError> {
-        let at = self.pos;
-        let digits = self.text.get(self.pos..self.pos + 4).ok_or(JsonError::UnexpectedEnd(at))?;
-        if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(JsonError::InvalidEscape(at));
-        }
-        self.pos += 4;
-        u32::from_str_radix(digits, 16).map_err(|_| JsonError::InvalidEscape(at))
-    }
-
-    fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
-        self.expect(b'"')?;
         let bytes = self.text.as_bytes();
-        let start = self.pos;
-        // Fast path: no escapes means the string borrows from the text.
-        loop {
-            match bytes.get(self.pos) {
-                None => return Err(JsonError::UnexpectedEnd(self.pos)),
-                Some(b'"') => {
-                    self.pos += 1;
-                    return Ok(Cow::Borrowed(&self.text[start..self.pos - 1]));
-                }
-                Some(b'\\') => break,
-                Some(b) if *b < 0x20 => return Err(JsonError::UnexpectedChar(self.pos)),
-                Some(_) => self.pos += 1,
+        let bad = JsonError::InvalidNumber(start);
+        if bytes.get(self.pos) == Some(&b'-') {
+            self.pos += 1;
+        }
+        let int = self.pos;
+        match self.digits() {
+            0 => return Err(bad),
+            n if n > 1 && bytes.get(int) == Some(&b'0') => return Err(bad),
+            _ => {}
+        }
+        if bytes.get(self.pos) == Some(&b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return Err(bad);
             }
         }
-        let mut out = String::from(&self.text[start..self.pos]);
-        loop {
-            let run = self.pos;
-            while let Some(&b) = bytes.get(self.pos) {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
+        if matches!(bytes.get(self.pos), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(bytes.get(self.pos), Some(b'+' | b'-')) {
                 self.pos += 1;
             }
-            out.push_str(&self.text[run..self.pos]);
-            match self.next_byte()? {
-                b'"' => return Ok(Cow::Owned(out)),
-                b'\\' => {
-                    let at = self.pos - 1;
-                    let c = match self.next_byte()? {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => {
-                            let hi = self.hex4()?;
-                            let code = if (0xD800..0xDC00).contains(&hi) {
-                                if self.text.as_bytes()[self.pos..].starts_with(b"\\u") {
-                                    self.pos += 2;
-                                    let lo = self.hex4()?;
-                                    if !(0xDC00..0xE000).contains(&lo) {
-                                        return Err(JsonError::InvalidEscape(at));
-                                    }
-                                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                                } else {
-                                    return Err(JsonError::InvalidEscape(at));
-                                }
-                            } else {
-                                hi
-                            };
-                            char::from_u32(code).ok_or(JsonError::InvalidEscape(at))?
-                        }
-                        _ => return Err(JsonError::InvalidEscape(at)),
-                    };
-                    out.push(c);
-                }
-                _ => return Err(JsonError::UnexpectedChar(self.pos - 1)),
+            if self.digits() == 0 {
+                return Err(bad);
             }
         }
+        Ok(())
     }
 }
 
@@ -432,40 +424,106 @@ pub fn write_str_array<'s>(out: &mut String, items: impl IntoIterator<Item = &'s
 mod tests {
     use super::*;
 
+    fn valid(text: &str) -> Result<(), JsonError> {
+        let mut s = Scanner { text, pos: 0 };
+        s.value(0, None)?;
+        if s.ws().is_some() { Err(JsonError::Trailing(s.pos)) } else { Ok(()) }
+    }
+
     #[test]
-    fn parses_nested_values_and_escapes() {
-        let v = parse(r#" {"a": [1, -2.5e3, true, null], "b": "x\"\u00e9\ud83d\ude00\n"} "#).unwrap();
-        assert_eq!(v.get("a").unwrap().as_array().unwrap().len(), 4);
-        assert_eq!(v.get("b").unwrap().as_str().unwrap(), "x\"é😀\n");
+    fn reads_members_items_and_escapes() {
+        let text = r#" {"a": [1, -2.5e3, true, null], "b": "x\"\u00e9\ud83d\ude00\n", "k\u0065y": 7} "#;
+        let m = members(text).unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(items(get(&m, "a").unwrap()), ["1", "-2.5e3", "true", "null"]);
+        assert_eq!(as_str(get(&m, "b").unwrap()).unwrap(), "x\"é😀\n");
+        assert_eq!(get(&m, "key").and_then(as_u64), Some(7));
+        assert_eq!(get(&m, "missing"), None);
+        assert!(items("{}").is_empty());
+        assert_eq!(as_str("1"), None);
     }
 
     #[test]
     fn rejects_malformed_text_with_positions() {
-        assert_eq!(parse("{\"a\":}"), Err(JsonError::UnexpectedChar(5)));
-        assert_eq!(parse("[1,2"), Err(JsonError::UnexpectedEnd(4)));
-        assert_eq!(parse("01"), Err(JsonError::InvalidNumber(0)));
-        assert_eq!(parse("1 2"), Err(JsonError::Trailing(2)));
-        assert_eq!(parse("\"\\ud800\""), Err(JsonError::InvalidEscape(1)));
-        assert_eq!(parse("\"a\u{1}\""), Err(JsonError::UnexpectedChar(2)));
-        assert!(matches!(parse("\"\\q\""), Err(JsonError::InvalidEscape(_))));
+        assert_eq!(valid("{\"a\":}"), Err(JsonError::UnexpectedChar(5)));
+        assert_eq!(valid("[1,2"), Err(JsonError::UnexpectedEnd(4)));
+        assert_eq!(valid("01"), Err(JsonError::InvalidNumber(0)));
+        assert_eq!(valid("1."), Err(JsonError::InvalidNumber(0)));
+        assert_eq!(valid("-"), Err(JsonError::InvalidNumber(0)));
+        assert_eq!(valid("1 2"), Err(JsonError::Trailing(2)));
+        assert_eq!(valid("\"\\ud800\""), Err(JsonError::InvalidEscape(1)));
+        assert_eq!(valid("\"\\udc00\""), Err(JsonError::InvalidEscape(1)));
+        assert_eq!(valid("\"\\u+123\""), Err(JsonError::InvalidEscape(1)));
+        assert_eq!(valid("\"a\u{1}\""), Err(JsonError::UnexpectedChar(2)));
+        assert_eq!(valid("tru"), Err(JsonError::UnexpectedChar(0)));
+        assert_eq!(valid("nul"), Err(JsonError::UnexpectedChar(0)));
+        assert!(matches!(valid("\"\\q\""), Err(JsonError::InvalidEscape(_))));
+        assert_eq!(valid(""), Err(JsonError::UnexpectedEnd(0)));
+        assert_eq!(valid("{\"a\" 1}"), Err(JsonError::UnexpectedChar(5)));
+        assert_eq!(valid("{1:2}"), Err(JsonError::UnexpectedChar(1)));
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_validity() {
+        for text in [
+            "{}",
+            "[]",
+            " [ ] ",
+            "0",
+            "-0",
+            "1e5",
+            "1E+5",
+            "1.5e-3",
+            "\"\\/\"",
+            "{\"a\":{\"b\":[{}]}}",
+            "00",
+            "+1",
+            ".5",
+            "1e",
+            "[1,]",
+            "{\"a\":1,}",
+            "{,}",
+            "[,1]",
+            "\"\t\"",
+            "truex",
+            "\"\\u12\"",
+            "\"\\ud83d\\u0041\"",
+            "{\"a\"}",
+            "[1 2]",
+            "\u{feff}1",
+        ] {
+            assert_eq!(
+                valid(text).is_ok(),
+                serde_json::from_str::<serde_json::Value>(text).is_ok(),
+                "{text}"
+            );
+        }
     }
 
     #[test]
     fn depth_is_bounded_without_overflowing_the_stack() {
         let deep = "[".repeat(100_000);
-        assert!(matches!(parse(&deep), Err(JsonError::TooDeep(_))));
+        assert!(matches!(valid(&deep), Err(JsonError::TooDeep(_))));
         let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
-        assert!(parse(&ok).is_ok());
+        assert!(valid(&ok).is_ok());
     }
 
     #[test]
-    fn object_members_keeps_raw_values() {
-        let m = object_members(r#"{"a": {"x": [1]}, "b":"s"}"#).unwrap();
-        assert_eq!(m.len(), 2);
-        assert_eq!(m[0], (Cow::Borrowed("a"), r#"{"x": [1]}"#));
-        assert_eq!(m[1].1, "\"s\"");
-        assert_eq!(object_members("[1]"), Err(JsonError::NotAnObject));
-        assert_eq!(object_members("{} x"), Err(JsonError::Trailing(3)));
+    fn members_keep_raw_values_and_refuse_other_values() {
+        let m = members(r#"{"a": {"x": [1]}, "b":"s"}"#).unwrap();
+        assert_eq!(m, [("a", r#"{"x": [1]}"#), ("b", "\"s\"")]);
+        assert_eq!(members("[1]"), Err(JsonError::NotAnObject));
+        assert_eq!(members("{} x"), Err(JsonError::Trailing(3)));
+        assert_eq!(check_object("{\"a\":[}"), Err(JsonError::UnexpectedChar(6)));
+        assert!(check_object(" {\"a\" : 1 } ").is_ok());
+    }
+
+    #[test]
+    fn unescape_decodes_every_escape_and_refuses_broken_ones() {
+        assert_eq!(unescape(r#"a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"#).unwrap(), "a\"\\/\u{8}\u{c}\n\r\té😀");
+        for broken in [r"\", r"\x", r"\u12", r"\ud83d", r"\ud83dx", r"\ud83d\u0041"] {
+            assert_eq!(unescape(broken), None, "{broken}");
+        }
     }
 
     #[test]
@@ -473,7 +531,7 @@ mod tests {
         let original = "quote\" back\\ nl\n ctl\u{1} é 😀";
         let mut out = String::new();
         write_str(&mut out, original);
-        assert_eq!(parse(&out).unwrap().as_str().unwrap(), original);
+        assert_eq!(as_str(&out).unwrap(), original);
         assert_eq!(out, serde_json::to_string(original).unwrap());
         let mut n = String::new();
         write_u64(&mut n, 0);

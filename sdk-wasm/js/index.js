@@ -9,6 +9,50 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 const g = globalThis;
 
+// Writes `s` as UTF-8 at m[p..end]; returns the bytes written. Short ASCII strings (the common
+// case: event names, JSON.stringify output) are copied in a loop, which in Chromium costs a
+// fraction of a call into TextEncoder.
+function put(m, s, p, end) {
+  const n = s.length;
+  if (n < 512) {
+    let i = 0;
+    for (let c; i < n && (c = s.charCodeAt(i)) < 128; i++) m[p + i] = c;
+    if (i == n) return n;
+  }
+  return enc.encodeInto(s, m.subarray(p, end)).written;
+}
+
+// An options argument as a fresh plain object; anything but an object counts as none (a string
+// would otherwise become one property per character).
+const opts = o => Object.assign({}, o && typeof o == 'object' ? o : null);
+
+const unescapeParam = s => { try { return decodeURIComponent(s.replace(/\+/g, ' ')); } catch (e) { return null; } };
+
+// Reads the `_s` share parameter of an absolute URL as empmix_core::attribution::url does
+// (both are checked against sdk-core/fixtures/share_urls.json), keeping every other byte as
+// given: { base, kept: the other parameters, f: the fragment, code: the first `_s` decoded }.
+// Hand-written rather than URLSearchParams, which would re-encode the other parameters.
+// Returns null for a URL the core would refuse.
+function shareParam(url) {
+  const m = /^([a-z][a-z\d+.-]*):(\/\/([^/?#]*))?/i.exec(url), host = m && m[2] && m[3].split('@').pop();
+  if (!m || /[\s\0-\x1f\x7f-\x9f]/.test(url) || (m[2] ? !host || host[0] == ':' : /^https?$/i.test(m[1]))) return null;
+  const h = url.indexOf('#'), r = h < 0 ? url : url.slice(0, h), q = r.indexOf('?');
+  let code = null;
+  const kept = q < 0 ? [] : r.slice(q + 1).split('&').filter(p => {
+    const i = p.indexOf('='), k = i < 0 ? p : p.slice(0, i);
+    if (!p || (k != '_s' && unescapeParam(k) != '_s')) return !!p;
+    if (code == null && i >= 0) code = unescapeParam(p.slice(i + 1));
+    return false;
+  });
+  return { base: q < 0 ? r : r.slice(0, q), kept, f: h < 0 ? '' : url.slice(h), code };
+}
+
+// The URL back from shareParam's parts, with `extra` parameters appended.
+const joinUrl = (u, ...extra) => {
+  const k = u.kept.concat(extra);
+  return u.base + (k.length ? '?' + k.join('&') : '') + u.f;
+};
+
 // localStorage behind try/catch; null when blocked (private modes, sandboxed iframes).
 function openStorage() {
   try {
@@ -52,7 +96,7 @@ export class EmpMix {
    * the wasm file cannot be loaded.
    */
   static async init(options) {
-    const o = Object.assign({}, options);
+    const o = opts(options);
     let src = o.wasm || new URL('empmix.wasm', import.meta.url);
     if (typeof src == 'string' || src instanceof URL) src = fetch(src);
     const { instance } = src instanceof Promise || src instanceof Response
@@ -81,17 +125,39 @@ export class EmpMix {
 
   // ----- the wasm boundary -----
 
+  // A view of all wasm memory, renewed when the memory has grown (which detaches the old one).
+  _mem() {
+    const b = this.w.memory.buffer;
+    return this.m && this.m.buffer == b ? this.m : (this.m = new Uint8Array(b));
+  }
+
+  // Writes strings into the input buffer; their UTF-8 lengths, or null when too long.
   _args(...s) {
     let max = 0;
     for (const x of s) max += x.length * 3;
     if (max > MAX_ARG * 3) return null;
-    const w = this.w, p = w.em_in(max), m = new Uint8Array(w.memory.buffer, p, max);
-    let at = 0;
-    return s.map(x => { const n = enc.encodeInto(x, m.subarray(at)).written; at += n; return n; });
+    const p = this.w.em_in(max), m = this._mem(), end = p + max;
+    let at = p;
+    return s.map(x => { const n = put(m, x, at, end); at += n; return n; });
+  }
+
+  // The hot path's two strings, without the general case's arrays: the first one's length is
+  // left in this.n1. Returns the second one's length, or -1 when too long.
+  _two(a, b) {
+    const max = (a.length + b.length) * 3;
+    if (max > MAX_ARG * 3) return -1;
+    const p = this.w.em_in(max), m = this._mem();
+    return put(m, b, p + (this.n1 = put(m, a, p, p + max)), p + max);
+  }
+
+  // The string a wasm function left in the output buffer, as a copy of its bytes or as text.
+  _bytes(n) {
+    const p = this.w.em_out();
+    return this._mem().slice(p, p + n);
   }
 
   _out(n) {
-    return n < 0 ? null : dec.decode(new Uint8Array(this.w.memory.buffer, this.w.em_out(), n));
+    return n < 0 ? null : dec.decode(this._bytes(n));
   }
 
   _warn(what, code) {
@@ -102,14 +168,19 @@ export class EmpMix {
     return code;
   }
 
-  // Runs `f`, turning any exception into a warning: nothing reaches the host page.
+  // An exception caught at the API boundary becomes a warning: nothing reaches the host page.
+  _caught(what, e, fallback) {
+    this.c.invalid++;
+    if (this.o.debug) console.warn('[empmix] ' + what + ':', e);
+    return fallback;
+  }
+
+  // Runs `f` behind the boundary.
   _safe(what, f, fallback) {
     try {
       return f();
     } catch (e) {
-      this.c.invalid++;
-      if (this.o.debug) console.warn('[empmix] ' + what + ':', e);
-      return fallback;
+      return this._caught(what, e, fallback);
     }
   }
 
@@ -230,9 +301,11 @@ export class EmpMix {
       num(o.maxQueue, 10000), (o.attribution == 'last' ? 1 : 0) | (this.ls ? 2 : 0), a[0]));
     this._context();
     if (g.location && g.history) {
-      if (o.shareLinks !== false && /[?&]_s=/.test(location.search)) {
-        const a = this._args(location.href), clean = a && this._out(w.em_incoming_url(Date.now(), a[0]));
-        if (clean && clean != location.href && o.cleanUrl !== false) {
+      const u = o.shareLinks !== false && shareParam(location.href);
+      if (u && u.code != null) {
+        const a = this._args(u.code), clean = joinUrl(u);
+        if (a) w.em_open_share(Date.now(), a[0]);
+        if (clean != location.href && o.cleanUrl !== false) {
           try { history.replaceState(history.state, '', clean); } catch (e) { /* sandboxed */ }
           this._context();
         }
@@ -280,7 +353,7 @@ export class EmpMix {
     this._queued = false;
     const w = this.w, now = Date.now();
     for (let n; (n = w.em_poll_persist()) >= 0;) this._apply(this._out(n));
-    for (let n; (n = w.em_poll_transmit(now)) >= 0;) this._send(this._out(n), w.em_last_handle());
+    for (let n; (n = w.em_poll_transmit(now)) >= 0;) this._send(this._bytes(n), w.em_last_handle());
     clearTimeout(this._timer);
     const t = w.em_poll_timeout(now);
     if (t >= 0) this._timer = setTimeout(() => { w.em_timeout(Date.now()); this._pump(); }, Math.min(t - now, 2e9));
@@ -295,7 +368,7 @@ export class EmpMix {
     });
     fetch(this.url, {
       method: 'POST',
-      keepalive: body.length < BEACON_MAX,
+      keepalive: body.byteLength < BEACON_MAX,
       headers: { 'Content-Type': 'application/json', 'X-API-Key': this.key },
       body,
     }).then(
@@ -334,15 +407,18 @@ export class EmpMix {
   // ----- the public API (see index.d.ts) -----
 
   track(name, properties) {
-    return this._safe('track', () => {
+    // The hot path: no closure, no arrays (each would be garbage to collect on every call).
+    try {
       if (typeof name != 'string') return this._cmd('track', 5);
-      const a = this._args(name, this._props(properties));
-      return this._cmd('track', a ? this.w.em_track(Date.now(), a[0], a[1]) : 6);
-    }, false);
+      const n = this._two(name, this._props(properties));
+      return this._cmd('track', n < 0 ? 6 : this.w.em_track(Date.now(), this.n1, n));
+    } catch (e) {
+      return this._caught('track', e, false);
+    }
   }
 
   pageView(p) {
-    p = Object.assign({}, p);
+    p = opts(p);
     const { conferenceId, referrer, url, ...rest } = p;
     return this.track('page_view', Object.assign({
       url: url || (g.location ? location.href : ''),
@@ -353,17 +429,17 @@ export class EmpMix {
   }
 
   registration(p) {
-    const { conferenceId, formId, ...rest } = Object.assign({}, p);
+    const { conferenceId, formId, ...rest } = opts(p);
     return this.track('registration', Object.assign({ conference_id: conferenceId ?? this.o.conferenceId, form_id: formId }, rest));
   }
 
   checkin(p) {
-    const { conferenceId, method, ...rest } = Object.assign({}, p);
+    const { conferenceId, method, ...rest } = opts(p);
     return this.track('checkin', Object.assign({ conference_id: conferenceId ?? this.o.conferenceId, method }, rest));
   }
 
   aiChat(p) {
-    const { conferenceId, messageLength, ...rest } = Object.assign({}, p);
+    const { conferenceId, messageLength, ...rest } = opts(p);
     return this.track('ai_chat', Object.assign({ conference_id: conferenceId ?? this.o.conferenceId, message_length: messageLength }, rest));
   }
 
@@ -413,13 +489,13 @@ export class EmpMix {
 
   createShare(options) {
     return this._safe('createShare', () => {
-      const o = Object.assign({}, options);
-      const a = this._args(this._str(o.channel) || 'link', this._str(o.url) || (g.location ? location.href : ''));
-      const s = a && this._out(this.w.em_create_share(Date.now(), a[0], a[1]));
-      this._cmd('createShare', s ? 0 : a ? this.w.em_last_error() : 8);
-      if (!s) return null;
-      const i = s.indexOf(' ');
-      return { code: s.slice(0, i), url: s.slice(i + 1) };
+      const o = opts(options);
+      // Clean the target first: a link must never pass on someone else's code.
+      const u = shareParam(this._str(o.url) || (g.location ? location.href : ''));
+      const a = u && this._args(this._str(o.channel) || 'link', joinUrl(u));
+      const code = a && this._out(this.w.em_share(Date.now(), a[0], a[1]));
+      this._cmd('createShare', code ? 0 : a ? this.w.em_last_error() : 8);
+      return code ? { code, url: joinUrl(u, '_s=' + code) } : null;
     }, null);
   }
 

@@ -7,7 +7,7 @@ use core::time::Duration;
 use empmix_core::persist::{PersistOp, Snapshot};
 use empmix_core::{
     AttributionModel, BatchId, Config, Context, Engine, Event, EventError, FlushTicket, Properties, Response,
-    SeededEntropy, Timestamp, TrackError, json,
+    SeededEntropy, ShareCode, Timestamp, TrackError, json,
 };
 
 /// Error codes returned by commands (`0` is success). The JS wrapper maps them to warnings.
@@ -197,23 +197,19 @@ impl Driver {
         self.engine.is_opted_out()
     }
 
-    /// A share link as `"<code> <url>"`, or the error code as text's absence: `Err(code)`.
-    pub fn create_share(&mut self, now: f64, channel: &str, url: &str) -> Result<String, u32> {
-        let link =
-            self.engine.create_share(ts(now), &mut self.rng, channel, url).map_err(|e| error_code(&e))?;
-        let mut out = String::with_capacity(link.code.as_str().len() + 1 + link.url.len());
-        out.push_str(link.code.as_str());
-        out.push(' ');
-        out.push_str(&link.url);
-        Ok(out)
+    /// A fresh share code and its `share` event for `clean_target` (JavaScript has removed
+    /// `_s` from it and adds `_s=<code>` itself, with the browser's own URL parsing).
+    pub fn share(&mut self, now: f64, channel: &str, clean_target: &str) -> Result<String, u32> {
+        match self.engine.share(ts(now), &mut self.rng, channel, clean_target) {
+            Ok(code) => Ok(code.as_str().to_string()),
+            Err(e) => Err(error_code(&e)),
+        }
     }
 
-    /// Reads `_s` from the address the page was opened with; returns the address without it.
-    pub fn handle_incoming_url(&mut self, now: f64, url: &str) -> Result<String, u32> {
-        match self.engine.handle_incoming_url(ts(now), &mut self.rng, url) {
-            Ok(incoming) => Ok(incoming.url),
-            Err(_) => Err(code::BAD_URL),
-        }
+    /// The `_s` value of the address the page was opened with: records the open when it is a
+    /// well-formed code that is not this device's own. Returns whether it was recorded.
+    pub fn open_share(&mut self, now: f64, code: &str) -> bool {
+        ShareCode::parse(code).is_some_and(|code| self.engine.open_share(ts(now), &mut self.rng, &code))
     }
 
     /// Asks for everything tracked so far to be sent (see [`Driver::is_flushed`]).

@@ -217,19 +217,19 @@ pub extern "C" fn em_opt_out(out: u32) -> u32 {
     })
 }
 
-/// A share link `"<code> <url>"` from channel and target URL; -1 when refused.
+/// A new share code for channel and the target URL without `_s`; -1 when refused.
 #[unsafe(no_mangle)]
-pub extern "C" fn em_create_share(now: f64, channel: usize, url: usize) -> i32 {
+pub extern "C" fn em_share(now: f64, channel: usize, url: usize) -> i32 {
     text(|d, a| {
         let channel = a.next(channel);
-        d.create_share(now, channel, a.next(url))
+        d.share(now, channel, a.next(url))
     })
 }
 
-/// Reads and records `_s` from the address; returns the address without it, or -1.
+/// Records the `_s` code the page was opened with; 1 when a `share_open` was recorded.
 #[unsafe(no_mangle)]
-pub extern "C" fn em_incoming_url(now: f64, url: usize) -> i32 {
-    text(|d, a| d.handle_incoming_url(now, a.next(url)))
+pub extern "C" fn em_open_share(now: f64, code: usize) -> u32 {
+    run(|d, a| u32::from(d.open_share(now, a.next(code))))
 }
 
 /// Asks for everything tracked so far to be sent.

@@ -94,18 +94,17 @@ fn restore_keeps_identity_and_unsent_events() {
 #[test]
 fn shares_and_incoming_links() {
     let mut a = start(false);
-    let link = a.create_share(NOW, "wechat", "https://x.example/c/1?_s=old#top").expect("link");
-    let (code_a, url) = link.split_once(' ').expect("code and url");
-    assert_eq!(url, format!("https://x.example/c/1?_s={code_a}#top"));
+    let code_a = a.share(NOW, "wechat", "https://x.example/c/1#top").expect("code");
+    assert_eq!(code_a.len(), 12);
     let mut b = start(false);
-    assert_eq!(b.handle_incoming_url(NOW, url).as_deref(), Ok("https://x.example/c/1#top"));
-    let b_link = b.create_share(NOW, "copy", "https://x.example/c/1").expect("link");
+    assert!(b.open_share(NOW, &code_a));
+    assert!(!b.open_share(NOW, "not a code"));
+    let code_b = b.share(NOW, "copy", "https://x.example/c/1").expect("code");
+    assert!(!b.open_share(NOW, &code_b), "opening one's own link records nothing");
     b.flush();
     let body = b.poll_transmit(NOW);
     assert!(body.contains("\"share_open\"") && body.contains(&format!("\"parent_share_code\":\"{code_a}\"")));
-    assert!(b_link.contains("_s="));
-    assert_eq!(a.create_share(NOW, "", "https://x"), Err(code::BAD_NAME));
-    assert_eq!(a.create_share(NOW, "c", "not a url"), Err(code::BAD_URL));
+    assert_eq!(a.share(NOW, "", "https://x"), Err(code::BAD_NAME));
 }
 
 #[test]
@@ -168,9 +167,9 @@ fn hostile_input_does_not_panic() {
             let _ = d.alias(t, s);
             let _ = d.register(s, i % 2 == 0);
             d.unregister(s);
-            let _ = d.create_share(t, s, s);
-            let _ = d.create_share(t, "c", s);
-            let _ = d.handle_incoming_url(t, s);
+            let _ = d.share(t, s, s);
+            let _ = d.share(t, "c", s);
+            let _ = d.open_share(t, s);
             d.handle_response(t, d.last_handle, [0, 200, 413, 429, 500, 1000, u32::MAX][i % 7], t, s);
             d.handle_response(t, u32::MAX, 200, -1.0, s);
             let _ = d.poll_transmit(t);
@@ -201,7 +200,8 @@ fn raw_exports_tolerate_bad_lengths() {
     assert_eq!(em_track(NOW, 5, 2), code::OK);
     assert_eq!(em_track(NOW, usize::MAX, usize::MAX), code::BAD_NAME);
     assert_eq!(em_identify(NOW, 1 << 30), code::BAD_NAME);
-    let _ = em_create_share(NOW, usize::MAX, 3);
+    let _ = em_share(NOW, usize::MAX, 3);
+    let _ = em_open_share(NOW, usize::MAX);
     assert_eq!(em_stage(usize::MAX), ());
     assert!(em_stats() > 0);
 }

@@ -229,3 +229,27 @@ mod tests {
         assert!(take_share_param("").is_err());
     }
 }
+
+/// The cases every SDK that edits URLs itself is checked against (the browser package's JS
+/// reads the same file).
+#[cfg(test)]
+mod shared_cases {
+    use super::*;
+
+    #[test]
+    fn agree_with_the_shared_fixture() {
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../../fixtures/share_urls.json")).unwrap();
+        for case in fixture["cases"].as_array().unwrap() {
+            let url = case["url"].as_str().unwrap();
+            if case["error"] == true {
+                assert!(take_share_param(url).is_err() && with_share_param(url, "K").is_err(), "{url}");
+                continue;
+            }
+            let (clean, code) = take_share_param(url).unwrap();
+            assert_eq!(clean, case["clean"].as_str().unwrap(), "{url}");
+            assert_eq!(code.as_deref(), case["code"].as_str(), "{url}");
+            assert_eq!(with_share_param(url, "K").unwrap(), case["link"].as_str().unwrap(), "{url}");
+        }
+    }
+}

@@ -303,15 +303,30 @@ impl Engine {
         validate_name(channel)?;
         // Validate and clean the target first: a link must never pass on someone else's code.
         let (clean_target, _) = take_share_param(target_url)?;
-        let code = ShareCode::generate(rng);
+        let code = self.share(now, rng, channel, &clean_target)?;
         let url = with_share_param(&clean_target, code.as_str())?;
+        Ok(ShareLink { code, url })
+    }
+
+    /// The decision half of [`Engine::create_share`], for drivers whose platform edits URLs
+    /// (the browser's `URL`): a fresh code and its `share` event for `clean_target`, which
+    /// the driver has already stripped of `_s`. The driver then adds `_s=<code>` itself.
+    pub fn share(
+        &mut self,
+        now: Timestamp,
+        rng: &mut impl Entropy,
+        channel: &str,
+        clean_target: &str,
+    ) -> Result<ShareCode, TrackError> {
+        validate_name(channel)?;
+        let code = ShareCode::generate(rng);
         if !self.identity.opted_out {
             let parent = self.attribution.active(now, self.config.attribution_window).cloned();
-            self.track(now, rng, Event::share(&code, channel, &clean_target, parent.as_ref()))?;
+            self.track(now, rng, Event::share(&code, channel, clean_target, parent.as_ref()))?;
             self.attribution.record_created(code.clone());
             self.save_state();
         }
-        Ok(ShareLink { code, url })
+        Ok(code)
     }
 
     /// Reads `_s` from a URL the app was opened with: records a `share_open` with the code and
@@ -326,17 +341,20 @@ impl Engine {
     ) -> Result<IncomingUrl, UrlError> {
         let (clean, raw_code) = take_share_param(url)?;
         let share_code = raw_code.as_deref().and_then(ShareCode::parse);
-        let mut recorded_open = false;
-        if let Some(code) = &share_code {
-            if !self.attribution.is_own(code) && !self.identity.opted_out && !self.shutting_down {
-                let window = self.config.attribution_window;
-                self.attribution.record_open(code, now, self.config.attribution_model, window);
-                self.save_state();
-                let event = Event::share_open(code, &self.attribution.chain);
-                recorded_open = self.track(now, rng, event).is_ok();
-            }
-        }
+        let recorded_open = share_code.as_ref().is_some_and(|code| self.open_share(now, rng, code));
         Ok(IncomingUrl { url: clean, share_code, recorded_open })
+    }
+
+    /// The decision half of [`Engine::handle_incoming_url`], for drivers that read `_s` from
+    /// the address themselves. Returns whether a `share_open` was recorded.
+    pub fn open_share(&mut self, now: Timestamp, rng: &mut impl Entropy, code: &ShareCode) -> bool {
+        if self.attribution.is_own(code) || self.identity.opted_out || self.shutting_down {
+            return false;
+        }
+        let window = self.config.attribution_window;
+        self.attribution.record_open(code, now, self.config.attribution_model, window);
+        self.save_state();
+        self.track(now, rng, Event::share_open(code, &self.attribution.chain)).is_ok()
     }
 
     /// Replaces the context sent with later events (for example when the page changes).

@@ -239,8 +239,7 @@ impl Context {
         }
         for (key, raw) in self.extra.members() {
             out.push(',');
-            json::write_key(&mut out, &key);
-            out.push_str(raw);
+            json::write_member(&mut out, key, raw);
         }
         out.push('}');
         out

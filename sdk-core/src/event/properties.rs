@@ -87,7 +87,7 @@ impl Properties {
     /// Takes JSON text that must be an object (`{…}`), validating it.
     pub fn from_json(text: impl Into<String>) -> Result<Self, JsonError> {
         let json = text.into();
-        json::object_members(&json)?;
+        json::check_object(&json)?;
         Ok(Properties { json })
     }
 
@@ -169,17 +169,20 @@ impl Properties {
         let mut first = true;
         if !base.is_empty() {
             // Both texts were validated when built, so the scans cannot fail.
-            let own: Vec<_> = json::object_members(&self.json).unwrap_or_default();
-            for (key, raw) in json::object_members(&base.json).unwrap_or_default() {
-                if own.iter().any(|(k, _)| *k == key) {
+            let own = self.members();
+            // Keys are compared as written; only keys with escapes need decoding to compare.
+            let has_escape = |k: &str| k.as_bytes().contains(&b'\\');
+            let own_escaped = own.iter().any(|(k, _)| has_escape(k));
+            for (key, raw) in base.members() {
+                let escaped = own_escaped || has_escape(key);
+                if own.iter().any(|(k, _)| *k == key || (escaped && json::same_key(k, key))) {
                     continue;
                 }
                 if !first {
                     out.push(',');
                 }
                 first = false;
-                json::write_key(out, &key);
-                out.push_str(raw);
+                json::write_member(out, key, raw);
             }
         }
         let inner = self.inner();
@@ -192,9 +195,9 @@ impl Properties {
         out.push('}');
     }
 
-    /// Members as (key, raw JSON value) pairs.
-    pub(crate) fn members(&self) -> Vec<(std::borrow::Cow<'_, str>, &str)> {
-        json::object_members(&self.json).unwrap_or_default()
+    /// Members as (key as written, raw JSON value) pairs.
+    pub(crate) fn members(&self) -> Vec<json::Member<'_>> {
+        json::members(&self.json).unwrap_or_default()
     }
 }
 
@@ -244,5 +247,14 @@ mod tests {
         let mut out = String::new();
         Properties::new().write_merged(&base, &mut out);
         assert_eq!(out, r#"{"a":1,"b":2}"#);
+    }
+
+    #[test]
+    fn merge_matches_keys_written_with_escapes() {
+        let base = Properties::from_json(r#"{"a":1,"\u0062":2,"c\"":3}"#).unwrap();
+        let own = Properties::from_json(r#"{"\u0061":9,"b":8,"c\u0022":7}"#).unwrap();
+        let mut out = String::new();
+        own.write_merged(&base, &mut out);
+        assert_eq!(out, r#"{"\u0061":9,"b":8,"c\u0022":7}"#);
     }
 }

@@ -55,12 +55,11 @@ impl Identity {
     /// Removes one super property.
     pub fn unregister(&mut self, key: &str) {
         let mut out = String::from("{");
-        for (k, raw) in self.super_properties.members().into_iter().filter(|(k, _)| k != key) {
+        for (k, raw) in self.super_properties.members().into_iter().filter(|(k, _)| !json::key_is(k, key)) {
             if out.len() > 1 {
                 out.push(',');
             }
-            json::write_key(&mut out, &k);
-            out.push_str(raw);
+            json::write_member(&mut out, k, raw);
         }
         out.push('}');
         if let Ok(p) = Properties::from_json(out) {

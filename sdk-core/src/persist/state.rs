@@ -12,7 +12,7 @@
 use crate::attribution::{Attribution, ShareCode};
 use crate::event::Properties;
 use crate::identity::{Identity, Session};
-use crate::json::{self, Value};
+use crate::json;
 use crate::time::Timestamp;
 
 /// Version of the state record written by this release.
@@ -52,49 +52,38 @@ pub(crate) fn encode_state(identity: &Identity, session: &Session, attribution: 
     out
 }
 
-fn codes(v: Option<&Value<'_>>) -> impl Iterator<Item = ShareCode> {
-    v.and_then(Value::as_array)
-        .unwrap_or(&[])
-        .iter()
-        .filter_map(|c| c.as_str().and_then(ShareCode::parse))
-        .collect::<Vec<_>>()
-        .into_iter()
+fn codes(raw: Option<&str>) -> impl Iterator<Item = ShareCode> {
+    let items = json::items(raw.unwrap_or(""));
+    items.into_iter().filter_map(|c| ShareCode::parse(&json::as_str(c)?)).collect::<Vec<_>>().into_iter()
 }
 
 /// Reads a state record; `None` when it is corrupt or from a newer version.
 pub(crate) fn decode_state(text: &str) -> Option<(Identity, Session, Attribution)> {
-    let v = json::parse(text).ok()?;
-    if v.get("v")?.as_u64()? != STATE_VERSION {
+    let v = json::members(text).ok()?;
+    let string = |m: &[json::Member<'_>], k| Some(json::as_str(json::get(m, k)?)?.into_owned());
+    let millis =
+        |m: &[json::Member<'_>], k| Some(Timestamp::from_unix_millis(json::as_u64(json::get(m, k)?)?));
+    if json::as_u64(json::get(&v, "v")?)? != STATE_VERSION {
         return None;
     }
-    let super_properties = match v.get("super") {
-        Some(Value::Object(_)) => {
-            // Re-encoding is avoided: find the raw member text.
-            let raw = json::object_members(text).ok()?.into_iter().find(|(k, _)| k == "super")?.1;
-            Properties::from_json(raw).ok()?
-        }
+    let super_properties = match json::get(&v, "super") {
+        Some(raw) if raw.starts_with('{') => Properties::from_json(raw).ok()?,
         _ => Properties::new(),
     };
     let identity = Identity {
-        anonymous_id: v.get("anonymous_id")?.as_str()?.to_string(),
-        user_id: v.get("user_id").and_then(Value::as_str).map(String::from),
+        anonymous_id: string(&v, "anonymous_id")?,
+        user_id: string(&v, "user_id"),
         super_properties,
-        opted_out: v.get("opted_out").and_then(Value::as_bool).unwrap_or(false),
+        opted_out: json::get(&v, "opted_out") == Some("true"),
     };
-    let s = v.get("session")?;
-    let session = Session {
-        id: s.get("id")?.as_str()?.to_string(),
-        last_activity: Timestamp::from_unix_millis(s.get("last")?.as_u64()?),
-    };
-    let a = v.get("attribution");
-    let current = a.and_then(|a| {
-        let code = ShareCode::parse(a.get("code")?.as_str()?)?;
-        Some((code, Timestamp::from_unix_millis(a.get("at")?.as_u64()?)))
-    });
+    let s = json::members(json::get(&v, "session")?).ok()?;
+    let session = Session { id: string(&s, "id")?, last_activity: millis(&s, "last")? };
+    let a = json::get(&v, "attribution").and_then(|a| json::members(a).ok()).unwrap_or_default();
+    let current = ShareCode::parse(&string(&a, "code").unwrap_or_default()).zip(millis(&a, "at"));
     let attribution = Attribution {
         current,
-        chain: codes(a.and_then(|a| a.get("chain"))).collect(),
-        own: codes(a.and_then(|a| a.get("own"))).collect(),
+        chain: codes(json::get(&a, "chain")).collect(),
+        own: codes(json::get(&a, "own")).collect(),
     };
     Some((identity, session, attribution))
 }

@@ -152,9 +152,9 @@ pub fn encode_batch<'e>(sent_at: Timestamp, events: impl IntoIterator<Item = &'e
 /// The event id and client timestamp of an encoded event, as the engine reads them back from
 /// persisted storage.
 pub(crate) fn read_event_header(encoded: &str) -> Option<(EventId, Timestamp)> {
-    let v = json::parse(encoded).ok()?;
-    let id = EventId::parse(v.get("event_id")?.as_str()?)?;
-    let ts = v.get("timestamp")?.as_u64()?;
+    let members = json::members(encoded).ok()?;
+    let id = EventId::parse(&json::as_str(json::get(&members, "event_id")?)?)?;
+    let ts = json::as_u64(json::get(&members, "timestamp")?)?;
     Some((id, Timestamp::from_unix_millis(ts)))
 }
 

@@ -72,21 +72,20 @@ pub struct BatchResponse {
 impl BatchResponse {
     /// Reads a response body.
     pub fn parse(body: &str) -> Result<Self, JsonError> {
-        let v = json::parse(body)?;
-        let accepted = v.get("accepted").and_then(|a| a.as_u64()).unwrap_or(0);
-        let rejected = v
-            .get("rejected")
-            .and_then(|r| r.as_array())
-            .unwrap_or(&[])
-            .iter()
-            .filter_map(|r| {
-                Some(Rejection {
-                    index: usize::try_from(r.get("index")?.as_u64()?).ok()?,
-                    event_id: r.get("event_id").and_then(|e| e.as_str()).map(String::from),
-                    reason: RejectReason::from_wire(r.get("reason").and_then(|s| s.as_str()).unwrap_or("")),
-                })
-            })
-            .collect();
+        let members = json::members(body)?;
+        let accepted = json::get(&members, "accepted").and_then(json::as_u64).unwrap_or(0);
+        let mut rejected = Vec::new();
+        for item in json::items(json::get(&members, "rejected").unwrap_or("")) {
+            let Ok(r) = json::members(item) else { continue };
+            let field = |k| json::get(&r, k).and_then(json::as_str);
+            let index = json::get(&r, "index").and_then(json::as_u64).and_then(|i| usize::try_from(i).ok());
+            let Some(index) = index else { continue };
+            rejected.push(Rejection {
+                index,
+                event_id: field("event_id").map(String::from),
+                reason: RejectReason::from_wire(&field("reason").unwrap_or_default()),
+            });
+        }
         Ok(BatchResponse { accepted, rejected })
     }
 
@@ -136,8 +135,8 @@ impl ErrorBody {
 
     /// Reads an error body.
     pub fn parse(body: &str) -> Result<Self, JsonError> {
-        let v = json::parse(body)?;
-        let field = |k: &str| v.get(k).and_then(|s| s.as_str()).unwrap_or("").to_string();
+        let members = json::members(body)?;
+        let field = |k| json::get(&members, k).and_then(json::as_str).unwrap_or_default().into_owned();
         Ok(ErrorBody { error: field("error"), message: field("message") })
     }
 }

@@ -90,3 +90,23 @@ test('hostile input never throws and never breaks the engine', async () => {
   assert.ok(mix.stats().invalid > 0);
   srv.close();
 });
+
+test('share links agree with the core on the shared URL cases', async () => {
+  const { cases } = JSON.parse(await readFile(new URL('../../../sdk-core/fixtures/share_urls.json', import.meta.url), 'utf8'));
+  const srv = await ingest();
+  const mix = await EmpMix.init({ apiKey: 'k3', endpoint: srv.endpoint, wasm, flushInterval: 60000 });
+  const made = [];
+  for (const c of cases) {
+    const link = mix.createShare({ channel: 'copy', url: c.url });
+    if (c.error) {
+      assert.equal(link, null, JSON.stringify(c.url));
+      continue;
+    }
+    assert.equal(link.url, c.link.replace('_s=K', `_s=${link.code}`), c.url);
+    made.push([link.code, c.clean]);
+  }
+  assert.equal(await mix.flush(5000), true);
+  const shares = new Map(srv.events.filter(e => e.type === 'share').map(e => [e.properties.share_code, e.properties.target_url]));
+  for (const [code, clean] of made) assert.equal(shares.get(code), clean);
+  srv.close();
+});
