@@ -30,21 +30,22 @@ const unescapeParam = s => { try { return decodeURIComponent(s.replace(/\+/g, ' 
 
 // Reads the `_s` share parameter of an absolute URL as empmix_core::attribution::url does
 // (both are checked against sdk-core/fixtures/share_urls.json), keeping every other byte as
-// given: { base, kept: the other parameters, f: the fragment, code: the first `_s` decoded }.
+// given: { base, kept: the other parameters, f: the fragment, code: the first `_s` decoded,
+// had: whether there was any `_s` }.
 // Hand-written rather than URLSearchParams, which would re-encode the other parameters.
 // Returns null for a URL the core would refuse.
 function shareParam(url) {
   const m = /^([a-z][a-z\d+.-]*):(\/\/([^/?#]*))?/i.exec(url), host = m && m[2] && m[3].split('@').pop();
   if (!m || /[\s\0-\x1f\x7f-\x9f]/.test(url) || (m[2] ? !host || host[0] == ':' : /^https?$/i.test(m[1]))) return null;
   const h = url.indexOf('#'), r = h < 0 ? url : url.slice(0, h), q = r.indexOf('?');
-  let code = null;
+  let code = null, had = false;
   const kept = q < 0 ? [] : r.slice(q + 1).split('&').filter(p => {
     const i = p.indexOf('='), k = i < 0 ? p : p.slice(0, i);
     if (!p || (k != '_s' && unescapeParam(k) != '_s')) return !!p;
     if (code == null && i >= 0) code = unescapeParam(p.slice(i + 1));
-    return false;
+    return !(had = true);
   });
-  return { base: q < 0 ? r : r.slice(0, q), kept, f: h < 0 ? '' : url.slice(h), code };
+  return { base: q < 0 ? r : r.slice(0, q), kept, f: h < 0 ? '' : url.slice(h), code, had };
 }
 
 // The URL back from shareParam's parts, with `extra` parameters appended.
@@ -302,8 +303,9 @@ export class EmpMix {
     this._context();
     if (g.location && g.history) {
       const u = o.shareLinks !== false && shareParam(location.href);
-      if (u && u.code != null) {
-        const a = this._args(u.code), clean = joinUrl(u);
+      if (u && u.had) {
+        // A malformed `_s` records nothing but is still removed from the address.
+        const a = u.code != null && this._args(u.code), clean = joinUrl(u);
         if (a) w.em_open_share(Date.now(), a[0]);
         if (clean != location.href && o.cleanUrl !== false) {
           try { history.replaceState(history.state, '', clean); } catch (e) { /* sandboxed */ }
