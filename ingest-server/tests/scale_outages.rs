@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test assertions: a failure is a test failure")]
 
+mod common;
 mod scale_support;
 
 use std::sync::Mutex;

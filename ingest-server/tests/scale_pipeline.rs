@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test assertions: a failure is a test failure")]
 
+mod common;
 mod scale_support;
 
 use std::collections::{BTreeMap, HashSet};

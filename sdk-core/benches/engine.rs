@@ -9,19 +9,9 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use empmix_core::{Config, Engine, Event, Properties, Response, SeededEntropy, Timestamp};
 
-fn ten_properties() -> Properties {
-    Properties::new()
-        .insert("conference_id", "abc123")
-        .insert("page", "/agenda")
-        .insert("referrer", "https://example.com/")
-        .insert("plan", "pro")
-        .insert("seats", 3u64)
-        .insert("price", 49.5)
-        .insert("trial", false)
-        .insert("campaign", "spring_launch")
-        .insert("ab_variant", "B")
-        .insert("locale", "zh-CN")
-}
+#[path = "../tests/common/ten_properties.rs"]
+mod ten_properties;
+use ten_properties::ten_properties;
 
 fn engine() -> (Engine, SeededEntropy) {
     let mut rng = SeededEntropy::new(1);

@@ -4,7 +4,11 @@
 
 use std::io::Write;
 
-use empmix_core::{Config, Context, Engine, Event, Properties, SeededEntropy, Timestamp};
+use empmix_core::{Config, Context, Engine, Event, SeededEntropy, Timestamp};
+
+#[path = "common/ten_properties.rs"]
+mod ten_properties;
+use ten_properties::ten_properties;
 
 #[test]
 fn gzip_batch_of_fifty_costs_under_100_bytes_per_event() {
@@ -19,17 +23,7 @@ fn gzip_batch_of_fifty_costs_under_100_bytes_per_event() {
     let config = Config::builder().flush_at(50).context(context).build().unwrap();
     let start = 1_750_000_000_000;
     let mut engine = Engine::new(config, Timestamp::from_unix_millis(start), &mut rng);
-    let props = Properties::new()
-        .insert("conference_id", "abc123")
-        .insert("page", "/agenda")
-        .insert("referrer", "https://example.com/")
-        .insert("plan", "pro")
-        .insert("seats", 3u64)
-        .insert("price", 49.5)
-        .insert("trial", false)
-        .insert("campaign", "spring_launch")
-        .insert("ab_variant", "B")
-        .insert("locale", "zh-CN");
+    let props = ten_properties();
     for i in 0..50 {
         let event = Event::custom("purchase", props.clone()).unwrap();
         engine.track(Timestamp::from_unix_millis(start + i * 137), &mut rng, event).unwrap();

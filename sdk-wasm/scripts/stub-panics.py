@@ -9,6 +9,10 @@ Usage: stub-panics.py IN.wasm OUT.wasm
 """
 import re
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'scripts'))
+from wasm_module import function_bodies, function_names, imports, sections, uleb  # noqa: E402
 
 PATTERNS = re.compile(
     r'rust_begin_unwind|panic_fmt|panic_bounds_check|slice_error_fail|slice_index_fail|'
@@ -19,69 +23,18 @@ PATTERNS = re.compile(
 )
 
 
-def leb(b, i):
-    r = s = 0
-    while True:
-        x = b[i]; i += 1
-        r |= (x & 0x7F) << s; s += 7
-        if x < 0x80:
-            return r, i
-
-
-def uleb(n):
-    out = bytearray()
-    while True:
-        x = n & 0x7F; n >>= 7
-        if n:
-            out.append(x | 0x80)
-        else:
-            out.append(x); return bytes(out)
-
-
 def main(src, dst):
-    b = open(src, 'rb').read()
-    sections, i = [], 8
-    while i < len(b):
-        sid = b[i]; size, j = leb(b, i + 1)
-        sections.append((sid, b[j:j + size])); i = j + size
-    n_imports, names = 0, {}
-    for sid, body in sections:
-        if sid == 2:
-            cnt, j = leb(body, 0)
-            for _ in range(cnt):
-                for _ in range(2):
-                    ln, j = leb(body, j); j += ln
-                kind = body[j]; j += 1
-                if kind == 0:
-                    n_imports += 1; _, j = leb(body, j)
-                elif kind in (1, 2):
-                    if kind == 1: j += 1
-                    fl, j = leb(body, j); _, j = leb(body, j)
-                    if fl & 1: _, j = leb(body, j)
-                else:
-                    j += 2
-        if sid == 0:
-            ln, j = leb(body, 0)
-            if body[j:j + ln] == b'name':
-                j += ln
-                while j < len(body):
-                    sub = body[j]; ssz, j = leb(body, j + 1); send = j + ssz
-                    if sub == 1:
-                        cnt, j = leb(body, j)
-                        for _ in range(cnt):
-                            idx, j = leb(body, j); ln, j = leb(body, j)
-                            names[idx] = body[j:j + ln].decode(errors='replace'); j += ln
-                    j = send
+    secs = sections(open(src, 'rb').read())
+    names = function_names(secs)
     if not names:
         sys.exit('stub-panics: no name section (build with strip=false)')
-    out, stubbed = bytearray(b[:8]), []
-    for sid, body in sections:
+    n_imports = sum(1 for _, _, kind in imports(secs) if kind == 0)
+    out, stubbed = bytearray(b'\0asm\x01\0\0\0'), []
+    for sid, body in secs:
         if sid == 10:
-            cnt, j = leb(body, 0)
-            new = bytearray(uleb(cnt))
-            for k in range(cnt):
-                sz, j2 = leb(body, j)
-                fn = body[j2:j2 + sz]; j = j2 + sz
+            bodies = function_bodies(secs)
+            new = bytearray(uleb(len(bodies)))
+            for k, fn in enumerate(bodies):
                 name = names.get(n_imports + k, '')
                 if PATTERNS.search(name):
                     fn = b'\x00\x00\x0b'  # no locals; unreachable; end

@@ -74,9 +74,9 @@ impl TestServer {
     }
 }
 
-/// Calls `f` until it returns `Some`, for at most 10 s.
-pub fn poll_until<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// Calls `f` every 20 ms until it returns `Some`, for at most `limit`.
+pub fn poll<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = f() {
             return Some(v);
@@ -86,6 +86,11 @@ pub fn poll_until<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// [`poll`] for at most 10 s.
+pub fn poll_until<T>(f: impl FnMut() -> Option<T>) -> Option<T> {
+    poll(Duration::from_secs(10), f)
 }
 
 pub fn gzip(data: &[u8]) -> Vec<u8> {

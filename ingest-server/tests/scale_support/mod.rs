@@ -45,19 +45,7 @@ pub fn services_available(test: &str) -> bool {
     false
 }
 
-/// Polls `f` every 50 ms until it returns `Some`, for at most `limit`.
-pub fn poll<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub use crate::common::poll;
 
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())

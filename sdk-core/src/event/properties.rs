@@ -170,12 +170,8 @@ impl Properties {
         if !base.is_empty() {
             // Both texts were validated when built, so the scans cannot fail.
             let own = self.members();
-            // Keys are compared as written; only keys with escapes need decoding to compare.
-            let has_escape = |k: &str| k.as_bytes().contains(&b'\\');
-            let own_escaped = own.iter().any(|(k, _)| has_escape(k));
             for (key, raw) in base.members() {
-                let escaped = own_escaped || has_escape(key);
-                if own.iter().any(|(k, _)| *k == key || (escaped && json::same_key(k, key))) {
+                if own.iter().any(|(k, _)| json::same_key(k, key)) {
                     continue;
                 }
                 if !first {

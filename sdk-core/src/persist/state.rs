@@ -52,9 +52,9 @@ pub(crate) fn encode_state(identity: &Identity, session: &Session, attribution: 
     out
 }
 
-fn codes(raw: Option<&str>) -> impl Iterator<Item = ShareCode> {
-    let items = json::items(raw.unwrap_or(""));
-    items.into_iter().filter_map(|c| ShareCode::parse(&json::as_str(c)?)).collect::<Vec<_>>().into_iter()
+/// The well-formed share codes of a raw JSON array of strings (none when absent).
+fn codes<C: FromIterator<ShareCode>>(raw: Option<&str>) -> C {
+    json::items(raw.unwrap_or("")).into_iter().filter_map(|c| ShareCode::parse(&json::as_str(c)?)).collect()
 }
 
 /// Reads a state record; `None` when it is corrupt or from a newer version.
@@ -80,11 +80,8 @@ pub(crate) fn decode_state(text: &str) -> Option<(Identity, Session, Attribution
     let session = Session { id: string(&s, "id")?, last_activity: millis(&s, "last")? };
     let a = json::get(&v, "attribution").and_then(|a| json::members(a).ok()).unwrap_or_default();
     let current = ShareCode::parse(&string(&a, "code").unwrap_or_default()).zip(millis(&a, "at"));
-    let attribution = Attribution {
-        current,
-        chain: codes(json::get(&a, "chain")).collect(),
-        own: codes(json::get(&a, "own")).collect(),
-    };
+    let attribution =
+        Attribution { current, chain: codes(json::get(&a, "chain")), own: codes(json::get(&a, "own")) };
     Some((identity, session, attribution))
 }
 
