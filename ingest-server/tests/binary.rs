@@ -105,7 +105,13 @@ fn sigkill_right_after_200_loses_no_acknowledged_event() {
     let auth = format!("Bearer {}", restarted.read_key);
     let day = today();
     let path = format!("/api/analytics/daily?conference_id=crash&from={day}&to={day}");
+    // Wait for the consumer to drain the queue, not only for pv to reach the acknowledged count:
+    // batches whose 200 the kill cut off may be durable too, and are consumed after those.
     let pv = poll_until(|| {
+        let metrics = c.get("/metrics", &[]).unwrap().text();
+        if !metrics.lines().any(|l| l == "empmix_queue_depth 0") {
+            return None;
+        }
         let v = c.get(&path, &[("Authorization", &auth)]).unwrap().json();
         let pv = v[0]["pv"].as_u64()?;
         (pv as usize >= acked.len()).then_some(pv)
