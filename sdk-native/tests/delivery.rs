@@ -6,8 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Answer, FakeServer, free_addr, wait_until};
+use common::{Answer, FakeServer, free_addr};
 use empmix::{Client, ClientBuilder, Error, OverflowPolicy};
+use empmix_test_support::wait_until;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use empmix_server::loopback::{Client, HttpResponse};
 use empmix_server::{RunningServer, Server, ServerConfig};
@@ -74,19 +74,7 @@ impl TestServer {
     }
 }
 
-/// Calls `f` every 20 ms until it returns `Some`, for at most `limit`.
-pub fn poll<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+pub use empmix_test_support::poll;
 
 /// [`poll`] for at most 10 s.
 pub fn poll_until<T>(f: impl FnMut() -> Option<T>) -> Option<T> {
