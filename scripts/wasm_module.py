@@ -1,5 +1,5 @@
 """Reading a wasm module's sections, imports and function names: the one parser behind
-scripts/wasm_imports.py, sdk-wasm/scripts/stub-panics.py and sdk-wasm/scripts/wasm-sizes.py.
+scripts/wasm_imports.py and sdk-wasm/scripts/wasm-sizes.py.
 
 Hand-written (the parts of the format these need are small) so the checks need no extra tool."""
 

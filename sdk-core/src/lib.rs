@@ -46,6 +46,8 @@
 //! 6. **When the page or app is being suspended**, sends every
 //!    [`Engine::poll_unload_transmit`] request with whatever the platform offers
 //!    (`sendBeacon`, a background task).
+//! 7. **When another engine shares its storage** (browser tabs of one site) and saves a new
+//!    state record, passes it to [`Engine::adopt_state`], so both go on as one user.
 //!
 //! Every method that needs time takes `now`; a clock that jumps backwards or forwards is
 //! tolerated (a backwards jump delays a flush by at most one interval; a forward jump may

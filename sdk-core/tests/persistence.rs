@@ -6,8 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::{Harness, T0, ids};
-use empmix_core::persist::{MemoryStorage, PersistOp, Storage};
-use empmix_core::{Config, Engine, Properties, Response, SeededEntropy, Timestamp};
+use empmix_core::persist::{MemoryStorage, PersistOp, Snapshot, Storage};
+use empmix_core::{
+    Config, Engine, Event, EventId, Properties, Response, SeededEntropy, Timestamp, TrackError,
+};
 
 fn config() -> Config {
     Config::builder().persist(true).flush_at(50).build().unwrap()
@@ -173,4 +175,77 @@ fn state_saves_are_coalesced_and_session_saves_throttled() {
         .filter(|op| matches!(op, PersistOp::SaveState { .. }))
         .count();
     assert_eq!(saves, 1);
+}
+
+/// The state record an engine saved last.
+fn saved_state(engine: &mut Engine) -> String {
+    let mut storage = MemoryStorage::new();
+    engine.persist_to(&mut storage).unwrap();
+    storage.load().unwrap().state.expect("a state record")
+}
+
+#[test]
+fn a_state_saved_by_another_tab_is_adopted_live() {
+    // Two tabs of one site: engines sharing one storage, each started from the same state.
+    let mut a = Harness::new(config());
+    let shared = saved_state(&mut a.engine);
+    let mut rng = SeededEntropy::new(9);
+    let snapshot = Snapshot { state: Some(shared), events: Vec::new() };
+    let (mut b, _) = Engine::restore(config(), &snapshot, a.now, &mut rng);
+    assert_eq!(b.distinct_id(), a.engine.distinct_id());
+    let waiting_in_b = b.track(a.now, &mut rng, Event::custom("before", Properties::new()).unwrap()).unwrap();
+    let b_code = b.create_share(a.now, &mut rng, "copy", "https://m.example/").unwrap().code;
+
+    // Tab A identifies, registers and opens someone's link; tab B sees A's saved state.
+    a.engine.identify(a.now, &mut a.rng, "alice").unwrap();
+    a.engine.register(&Properties::new().insert("plan", "pro"));
+    a.engine.handle_incoming_url(a.now, &mut a.rng, "https://m.example/?_s=CODE1").unwrap();
+    assert!(b.adopt_state(&saved_state(&mut a.engine)));
+
+    assert_eq!(b.distinct_id(), "alice");
+    assert_eq!(b.anonymous_id(), a.engine.anonymous_id());
+    assert_eq!(b.session_id(), a.engine.session_id());
+    assert_eq!(b.attribution(a.now).unwrap().as_str(), "CODE1");
+    let after = b.track(a.now, &mut rng, Event::custom("after", Properties::new()).unwrap()).unwrap();
+    let _ = b.flush();
+    let t = b.poll_transmit(a.now).unwrap();
+    let body: serde_json::Value = serde_json::from_str(&t.body).unwrap();
+    let event = |id: EventId| {
+        body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["event_id"] == id.to_text().as_str())
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(event(after)["distinct_id"], "alice");
+    assert_eq!(event(after)["properties"]["plan"], "pro");
+    assert_ne!(
+        event(waiting_in_b)["distinct_id"],
+        "alice",
+        "queued events keep the identity they were tracked with"
+    );
+
+    // B still knows its own code: opening its own link records nothing.
+    assert!(!b.open_share(a.now, &mut rng, &b_code));
+    assert!(!b.adopt_state("{\"v\":1,"), "a torn record changes nothing");
+    assert_eq!(b.distinct_id(), "alice");
+}
+
+#[test]
+fn an_opt_out_in_another_tab_purges_and_stops_this_one() {
+    let mut a = Harness::new(config());
+    let mut b = Harness::new(config());
+    b.track("waiting");
+    a.engine.opt_out();
+    assert!(b.engine.adopt_state(&saved_state(&mut a.engine)));
+    assert!(b.engine.is_opted_out());
+    assert_eq!(b.engine.stats().dropped.opted_out, 1);
+    assert_eq!(b.engine.stats().queued, 0);
+    assert_eq!(
+        b.engine.track(b.now, &mut b.rng, Event::custom("x", Properties::new()).unwrap()),
+        Err(TrackError::OptedOut)
+    );
+    assert!(b.poll().is_none());
 }

@@ -116,7 +116,7 @@ export class EmpMix {
     this.p = 'empmix:' + (o.project || 'default') + ':';
     this.tab = Math.random().toString(36).slice(2, 10);
     this.ls = o.persist === false ? null : openStorage();
-    this.keys = new Map(); // event id -> storage key
+    this.keys = new Map(); // event id -> record length, for the events this tab stored
     this.stored = 0;
     this.storedBytes = 0;
     this.beaconed = [];
@@ -209,26 +209,36 @@ export class EmpMix {
     try { this.ls.removeItem(k); } catch (e) { /* ignore */ }
   }
 
-  _apply(op) {
-    const t = op[0];
-    if (t == 's') {
-      if (this.ls) this._set(this.p + 's', op.slice(1));
-    } else if (t == 'a') {
-      const id = op.slice(1, 37), rec = op.slice(37), k = this.p + 'e:' + this.tab + ':' + id;
+  // Where this tab stores an event: empmix:<project>:e:<tab>:<event id>.
+  _key(id) {
+    return this.p + 'e:' + this.tab + ':' + id;
+  }
+
+  // Applies the storage change the engine left in its output buffer (`n` bytes):
+  // `s<state>`, `a<event id><record>` or `r<event ids>`. The pieces are decoded separately:
+  // an id sliced out of the whole op would keep the op's record alive (V8 slices share their
+  // parent) for as long as the id is a key of `keys`, that is until delivery.
+  _apply(n) {
+    const p = this.w.em_out(), m = this._mem(), t = m[p], text = (a, b) => dec.decode(m.subarray(p + a, p + b));
+    if (t == 115) {
+      if (this.ls) this._set(this.p + 's', text(1, n));
+    } else if (t == 97) {
+      const id = text(1, 37), rec = text(37, n);
       const max = this.o.maxStoredEvents || 1000, maxBytes = this.o.maxStoredBytes || 2e6;
-      if (this.ls && this.stored < max && this.storedBytes + rec.length <= maxBytes && this._set(k, rec)) {
-        this.keys.set(id, [k, rec.length]);
+      if (this.ls && this.stored < max && this.storedBytes + rec.length <= maxBytes && this._set(this._key(id), rec)) {
+        this.keys.set(id, rec.length);
         this.stored++;
         this.storedBytes += rec.length;
       } else this.c.notPersisted++;
-    } else if (t == 'r') {
-      for (let i = 1; i < op.length; i += 36) {
-        const id = op.slice(i, i + 36), e = this.keys.get(id);
-        if (e) {
-          this._del(e[0]);
+    } else if (t == 114) {
+      const ids = text(1, n);
+      for (let i = 0; i < ids.length; i += 36) {
+        const id = ids.slice(i, i + 36), len = this.keys.get(id);
+        if (len != null) {
+          this._del(this._key(id));
           this.keys.delete(id);
           this.stored--;
-          this.storedBytes -= e[1];
+          this.storedBytes -= len;
         }
       }
     }
@@ -253,11 +263,11 @@ export class EmpMix {
     for (const k of found) {
       const owner = k.slice(p.length + 2, -37);
       if (isAlive(owner)) continue;
-      const rec = this._get(k), id = k.slice(-36), nk = p + 'e:' + this.tab + ':' + id;
+      const rec = this._get(k), id = k.slice(-36), nk = this._key(id);
       this._del(k);
       if (!rec) continue;
       if (this._set(nk, rec)) {
-        this.keys.set(id, [nk, rec.length]);
+        this.keys.set(id, rec.length);
         this.stored++;
         this.storedBytes += rec.length;
       }
@@ -301,6 +311,15 @@ export class EmpMix {
     this._warn('options', w.em_start(Date.now(), seed[0], seed[1], num(o.flushAt, 20), num(o.flushInterval, 10000),
       num(o.maxQueue, 10000), (o.attribution == 'last' ? 1 : 0) | (this.ls ? 2 : 0), a[0]));
     this._context();
+    if (this.ls && g.addEventListener) {
+      // Another tab of this site saved its state (identify, reset, opt-out, a link opened):
+      // adopt it, so the tabs stay one user without a reload.
+      addEventListener('storage', e => this._safe('storage', () => {
+        const a = e.key == this.p + 's' && e.newValue && this._args(e.newValue);
+        // A record this version cannot read (a newer release's) leaves this tab as it was.
+        if (a) this._cmd('storage', this.w.em_adopt_state(a[0]) && 0);
+      }));
+    }
     if (g.location && g.history) {
       const u = o.shareLinks !== false && shareParam(location.href);
       if (u && u.had) {
@@ -354,7 +373,7 @@ export class EmpMix {
   _pump() {
     this._queued = false;
     const w = this.w, now = Date.now();
-    for (let n; (n = w.em_poll_persist()) >= 0;) this._apply(this._out(n));
+    for (let n; (n = w.em_poll_persist()) >= 0;) this._apply(n);
     for (let n; (n = w.em_poll_transmit(now)) >= 0;) this._send(this._bytes(n), w.em_last_handle());
     clearTimeout(this._timer);
     const t = w.em_poll_timeout(now);
@@ -386,7 +405,7 @@ export class EmpMix {
   // the events stay stored and, if the page comes back, are sent again (the server dedups).
   _unload() {
     const w = this.w, now = Date.now();
-    for (let n; (n = w.em_poll_persist()) >= 0;) this._apply(this._out(n));
+    for (let n; (n = w.em_poll_persist()) >= 0;) this._apply(n);
     const url = this.url + '?api_key=' + encodeURIComponent(this.key);
     for (let n; (n = w.em_poll_unload(now, BEACON_MAX)) >= 0;) {
       const body = this._out(n), h = w.em_last_handle();
@@ -503,9 +522,18 @@ export class EmpMix {
 
   flush(timeout) {
     return new Promise(resolve => {
+      // Settled by the engine (true) or the timeout (false), whichever comes first; each undoes
+      // the other, so neither a timer nor a waiter outlives the promise.
+      let timer;
+      const done = ok => {
+        clearTimeout(timer);
+        const i = this.waiters.indexOf(done);
+        if (i >= 0) this.waiters.splice(i, 1);
+        resolve(ok);
+      };
       try {
-        this.waiters.push(resolve);
-        setTimeout(() => resolve(false), timeout >= 0 && timeout < 2e9 ? timeout : 10000);
+        this.waiters.push(done);
+        timer = setTimeout(() => done(false), timeout >= 0 && timeout < 2e9 ? timeout : 10000);
         this.w.em_flush();
         this._pump();
       } catch (e) {

@@ -3,7 +3,7 @@
 # index.js (the hand-written driver, minified), index.d.ts and package.json.
 #
 # Installs what it needs, each only when missing or of the wrong version:
-#   - rustup target wasm32-unknown-unknown
+#   - rustup target wasm32-unknown-unknown and the rust-src component (std is rebuilt for size)
 #   - wasm-bindgen-cli at exactly the locked wasm-bindgen version (its wasm-bindgen-test-runner
 #     runs the unit tests; the package itself needs no generated glue)
 #   - npm dev tools in sdk-wasm/node_modules: binaryen (wasm-opt), terser, playwright-core
@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 here=$PWD
 
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+rustup component add rust-src >/dev/null 2>&1 || true
 
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' ../Cargo.lock)
 have=$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)
@@ -36,18 +37,21 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || !
 fi
 
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-# strip=false keeps the name section for stub-panics.py; wasm-opt strips it afterwards.
-cargo build -q --locked -p empmix-wasm --target wasm32-unknown-unknown --profile wasm-release \
-    --config profile.wasm-release.strip=false
+# The precompiled std is built for speed and keeps panic messages (core::fmt, Debug impls,
+# Unicode tables, source paths) that a trap can never show. Rebuilding core/alloc/std with
+# `panic=immediate-abort` turns every panic into a bare `unreachable`, so none of that is
+# linked, and compiles std's non-generic code at opt-level z too. Stable rustc has these behind
+# RUSTC_BOOTSTRAP only; they are the documented way (`-Zbuild-std`) to size-optimise std.
+# strip=false keeps the name section for wasm-sizes.py; wasm-opt strips it afterwards.
+RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zfmt-debug=none -Zlocation-detail=none" \
+    cargo build -q --locked -p empmix-wasm --target wasm32-unknown-unknown --profile wasm-release \
+    -Zbuild-std=core,alloc,std,panic_abort --config profile.wasm-release.strip=false
 raw="$target_dir/wasm32-unknown-unknown/wasm-release/empmix_wasm.wasm"
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-python3 scripts/stub-panics.py "$raw" "$tmp/stubbed.wasm"
 rm -rf pkg && mkdir -p pkg
 node_modules/.bin/wasm-opt -Oz --converge --enable-bulk-memory --enable-nontrapping-float-to-int \
     --enable-sign-ext --enable-mutable-globals --enable-multivalue --strip-debug --strip-producers \
-    "$tmp/stubbed.wasm" -o pkg/empmix.wasm
+    "$raw" -o pkg/empmix.wasm
 node_modules/.bin/terser js/index.js --module --compress passes=2 --mangle --mangle-props regex=/^_/ \
     -o pkg/index.js
 cp js/index.d.ts pkg/index.d.ts

@@ -212,6 +212,12 @@ impl Driver {
         ShareCode::parse(code).is_some_and(|code| self.engine.open_share(ts(now), &mut self.rng, &code))
     }
 
+    /// The state record another tab of this site saved (its `storage` event): see
+    /// [`Engine::adopt_state`]. Returns whether it was taken.
+    pub fn adopt_state(&mut self, state: &str) -> bool {
+        self.engine.adopt_state(state)
+    }
+
     /// Asks for everything tracked so far to be sent (see [`Driver::is_flushed`]).
     pub fn flush(&mut self) {
         self.ticket = Some(self.engine.flush());

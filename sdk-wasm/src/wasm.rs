@@ -232,6 +232,13 @@ pub extern "C" fn em_open_share(now: f64, code: usize) -> u32 {
     run(|d, a| u32::from(d.open_share(now, a.next(code))))
 }
 
+/// Takes the identity another tab saved (the state record, `len` bytes of the input); 1 when
+/// taken, 0 when the record was not readable.
+#[unsafe(no_mangle)]
+pub extern "C" fn em_adopt_state(len: usize) -> u32 {
+    run(|d, a| u32::from(d.adopt_state(a.next(len))))
+}
+
 /// Asks for everything tracked so far to be sent.
 #[unsafe(no_mangle)]
 pub extern "C" fn em_flush() -> u32 {

@@ -92,6 +92,20 @@ fn restore_keeps_identity_and_unsent_events() {
 }
 
 #[test]
+fn a_state_saved_by_another_tab_is_adopted() {
+    let mut a = start(true);
+    let (mut b, _) = Driver::start(NOW, 43, settings(true), "", Vec::new());
+    assert_ne!(a.id(1), b.id(1));
+    assert_eq!(a.identify(NOW, "user-2"), code::OK);
+    let state =
+        drain_persist(&mut a).into_iter().rev().find_map(|op| op.strip_prefix('s').map(str::to_string));
+    assert!(b.adopt_state(&state.expect("a saved state")));
+    assert_eq!((b.id(0), b.id(1)), ("user-2".to_string(), a.id(1)));
+    assert!(!b.adopt_state("{torn"));
+    assert_eq!(b.id(0), "user-2");
+}
+
+#[test]
 fn shares_and_incoming_links() {
     let mut a = start(false);
     let code_a = a.share(NOW, "wechat", "https://x.example/c/1#top").expect("code");
@@ -170,6 +184,7 @@ fn hostile_input_does_not_panic() {
             let _ = d.share(t, s, s);
             let _ = d.share(t, "c", s);
             let _ = d.open_share(t, s);
+            let _ = d.adopt_state(s);
             d.handle_response(t, d.last_handle, [0, 200, 413, 429, 500, 1000, u32::MAX][i % 7], t, s);
             d.handle_response(t, u32::MAX, 200, -1.0, s);
             let _ = d.poll_transmit(t);

@@ -278,8 +278,7 @@ impl Engine {
     /// [`DropReason::OptedOut`]). Requests already in flight finish. Persisted.
     pub fn opt_out(&mut self) {
         self.identity.opted_out = true;
-        let purged = self.batcher.remove_waiting(|_| true);
-        self.dropped(purged, DropReason::OptedOut);
+        self.drop_all_waiting(DropReason::OptedOut);
         self.save_state();
     }
 
@@ -416,6 +415,11 @@ impl Engine {
         } else {
             self.persist_ops.push_back(PersistOp::SaveState { state });
         }
+    }
+
+    fn drop_all_waiting(&mut self, reason: DropReason) {
+        let purged = self.batcher.remove_waiting(|_| true);
+        self.dropped(purged, reason);
     }
 
     fn dropped(&mut self, events: Vec<QueuedEvent>, reason: DropReason) {

@@ -49,7 +49,7 @@ pub enum EventError {
 
 /// Checks a name used for events and ids: non-empty, bounded, no control characters.
 pub(crate) fn validate_name(name: &str) -> Result<(), EventError> {
-    if name.trim().is_empty() {
+    if name.chars().all(char::is_whitespace) {
         Err(EventError::EmptyName)
     } else if name.len() > MAX_NAME_BYTES {
         Err(EventError::NameTooLong)

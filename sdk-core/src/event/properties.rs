@@ -156,10 +156,10 @@ impl Properties {
         &self.json
     }
 
-    /// The text between the braces, trimmed.
+    /// The text between the braces, trimmed (JSON whitespace is ASCII only).
     fn inner(&self) -> &str {
-        let t = self.json.trim();
-        t.get(1..t.len().saturating_sub(1)).unwrap_or("").trim()
+        let t = self.json.trim_ascii();
+        t.get(1..t.len().saturating_sub(1)).unwrap_or("").trim_ascii()
     }
 
     /// Writes `base` merged with `self` into `out`: members of `self` win over members of

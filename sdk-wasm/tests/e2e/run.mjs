@@ -138,9 +138,15 @@ try {
     await until('a failed send while offline', () => p.evaluate(() => mix.stats().retried > 0));
     const s = await p.evaluate(() => mix.stats());
     if (s.delivered > 2 || s.queued + s.inFlight < 10) throw new Error('sent while offline? ' + JSON.stringify(s));
+    // Unsent events are in localStorage, one key each, until a send of them succeeds.
+    const storedKeys = () => p.evaluate(() => Object.keys(localStorage).filter(k => k.startsWith('empmix:default:e:')).length);
+    if (s.stored < 10 || (await storedKeys()) != s.stored) throw new Error(`not stored: ${s.stored}, ${await storedKeys()} keys`);
     await c.setOffline(false);
     const got = await arrived(id, 'offline', 10, 60000);
     if (new Set(got.map(e => JSON.stringify(e.properties ?? e))).size < 10) throw new Error('events missing');
+    await until('delivered events removed from storage', () => p.evaluate(() => mix.flush()));
+    const after = [await p.evaluate(() => mix.stats().stored), await storedKeys()];
+    if (after[0] != 0 || after[1] != 0) throw new Error('delivered events still stored: ' + after);
     await c.close();
   });
 
@@ -152,6 +158,17 @@ try {
     const after = await p.evaluate(() => [mix.anonymousId, mix.distinctId]);
     if (before[0] != after[0] || after[1] != 'reload-user') throw new Error(`${before} -> ${after}`);
     await p.close();
+  });
+
+  await step('two tabs stay one user: an identify in one applies in the other', async () => {
+    const c = await browser.newContext();
+    const [pa, pb] = [await open(c), await open(c)];
+    if (await pa.evaluate(() => mix.anonymousId) != await pb.evaluate(() => mix.anonymousId)) throw new Error('tabs started as two users');
+    await pa.evaluate(() => mix.identify('tab-user'));
+    await until('tab B to see the identify', () => pb.evaluate(() => mix.distinctId == 'tab-user'));
+    await pb.evaluate(() => { mix.track('from_tab_b'); return mix.flush(); });
+    await arrived('tab-user', 'from_tab_b');
+    await c.close();
   });
 
   await step('share chain A -> B -> C credits A and B in the share tree', async () => {

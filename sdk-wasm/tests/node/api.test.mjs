@@ -110,3 +110,27 @@ test('share links agree with the core on the shared URL cases', async () => {
   for (const [code, clean] of made) assert.equal(shares.get(code), clean);
   srv.close();
 });
+
+test('flush settles once: false at its timeout while sends fail, and nothing is lost', async () => {
+  const srv = await ingest();
+  let failing = true;
+  const flaky = http.createServer((req, res) => {
+    if (failing) return req.socket.destroy();
+    req.pipe(http.request(srv.endpoint + req.url, { method: 'POST', headers: req.headers }, r => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    }));
+  });
+  await new Promise(r => flaky.listen(0, '127.0.0.1', r));
+  const mix = await EmpMix.init({ apiKey: 'k4', endpoint: `http://127.0.0.1:${flaky.address().port}`, wasm, flushInterval: 60000 });
+  assert.equal(mix.track('waits'), true);
+  const started = Date.now();
+  assert.equal(await mix.flush(300), false);
+  assert.ok(Date.now() - started < 5000, 'resolved at its own timeout');
+  assert.equal(mix.waiters.length, 0, 'a timed-out flush leaves no waiter');
+  failing = false;
+  assert.equal(await mix.flush(30000), true);
+  assert.ok(srv.events.some(e => e.type === 'waits'), 'delivered once the server answers');
+  flaky.close();
+  srv.close();
+});
