@@ -124,6 +124,22 @@ fn in_flight_batch_failing_after_opt_out_is_dropped_not_retried() {
 }
 
 #[test]
+fn in_flight_batch_failing_after_opt_out_and_back_in_is_still_dropped() {
+    let mut h = Harness::with(|b| b.flush_at(1));
+    h.track("before");
+    let t = h.poll().unwrap();
+    h.engine.opt_out();
+    h.engine.opt_in();
+    h.respond(&t, 503);
+    assert_eq!(h.engine.stats().dropped.opted_out, 1, "opting in again does not revive it");
+    assert!(h.engine.is_idle(), "nothing tracked before the opt-out is retried");
+    h.track("after");
+    let t = h.poll().unwrap();
+    h.respond(&t, 503);
+    assert_eq!(h.engine.stats().retried, 1, "an event tracked after opting in is retried");
+}
+
+#[test]
 fn session_rolls_over_after_inactivity_and_on_reset() {
     let mut h = Harness::with(|b| b.session_timeout(Duration::from_secs(1800)));
     h.track("a");

@@ -38,6 +38,9 @@ pub(crate) struct QueuedEvent {
 pub(crate) struct Batch {
     pub id: BatchId,
     pub events: Vec<QueuedEvent>,
+    /// In flight when the user opted out: if its send fails, it is dropped, never retried, even
+    /// when the user has opted in again since.
+    pub purged: bool,
 }
 
 /// Limits for cutting one batch.
@@ -127,10 +130,10 @@ impl Batcher {
                 // Cut under tighter limits (a beacon) than when it was made: send its front.
                 let (front, back) = split_to_fit(b.events, limits);
                 if !back.is_empty() {
-                    self.ready.push_front(Batch { id: b.id, events: back });
+                    self.ready.push_front(Batch { id: b.id, events: back, purged: false });
                 }
                 let id = self.new_id();
-                Batch { id, events: front }
+                Batch { id, events: front, purged: false }
             }
             None if cut && !self.queue.is_empty() => {
                 let mut events = Vec::new();
@@ -146,7 +149,7 @@ impl Batcher {
                     events.extend(self.queue.pop_front());
                 }
                 let id = self.new_id();
-                Batch { id, events }
+                Batch { id, events, purged: false }
             }
             None => return None,
         };
@@ -177,8 +180,8 @@ impl Batcher {
         let back = batch.events.split_off(batch.events.len() / 2);
         let back_id = self.new_id();
         let front_id = self.new_id();
-        self.ready.push_front(Batch { id: back_id, events: back });
-        self.ready.push_front(Batch { id: front_id, events: batch.events });
+        self.ready.push_front(Batch { id: back_id, events: back, purged: batch.purged });
+        self.ready.push_front(Batch { id: front_id, events: batch.events, purged: batch.purged });
     }
 
     /// Removes every waiting event (not those in flight) matching `pred`.

@@ -275,10 +275,11 @@ impl Engine {
     }
 
     /// Stops all tracking and purges every waiting event (reported as
-    /// [`DropReason::OptedOut`]). Requests already in flight finish. Persisted.
+    /// [`DropReason::OptedOut`]). Requests already in flight finish; if one fails, its events
+    /// are dropped the same way, not retried. Persisted.
     pub fn opt_out(&mut self) {
         self.identity.opted_out = true;
-        self.drop_all_waiting(DropReason::OptedOut);
+        self.purge_for_opt_out();
         self.save_state();
     }
 
@@ -417,9 +418,14 @@ impl Engine {
         }
     }
 
-    fn drop_all_waiting(&mut self, reason: DropReason) {
+    /// Opting out: drops every waiting event, and marks the batches in flight so that a failed
+    /// send drops them instead of retrying (an opt-in before the answer does not revive them).
+    fn purge_for_opt_out(&mut self) {
         let purged = self.batcher.remove_waiting(|_| true);
-        self.dropped(purged, reason);
+        self.dropped(purged, DropReason::OptedOut);
+        for batch in &mut self.batcher.in_flight {
+            batch.purged = true;
+        }
     }
 
     fn dropped(&mut self, events: Vec<QueuedEvent>, reason: DropReason) {

@@ -56,7 +56,7 @@ impl Engine {
         engine.stats.corrupt_records = report.corrupt as u64;
         let before = engine.batcher.waiting();
         if engine.identity.opted_out {
-            engine.drop_all_waiting(DropReason::OptedOut);
+            engine.purge_for_opt_out();
         }
         engine.expire(now);
         while engine.batcher.waiting() > engine.config.max_queue {
@@ -95,7 +95,7 @@ impl Engine {
         self.session = session;
         self.attribution = attribution;
         if self.identity.opted_out {
-            self.drop_all_waiting(DropReason::OptedOut);
+            self.purge_for_opt_out();
         }
         true
     }

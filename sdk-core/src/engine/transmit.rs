@@ -144,7 +144,9 @@ impl Engine {
                 }
                 self.delivered(events);
             }
-            StatusClass::Retry if self.identity.opted_out => self.dropped(batch.events, DropReason::OptedOut),
+            StatusClass::Retry | StatusClass::TooLarge if batch.purged => {
+                self.dropped(batch.events, DropReason::OptedOut);
+            }
             StatusClass::Retry => {
                 self.stats.retried += batch.events.len() as u64;
                 let (base, cap) = (self.config.backoff_base, self.config.backoff_cap);
