@@ -6,7 +6,7 @@
 //! browser context — and the wasm side makes every decision through the engine. The boundary
 //! is strings and numbers only: properties cross as `JSON.stringify` text, persistence and
 //! requests come back as encoded strings. Nothing here links `serde` or formats with
-//! `std::fmt`, which keeps the whole package under its 10 KB (gzip) budget.
+//! `std::fmt`, to keep the package small (its measured size is in `docs/performance.md`).
 //!
 //! Build it with `sdk-wasm/scripts/build.sh` (output in `sdk-wasm/pkg/`), then in a page:
 //!

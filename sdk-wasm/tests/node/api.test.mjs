@@ -134,3 +134,35 @@ test('flush settles once: false at its timeout while sends fail, and nothing is 
   flaky.close();
   srv.close();
 });
+
+test('a page opened through a link reads and removes _s as the core does (shared URL cases)', async () => {
+  const { cases } = JSON.parse(await readFile(new URL('../../../sdk-core/fixtures/share_urls.json', import.meta.url), 'utf8'));
+  const srv = await ingest();
+  // Just enough of a page for init's load step: an address, history and event listeners.
+  const page = { location: { href: '' }, replaced: [] };
+  const g = globalThis, saved = ['location', 'history', 'addEventListener'].map(k => [k, g[k]]);
+  g.location = page.location;
+  g.history = { state: null, replaceState: (s, t, url) => page.replaced.push((page.location.href = url)) };
+  g.addEventListener = () => {};
+  try {
+    let checked = 0;
+    for (const [i, c] of cases.entries()) {
+      if (c.error) continue;
+      page.location.href = c.url;
+      page.replaced.length = 0;
+      const mix = await EmpMix.init({ apiKey: `load-${i}`, endpoint: srv.endpoint, wasm, flushInterval: 60000, autoPageView: false });
+      assert.equal(await mix.flush(5000), true);
+      // Only an address with an `_s` parameter is rewritten; any other is left as it is.
+      const hadShare = /[?&](_|%5F)s(=|&|$)/i.test(c.url.split('#')[0]);
+      assert.equal(page.location.href, hadShare ? c.clean : c.url, `address after loading ${c.url}`);
+      assert.equal(page.replaced.length, hadShare && c.clean != c.url ? 1 : 0, `replaceState calls for ${c.url}`);
+      const opens = srv.events.filter(e => e.key == `load-${i}` && e.type == 'share_open');
+      assert.deepEqual(opens.map(e => e.properties.share_code), c.code == null ? [] : [c.code], c.url);
+      checked += c.code != null;
+    }
+    assert.ok(checked >= 5, 'the fixture has links with a code');
+  } finally {
+    for (const [k, v] of saved) v === undefined ? delete g[k] : (g[k] = v);
+    srv.close();
+  }
+});
