@@ -49,9 +49,12 @@ RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zfmt-de
 raw="$target_dir/wasm32-unknown-unknown/wasm-release/empmix_wasm.wasm"
 
 rm -rf pkg && mkdir -p pkg
-node_modules/.bin/wasm-opt -Oz --converge --enable-bulk-memory --enable-nontrapping-float-to-int \
-    --enable-sign-ext --enable-mutable-globals --enable-multivalue --strip-debug --strip-producers \
-    "$raw" -o pkg/empmix.wasm
+# --flatten --rereloop before -Oz rebuilds the control flow so -Oz finds more to merge, and
+# the module owns its memory, which starts zeroed, with the stack (not data) in its low
+# addresses (--zero-filled-memory, --low-memory-unused): together 0.3 KB gzip smaller.
+node_modules/.bin/wasm-opt --flatten --rereloop -Oz -Oz --converge --low-memory-unused --zero-filled-memory \
+    --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+    --enable-multivalue --strip-debug --strip-producers "$raw" -o pkg/empmix.wasm
 node_modules/.bin/terser js/index.js --module --compress passes=2 --mangle --mangle-props regex=/^_/ \
     -o pkg/index.js
 cp js/index.d.ts pkg/index.d.ts
