@@ -6,7 +6,8 @@
 #   - rustup target wasm32-unknown-unknown and the rust-src component (std is rebuilt for size)
 #   - wasm-bindgen-cli at exactly the locked wasm-bindgen version (its wasm-bindgen-test-runner
 #     runs the unit tests; the package itself needs no generated glue)
-#   - npm dev tools in sdk-wasm/node_modules: binaryen (wasm-opt), terser, playwright-core
+#   - npm dev tools in sdk-wasm/node_modules: binaryen (wasm-opt), terser, playwright-core, and
+#     webpack (the end-to-end test bundles an app that imports the package)
 #   - Debian chromium, chromium-driver and brotli for the tests (when root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,8 @@ if [ "$have" != "$want" ]; then
         cargo install wasm-bindgen-cli --version "$want"
 fi
 
-if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/terser ] || [ ! -d node_modules/playwright-core ]; then
+if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/terser ] || [ ! -d node_modules/playwright-core ] ||
+    [ ! -d node_modules/webpack ]; then
     npm install --no-audit --no-fund --loglevel=error
 fi
 

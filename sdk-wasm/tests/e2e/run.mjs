@@ -2,11 +2,12 @@
 // against a real empmix-server on loopback. Exits non-zero on the first failure.
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import webpack from 'webpack';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = join(here, '../../..');
@@ -30,6 +31,19 @@ const api = await new Promise((resolve, reject) => {
   setTimeout(() => reject(new Error('empmix-server did not start')), 30000);
 });
 
+// ----- an app that imports the package by name, bundled by webpack -----
+// As a web app's build would: webpack resolves `empmix-wasm`, finds the wasm through
+// `new URL(..., import.meta.url)` and emits it as an asset beside the bundle.
+const appDir = mkdtempSync(join(tmpdir(), 'empmix-bundle-'));
+writeFileSync(join(appDir, 'app.mjs'), `import { EmpMix } from 'empmix-wasm';
+window.mix = await EmpMix.init({ apiKey: '${KEY}', endpoint: '${api}', flushInterval: 500 });
+window.ready = true;`);
+const bundled = await new Promise(res => webpack({
+  mode: 'production', context: appDir, entry: './app.mjs', experiments: { topLevelAwait: true },
+  output: { path: join(appDir, 'dist'), filename: 'app.js', publicPath: '/bundle/' },
+  resolve: { alias: { 'empmix-wasm': pkg } },
+}, (err, stats) => res(err ? err.message : stats.hasErrors() ? stats.toString('errors-only') : null)));
+
 // ----- a static server for the package and a test page -----
 const page = `<!doctype html><title>e2e</title><button id="btn">Register</button>
 <script type="module">
@@ -45,13 +59,14 @@ const types = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 
 const web = http.createServer((req, res) => {
   const path = new URL(req.url, 'http://x').pathname;
   try {
-    if (path.startsWith('/pkg/')) {
-      const body = readFileSync(join(pkg, path.slice(5)));
+    for (const [prefix, dir] of [['/pkg/', pkg], ['/bundle/', join(appDir, 'dist')]]) {
+      if (!path.startsWith(prefix)) continue;
+      const body = readFileSync(join(dir, path.slice(prefix.length)));
       res.writeHead(200, { 'Content-Type': types[extname(path)] || 'application/octet-stream' });
       return res.end(body);
     }
     res.writeHead(200, { 'Content-Type': 'text/html' });
-    res.end(page);
+    res.end(path == '/bundled' ? '<!doctype html><title>bundled</title><script src="/bundle/app.js"></script>' : page);
   } catch {
     res.writeHead(404);
     res.end();
@@ -111,6 +126,14 @@ try {
     const id = await p.evaluate(() => mix.distinctId);
     const [ev] = await arrived(id, 'page_view');
     if (!JSON.stringify(ev).includes(site)) throw new Error('page_view without the page URL: ' + JSON.stringify(ev));
+    await p.close();
+  });
+
+  await step('an app bundled by webpack loads the package and its page_view arrives', async () => {
+    if (bundled) throw new Error('webpack failed: ' + bundled);
+    const p = await open(ctx, site + '/bundled');
+    const id = await p.evaluate(() => mix.distinctId);
+    await arrived(id, 'page_view');
     await p.close();
   });
 
@@ -197,6 +220,7 @@ try {
   web.close();
   server.kill();
   rmSync(dataDir, { recursive: true, force: true });
+  rmSync(appDir, { recursive: true, force: true });
 }
 const failed = results.filter(r => !r[1]).length;
 console.log(`e2e: ${results.length - failed} passed, ${failed} failed`);
