@@ -54,8 +54,10 @@ pub(crate) struct Limits {
 #[derive(Debug, Default)]
 pub(crate) struct Batcher {
     pub queue: VecDeque<QueuedEvent>,
-    /// Split halves and batches waiting for their retry, sent before the queue.
-    pub ready: VecDeque<Batch>,
+    /// Split halves and batches waiting for their retry, sent before the queue. The next one
+    /// to send is the *last*: a stack, so that no `VecDeque` of batches is compiled in (it
+    /// holds one or two batches, and the browser build pays for every generic instance).
+    pub ready: Vec<Batch>,
     pub in_flight: Vec<Batch>,
     next_batch: u64,
     next_seq: u64,
@@ -87,10 +89,10 @@ impl Batcher {
 
     /// Removes the oldest waiting event (never one in flight), for the overflow policy.
     pub fn pop_oldest(&mut self) -> Option<QueuedEvent> {
-        if let Some(batch) = self.ready.front_mut() {
+        if let Some(batch) = self.ready.last_mut() {
             let e = batch.events.remove(0);
             if batch.events.is_empty() {
-                self.ready.pop_front();
+                self.ready.pop();
             }
             return Some(e);
         }
@@ -124,13 +126,13 @@ impl Batcher {
     /// Takes the next batch to send: a waiting retry or split first, else a new cut from the
     /// queue when `cut` allows. The batch is moved in flight.
     pub fn next_batch(&mut self, limits: Limits, cut: bool) -> Option<&Batch> {
-        let batch = match self.ready.pop_front() {
+        let batch = match self.ready.pop() {
             Some(b) if batch_fits(&b.events, limits) => b,
             Some(b) => {
                 // Cut under tighter limits (a beacon) than when it was made: send its front.
                 let (front, back) = split_to_fit(b.events, limits);
                 if !back.is_empty() {
-                    self.ready.push_front(Batch { id: b.id, events: back, purged: false });
+                    self.ready.push(Batch { id: b.id, events: back, purged: false });
                 }
                 let id = self.new_id();
                 Batch { id, events: front, purged: false }
@@ -171,7 +173,7 @@ impl Batcher {
     /// Puts a batch back at the front, to be sent before anything else.
     pub fn requeue_front(&mut self, batch: Batch) {
         if !batch.events.is_empty() {
-            self.ready.push_front(batch);
+            self.ready.push(batch);
         }
     }
 
@@ -180,8 +182,8 @@ impl Batcher {
         let back = batch.events.split_off(batch.events.len() / 2);
         let back_id = self.new_id();
         let front_id = self.new_id();
-        self.ready.push_front(Batch { id: back_id, events: back, purged: batch.purged });
-        self.ready.push_front(Batch { id: front_id, events: batch.events, purged: batch.purged });
+        self.ready.push(Batch { id: back_id, events: back, purged: batch.purged });
+        self.ready.push(Batch { id: front_id, events: batch.events, purged: batch.purged });
     }
 
     /// Removes every waiting event (not those in flight) matching `pred`.
@@ -195,7 +197,7 @@ impl Batcher {
                 Some(e)
             }
         };
-        for batch in &mut self.ready {
+        for batch in self.ready.iter_mut().rev() {
             batch.events = std::mem::take(&mut batch.events).into_iter().filter_map(&mut keep).collect();
         }
         self.ready.retain(|b| !b.events.is_empty());
