@@ -7,7 +7,6 @@
 
 pub mod url;
 
-use std::collections::VecDeque;
 
 use core::time::Duration;
 
@@ -96,8 +95,9 @@ pub(crate) struct Attribution {
     pub current: Option<(ShareCode, Timestamp)>,
     /// Codes opened, oldest first.
     pub chain: Vec<ShareCode>,
-    /// Codes this device created, oldest first.
-    pub own: VecDeque<ShareCode>,
+    /// Codes this device created, oldest first. A `Vec` (at most 128, so dropping the oldest
+    /// is a short move), like `chain`: one collection type less in the browser build.
+    pub own: Vec<ShareCode>,
 }
 
 impl Attribution {
@@ -114,9 +114,9 @@ impl Attribution {
     /// Records that this device created `code`.
     pub fn record_created(&mut self, code: ShareCode) {
         if self.own.len() == OWN_CODES_KEPT {
-            self.own.pop_front();
+            self.own.remove(0);
         }
-        self.own.push_back(code);
+        self.own.push(code);
     }
 
     /// Records an opened link (not one's own) and updates the credited code.
