@@ -7,7 +7,6 @@
 
 pub mod url;
 
-
 use core::time::Duration;
 
 use crate::entropy::Entropy;
