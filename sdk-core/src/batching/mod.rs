@@ -186,8 +186,10 @@ impl Batcher {
         self.ready.push(Batch { id: front_id, events: batch.events, purged: batch.purged });
     }
 
-    /// Removes every waiting event (not those in flight) matching `pred`.
-    pub fn remove_waiting(&mut self, mut pred: impl FnMut(&QueuedEvent) -> bool) -> Vec<QueuedEvent> {
+    /// Removes every waiting event (not those in flight) matching `pred`. A `dyn` predicate:
+    /// one copy of the loops for expiry and opt-out alike (0.3 KB gzip in the browser build),
+    /// and neither is a hot path.
+    pub fn remove_waiting(&mut self, pred: &dyn Fn(&QueuedEvent) -> bool) -> Vec<QueuedEvent> {
         let mut removed = Vec::new();
         let mut keep = |e: QueuedEvent| {
             if pred(&e) {

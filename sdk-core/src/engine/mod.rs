@@ -421,7 +421,7 @@ impl Engine {
     /// Opting out: drops every waiting event, and marks the batches in flight so that a failed
     /// send drops them instead of retrying (an opt-in before the answer does not revive them).
     fn purge_for_opt_out(&mut self) {
-        let purged = self.batcher.remove_waiting(|_| true);
+        let purged = self.batcher.remove_waiting(&|_| true);
         self.dropped(purged, DropReason::OptedOut);
         for batch in &mut self.batcher.in_flight {
             batch.purged = true;

@@ -170,7 +170,7 @@ impl Engine {
         }
         self.next_expiry_check = now.saturating_add(EXPIRY_CHECK_INTERVAL);
         let oldest_allowed = now.saturating_sub(self.config.max_event_age);
-        let expired = self.batcher.remove_waiting(|e| e.timestamp < oldest_allowed);
+        let expired = self.batcher.remove_waiting(&|e| e.timestamp < oldest_allowed);
         self.dropped(expired, DropReason::Expired);
     }
 }
