@@ -14,7 +14,7 @@ echo "== size"
 target=10240
 # The package does not meet its 10 KB target yet (the engine itself is ~25 KB gzip; see
 # docs/performance.md). Until it does, this ceiling keeps it from growing unnoticed.
-ceiling=${EMPMIX_WASM_CEILING:-31000}
+ceiling=${EMPMIX_WASM_CEILING:-29000}
 gz=$(cat pkg/empmix.wasm pkg/index.js | gzip -9 | wc -c)
 gz_wasm=$(gzip -9 -c pkg/empmix.wasm | wc -c)
 gz_js=$(gzip -9 -c pkg/index.js | wc -c)
