@@ -16,16 +16,6 @@ def leb(data, pos):
             return result, pos
 
 
-def uleb(n):
-    """`n` as unsigned LEB128 bytes."""
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | 0x80 if n else b)
-        if not n:
-            return bytes(out)
-
-
 def sections(data):
     """The module's sections as (id, body bytes), in order."""
     assert data[:4] == b"\0asm", "not a wasm module"
@@ -50,13 +40,18 @@ def _limits(data, pos):
     return pos
 
 
+def _vectors(secs, wanted):
+    """For each section with id `wanted`: (body, entry count, position of the first entry)."""
+    for sid, body in secs:
+        if sid == wanted:
+            count, pos = leb(body, 0)
+            yield body, count, pos
+
+
 def imports(secs):
     """The imports as (module, field, kind); kind 0 is a function."""
     out = []
-    for sid, body in secs:
-        if sid != 2:
-            continue
-        count, p = leb(body, 0)
+    for body, count, p in _vectors(secs, 2):
         for _ in range(count):
             module, p = _name(body, p)
             field, p = _name(body, p)
@@ -100,15 +95,12 @@ def function_names(secs):
 
 
 def function_bodies(secs):
-    """The code section's function bodies (without their size prefix), in index order after
-    the imported functions."""
+    """The code section's function bodies as they stand in the file (size prefix included),
+    in index order after the imported functions."""
     out = []
-    for sid, body in secs:
-        if sid != 10:
-            continue
-        count, j = leb(body, 0)
+    for body, count, j in _vectors(secs, 10):
         for _ in range(count):
-            size, j = leb(body, j)
-            out.append(body[j:j + size])
-            j += size
+            size, start = leb(body, j)
+            out.append(body[j:start + size])
+            j = start + size
     return out

@@ -72,15 +72,18 @@ pub fn get<'a>(members: &[Member<'a>], key: &str) -> Option<&'a str> {
 
 /// Whether a key as written (escapes included) names `key`.
 pub fn key_is(written: &str, key: &str) -> bool {
-    written == key || (written.contains('\\') && unescape(written).is_some_and(|k| k == key))
+    written == key || (escaped(written) && unescape(written).is_some_and(|k| k == key))
 }
 
 /// Whether two keys as written (escapes included) name the same key.
 pub fn same_key(a: &str, b: &str) -> bool {
-    // Keys are short: a byte scan beats `str::contains`' searcher, and only keys with an
-    // escape are decoded.
-    let escaped = |k: &str| k.as_bytes().contains(&b'\\');
     a == b || ((escaped(a) || escaped(b)) && unescape(a).is_some_and(|a| unescape(b) == Some(a)))
+}
+
+/// Whether a key as written has an escape, so that only such keys are decoded. Keys are
+/// short: a byte scan beats `str::contains`' searcher.
+fn escaped(written: &str) -> bool {
+    written.as_bytes().contains(&b'\\')
 }
 
 /// Appends `"key":raw` for a key as written and a raw value, both already valid JSON.

@@ -158,7 +158,8 @@ export class EmpMix {
   }
 
   _out(n) {
-    return n < 0 ? null : dec.decode(this._bytes(n));
+    const p = this.w.em_out();
+    return n < 0 ? null : dec.decode(this._mem().subarray(p, p + n));
   }
 
   _warn(what, code) {
@@ -209,6 +210,13 @@ export class EmpMix {
     try { this.ls.removeItem(k); } catch (e) { /* ignore */ }
   }
 
+  // Counts an event this tab stored (`id`, `len` > 0) or removed (`len` < 0) toward the bounds.
+  _count(id, len) {
+    if (id != null) this.keys.set(id, len);
+    this.stored += Math.sign(len);
+    this.storedBytes += len;
+  }
+
   // Where this tab stores an event: empmix:<project>:e:<tab>:<event id>.
   _key(id) {
     return this.p + 'e:' + this.tab + ':' + id;
@@ -226,9 +234,7 @@ export class EmpMix {
       const id = text(1, 37), rec = text(37, n);
       const max = this.o.maxStoredEvents || 1000, maxBytes = this.o.maxStoredBytes || 2e6;
       if (this.ls && this.stored < max && this.storedBytes + rec.length <= maxBytes && this._set(this._key(id), rec)) {
-        this.keys.set(id, rec.length);
-        this.stored++;
-        this.storedBytes += rec.length;
+        this._count(id, rec.length);
       } else this.c.notPersisted++;
     } else if (t == 114) {
       const ids = text(1, n);
@@ -237,8 +243,7 @@ export class EmpMix {
         if (len != null) {
           this._del(this._key(id));
           this.keys.delete(id);
-          this.stored--;
-          this.storedBytes -= len;
+          this._count(null, -len);
         }
       }
     }
@@ -266,11 +271,7 @@ export class EmpMix {
       const rec = this._get(k), id = k.slice(-36), nk = this._key(id);
       this._del(k);
       if (!rec) continue;
-      if (this._set(nk, rec)) {
-        this.keys.set(id, rec.length);
-        this.stored++;
-        this.storedBytes += rec.length;
-      }
+      if (this._set(nk, rec)) this._count(id, rec.length);
       records.push(rec);
     }
     for (const t in alive) if (!alive[t]) this._del(p + 't:' + t);

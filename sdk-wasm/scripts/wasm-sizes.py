@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'scripts'))
-from wasm_module import function_bodies, function_names, imports, sections, uleb  # noqa: E402
+from wasm_module import function_bodies, function_names, imports, sections  # noqa: E402
 
 
 def main(path, top=40):
@@ -13,8 +13,7 @@ def main(path, top=40):
     secs = sections(b)
     names = function_names(secs)
     n_imports = sum(1 for _, _, kind in imports(secs) if kind == 0)
-    # A body's size as it stands in the file: its length prefix plus the body.
-    sizes = [len(uleb(len(fn))) + len(fn) for fn in function_bodies(secs)]
+    sizes = [len(fn) for fn in function_bodies(secs)]
     rows = sorted(((sz, names.get(n_imports + k, f'func[{n_imports + k}]')) for k, sz in enumerate(sizes)), reverse=True)
     print(f'{len(b)} bytes, {len(sizes)} functions, code {sum(sizes)} bytes')
     for sz, nm in rows[:top]:

@@ -300,8 +300,8 @@ impl Engine {
         channel: &str,
         target_url: &str,
     ) -> Result<ShareLink, TrackError> {
-        validate_name(channel)?;
         // Validate and clean the target first: a link must never pass on someone else's code.
+        // (`share` checks the channel.)
         let (clean_target, _) = take_share_param(target_url)?;
         let code = self.share(now, rng, channel, &clean_target)?;
         let url = with_share_param(&clean_target, code.as_str())?;
