@@ -4,7 +4,7 @@
 #      docs/performance.md) and against a regression ceiling that fails the run
 #      (EMPMIX_WASM_CEILING, bytes)
 #   2. wasm-bindgen-test unit tests in Node and in headless Chromium (chromedriver)
-#   3. the package's JS API in Node (node --test), including hostile input
+#   3. the package's JS API in Node (node --test), including hostile input and the storage layer
 #   4. end to end in headless Chromium against a real empmix-server (playwright-core)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,7 @@
 // Runs bench.html in headless Chromium and prints track() timings (memory only and with
 // localStorage). Measures; does not fail on speed. PKG=<dir> serves another build of the package
-// (to compare two builds on the same machine in one sitting).
+// (to compare two builds on the same machine in one sitting); MODE=memory or MODE=storage runs
+// only that mode; TRACE_GC=1 makes V8 print each collection (with DEBUG=pw:browser to see it).
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join, extname } from 'node:path';
@@ -36,8 +37,10 @@ const web = http.createServer((req, res) => {
 await new Promise(r => web.listen(0, '127.0.0.1', r));
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'] });
-for (const q of ['', '?persist']) {
+    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
+    ...(process.env.TRACE_GC ? ['--js-flags=--trace-gc'] : [])] });
+const modes = { memory: [''], storage: ['?persist'] }[process.env.MODE] || ['', '?persist'];
+for (const q of modes) {
   const page = await browser.newPage();
   await page.goto(`http://127.0.0.1:${web.address().port}/${q}`);
   const r = await page.waitForFunction(() => window.result, null, { timeout: 120000 }).then(h => h.jsonValue());

@@ -49,7 +49,7 @@ const page = `<!doctype html><title>e2e</title><button id="btn">Register</button
 <script type="module">
   import { EmpMix } from '/pkg/index.js';
   const q = new URLSearchParams(location.search);
-  window.mix = await EmpMix.init({ apiKey: '${KEY}', endpoint: '${api}', debug: true,
+  window.mix = await EmpMix.init({ apiKey: '${KEY}', endpoint: q.get('endpoint') || '${api}', debug: true,
     flushInterval: +(q.get('interval') || 500), flushAt: 20 });
   mix.register({ conference_id: '${CONF}' });
   document.getElementById('btn').onclick = () => mix.track('button_click', { button: 'register' });
@@ -66,7 +66,8 @@ const web = http.createServer((req, res) => {
       return res.end(body);
     }
     res.writeHead(200, { 'Content-Type': 'text/html' });
-    res.end(path == '/bundled' ? '<!doctype html><title>bundled</title><script src="/bundle/app.js"></script>' : page);
+    res.end(path == '/bundled' ? '<!doctype html><title>bundled</title><script src="/bundle/app.js"></script>'
+      : path == '/blank' ? '<!doctype html><title>no SDK</title>' : page);
   } catch {
     res.writeHead(404);
     res.end();
@@ -90,6 +91,11 @@ async function until(what, f, ms = 20000) {
     await new Promise(r => setTimeout(r, 250));
   }
 }
+// The events stored in a page's localStorage: { keys: how many chunk keys, ids: their event ids }.
+const storedEvents = p => p.evaluate(() => {
+  const keys = Object.keys(localStorage).filter(k => k.startsWith('empmix:default:e:'));
+  return { keys: keys.length, ids: keys.flatMap(k => localStorage.getItem(k).split('\x1e').slice(1).map(e => e.slice(0, 36))) };
+});
 const eventsOf = async (distinctId, type) =>
   (await query(`/api/analytics/events?distinct_id=${encodeURIComponent(distinctId)}&type=${type}&limit=1000`)).events;
 const arrived = (id, type, n = 1) => until(`${n} ${type} of ${id}`, async () => (await eventsOf(id, type)).length >= n && (await eventsOf(id, type)));
@@ -161,15 +167,41 @@ try {
     await until('a failed send while offline', () => p.evaluate(() => mix.stats().retried > 0));
     const s = await p.evaluate(() => mix.stats());
     if (s.delivered > 2 || s.queued + s.inFlight < 10) throw new Error('sent while offline? ' + JSON.stringify(s));
-    // Unsent events are in localStorage, one key each, until a send of them succeeds.
-    const storedKeys = () => p.evaluate(() => Object.keys(localStorage).filter(k => k.startsWith('empmix:default:e:')).length);
-    if (s.stored < 10 || (await storedKeys()) != s.stored) throw new Error(`not stored: ${s.stored}, ${await storedKeys()} keys`);
+    // Unsent events are in localStorage until a send of them succeeds.
+    const before = await storedEvents(p);
+    if (s.stored < 10 || before.ids.length != s.stored) throw new Error(`not stored: ${s.stored}, ${JSON.stringify(before)}`);
     await c.setOffline(false);
     const got = await arrived(id, 'offline', 10, 60000);
     if (new Set(got.map(e => JSON.stringify(e.properties ?? e))).size < 10) throw new Error('events missing');
     await until('delivered events removed from storage', () => p.evaluate(() => mix.flush()));
-    const after = [await p.evaluate(() => mix.stats().stored), await storedKeys()];
-    if (after[0] != 0 || after[1] != 0) throw new Error('delivered events still stored: ' + after);
+    const after = [await p.evaluate(() => mix.stats().stored), await storedEvents(p)];
+    if (after[0] != 0 || after[1].keys != 0) throw new Error('delivered events still stored: ' + JSON.stringify(after));
+    await c.close();
+  });
+
+  await step('events left by a crashed tab are sent once, by one of the next tabs', async () => {
+    const c = await browser.newContext();
+    // The first tab's endpoint refuses connections, so nothing it tracks gets out, not even by
+    // beacon when it closes.
+    const p = await open(c, site + '/?interval=600000&endpoint=http://127.0.0.1:9');
+    const id = await p.evaluate(() => { for (let i = 0; i < 12; i++) mix.track('orphan', { i }); return mix.distinctId; });
+    await until('the events stored', () => p.evaluate(() => mix.stats().stored == 13));
+    // The page_view at load and the 12 tracked in one task: one storage write each task.
+    const stored = await storedEvents(p);
+    if (stored.keys != 2 || new Set(stored.ids).size != 13) throw new Error('stored as ' + JSON.stringify(stored));
+    // The tab dies, and its heartbeat runs out (expired here instead of waiting 15 s).
+    await p.close();
+    const blank = await c.newPage();
+    await blank.goto(site + '/blank');
+    await blank.evaluate(() => Object.keys(localStorage).filter(k => k.startsWith('empmix:default:t:')).forEach(k => localStorage.setItem(k, '0')));
+    // Two tabs start at once; only one of them may take the dead tab's events.
+    const [pb, pc] = await Promise.all([open(c), open(c)]);
+    const got = await arrived(id, 'orphan', 12);
+    const taken = [await pb.evaluate(() => mix.stats().restored), await pc.evaluate(() => mix.stats().restored)];
+    if (taken[0] + taken[1] != 13 || Math.min(...taken) != 0) throw new Error('restored by the two tabs: ' + taken);
+    await until('delivered events removed from storage', async () =>
+      (await pb.evaluate(() => mix.flush())) && (await pc.evaluate(() => mix.flush())) && (await storedEvents(blank)).keys == 0);
+    if (new Set(got.map(e => e.event_id ?? JSON.stringify(e))).size != 12) throw new Error('events: ' + got.length);
     await c.close();
   });
 

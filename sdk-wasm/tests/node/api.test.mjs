@@ -5,24 +5,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { EmpMix } from '../../pkg/index.js';
-
-const wasm = await readFile(new URL('../../pkg/empmix.wasm', import.meta.url));
-
-async function ingest() {
-  const events = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', c => (body += c));
-    req.on('end', () => {
-      const batch = JSON.parse(body);
-      events.push(...batch.events.map(e => Object.assign(e, { key: req.headers['x-api-key'] })));
-      res.setHeader('Content-Type', 'application/json');
-      res.end(JSON.stringify({ accepted: batch.events.length, rejected: [] }));
-    });
-  });
-  await new Promise(r => server.listen(0, '127.0.0.1', r));
-  return { events, endpoint: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
-}
+import { ingest, wasm } from './support.mjs';
 
 test('tracks, identifies, shares and flushes', async () => {
   const srv = await ingest();

@@ -1,0 +1,159 @@
+// The package's localStorage layer in Node, on a Map-backed stand-in for `localStorage` that can
+// run out of quota: what is stored when, what survives a dead tab, and what happens when storage
+// is full or blocked. (The same layer in real Chromium: tests/e2e/run.mjs.)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EmpMix } from '../../pkg/index.js';
+import { ingest, wasm } from './support.mjs';
+
+const RS = '\x1e';
+const g = globalThis;
+
+/** `localStorage` as the Web Storage API defines it, with a quota in UTF-16 units. */
+class MemoryStorage {
+  constructor(quota = Infinity) {
+    this.items = new Map();
+    this.quota = quota;
+    this.sets = []; // every key written, in order
+  }
+  get length() { return this.items.size; }
+  key(i) { return [...this.items.keys()][i] ?? null; }
+  getItem(k) { return this.items.has(k) ? this.items.get(k) : null; }
+  setItem(k, v) {
+    v = String(v);
+    let used = k.length + v.length;
+    for (const [key, val] of this.items) if (key != k) used += key.length + val.length;
+    if (used > this.quota) throw new DOMException('the quota has been exceeded', 'QuotaExceededError');
+    this.items.set(k, v);
+    this.sets.push(k);
+  }
+  removeItem(k) { this.items.delete(k); }
+  /** The stored events: { keys: chunk keys, ids: their event ids in order }. */
+  events() {
+    const keys = [...this.items.keys()].filter(k => k.startsWith('empmix:default:e:'));
+    return { keys, ids: keys.flatMap(k => this.items.get(k).split(RS).slice(1).map(e => e.slice(0, 36))) };
+  }
+}
+
+/** Runs `f` with `storage` as the global `localStorage` (a function: a getter, as a blocked one
+ * throws), with the SDK's heartbeat interval unref'd so it cannot keep the test process alive. */
+async function withStorage(storage, f) {
+  const setInterval = g.setInterval;
+  g.setInterval = (fn, ms) => setInterval(fn, ms).unref();
+  Object.defineProperty(g, 'localStorage', { configurable: true, get: typeof storage == 'function' ? storage : () => storage });
+  try {
+    return await f();
+  } finally {
+    delete g.localStorage;
+    g.setInterval = setInterval;
+  }
+}
+
+async function until(what, f, ms = 10000) {
+  for (const end = Date.now() + ms; !f();) {
+    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+    await new Promise(r => setTimeout(r, 10));
+  }
+}
+
+const init = (srv, o) => EmpMix.init({ apiKey: 'k', endpoint: srv.endpoint, wasm, flushInterval: 60000, ...o });
+
+test('events tracked in one task are written in chunks; delivered ones leave, a partly delivered chunk keeps the rest', async () => {
+  const srv = await ingest();
+  const ls = new MemoryStorage();
+  await withStorage(ls, async () => {
+    const mix = await init(srv, { flushAt: 500 });
+    assert.equal(mix.stats().persistent, true);
+    const before = ls.sets.length;
+    // 600 events in one task: a batch holds at most 500, so 500 go at once and the other 100
+    // wait for the interval.
+    for (let i = 0; i < 600; i++) mix.track('burst', { i });
+    await null;
+    // Chunks of at most 64 K of records, each written once.
+    const chunks = ls.events().keys.map(k => ls.getItem(k).split(RS).slice(1).map(e => e.slice(0, 36)));
+    const writes = ls.sets.slice(before).filter(k => k.includes(':e:')).length;
+    assert.ok(chunks.length > 1 && chunks.length < 10 && writes == chunks.length, `${writes} writes, ${chunks.length} chunks`);
+    assert.equal(chunks.flat().length, 600);
+    await until('the first batch delivered', () => mix.stats().delivered == 500);
+    const sent = new Set(srv.events.map(e => e.event_id));
+    assert.equal(sent.size, 500);
+    assert.equal(chunks.filter(c => c.some(id => sent.has(id)) && !c.every(id => sent.has(id))).length, 1,
+      'one chunk holds events of both batches');
+    const left = ls.events();
+    assert.deepEqual(left.ids.sort(), chunks.flat().filter(id => !sent.has(id)).sort(), 'only unsent events stay stored');
+    assert.equal(mix.stats().stored, 100);
+    assert.equal(await mix.flush(10000), true);
+    assert.deepEqual(srv.events.map(e => e.event_id).slice(500).sort(), [...left.ids].sort());
+    assert.deepEqual(ls.events().keys, [], 'the chunk goes with its last event');
+    assert.equal(mix.stats().stored, 0);
+  });
+  srv.close();
+});
+
+test("a dead tab's events, chunked or stored one per key, are taken over and sent by the next start", async () => {
+  const srv = await ingest();
+  const ls = new MemoryStorage();
+  const tracked = await withStorage(ls, async () => {
+    const first = await init({ endpoint: 'http://127.0.0.1:9' }, { flushInterval: 3600000 });
+    for (let i = 0; i < 4; i++) first.track('left', { i });
+    await null;
+    first.track('left', { i: 4 });
+    await null;
+    return ls.events();
+  });
+  assert.equal(tracked.keys.length, 2);
+  assert.equal(tracked.ids.length, 5);
+  // The tab is gone: its heartbeat ran out. One of its chunks is rewritten the way events were
+  // stored before chunks, one key per event id holding the bare record.
+  for (const k of [...ls.items.keys()]) if (k.startsWith('empmix:default:t:')) ls.setItem(k, '0');
+  const [chunk] = tracked.keys.filter(k => ls.getItem(k).split(RS).length == 5);
+  const tab = chunk.split(':')[3], entries = ls.getItem(chunk).split(RS).slice(1);
+  ls.removeItem(chunk);
+  for (const e of entries) ls.setItem(`empmix:default:e:${tab}:${e.slice(0, 36)}`, e.slice(36));
+  await withStorage(ls, async () => {
+    const next = await init(srv);
+    assert.equal(next.stats().restored, 5);
+    assert.equal(await next.flush(5000), true);
+    assert.deepEqual(srv.events.map(e => e.event_id).sort(), [...tracked.ids].sort());
+    assert.deepEqual(ls.events().keys, []);
+  });
+  srv.close();
+});
+
+test('bounds, a full quota and blocked storage fall back to memory and lose no event', async () => {
+  const srv = await ingest();
+  // At most 3 events stored: the other 2 of the task are held in memory only.
+  const bounded = new MemoryStorage();
+  await withStorage(bounded, async () => {
+    const mix = await init(srv, { maxStoredEvents: 3 });
+    for (let i = 0; i < 5; i++) mix.track('bounded', { i });
+    await null;
+    assert.equal(bounded.events().ids.length, 3);
+    assert.equal(mix.stats().notPersisted, 2);
+    assert.equal(await mix.flush(5000), true);
+  });
+  // Room for the state and the page's own key, not for events: QuotaExceededError.
+  const full = new MemoryStorage(2000);
+  full.setItem('app:settings', 'dark');
+  await withStorage(full, async () => {
+    const mix = await init(srv);
+    for (let i = 0; i < 5; i++) mix.track('full', { i });
+    await null;
+    const s = mix.stats();
+    assert.equal(s.persistent, true);
+    assert.equal(s.notPersisted, 5);
+    assert.ok(s.storageErrors >= 1);
+    assert.equal(full.getItem('app:settings'), 'dark', "the page's own keys are untouched");
+    assert.equal(await mix.flush(5000), true);
+  });
+  // Storage that throws on access (a sandboxed iframe, some private modes).
+  await withStorage(() => { throw new DOMException('denied', 'SecurityError'); }, async () => {
+    const mix = await init(srv);
+    assert.equal(mix.stats().persistent, false);
+    assert.equal(mix.track('blocked'), true);
+    assert.equal(await mix.flush(5000), true);
+  });
+  const got = type => srv.events.filter(e => e.type == type).length;
+  assert.deepEqual([got('bounded'), got('full'), got('blocked')], [5, 5, 1]);
+  srv.close();
+});
