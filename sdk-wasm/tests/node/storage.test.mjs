@@ -36,16 +36,14 @@ class MemoryStorage {
 }
 
 /** Runs `f` with `storage` as the global `localStorage` (a function: a getter, as a blocked one
- * throws), with the SDK's heartbeat interval unref'd so it cannot keep the test process alive. */
+ * throws). The SDK instances stay alive after, as in a page (scripts/test.sh runs Node with
+ * --test-force-exit). */
 async function withStorage(storage, f) {
-  const setInterval = g.setInterval;
-  g.setInterval = (fn, ms) => setInterval(fn, ms).unref();
   Object.defineProperty(g, 'localStorage', { configurable: true, get: typeof storage == 'function' ? storage : () => storage });
   try {
     return await f();
   } finally {
     delete g.localStorage;
-    g.setInterval = setInterval;
   }
 }
 
