@@ -3,6 +3,7 @@
 #define EMPMIX_TEST_CHECK_H
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include "empmix.h"
 
 #define CHECK(cond)                                                                    \
@@ -28,6 +29,17 @@
     } while (0)
 
 #define OK(call) EXPECT(EMPMIX_OK, call)
+
+/* Reads the client's counters into `s` every 10 ms until `cond` (over `s`) holds, for at most
+   10 s: for what the client's background thread does in its own time. */
+#define WAIT_STATS(client, s, cond)                                                     \
+    do {                                                                               \
+        for (int waited_ = 0;; waited_ += 10) {                                        \
+            OK(empmix_stats((client), &(s)));                                          \
+            if ((cond) || waited_ >= 10000) break;                                     \
+            nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);          \
+        }                                                                              \
+    } while (0)
 
 static const char *env_or(const char *name, const char *fallback) {
     const char *v = getenv(name);
