@@ -112,25 +112,30 @@ fn opt_out_purges_the_queue_and_records_nothing_until_opt_in() {
     assert_eq!(e["type"], "back");
 }
 
-#[test]
-fn in_flight_batch_failing_after_opt_out_is_dropped_not_retried() {
+/// One event in flight when the user opts out (and, with `back_in`, opts in again before the
+/// answer), whose send then fails with a 503.
+fn in_flight_send_fails_after_opt_out(back_in: bool) -> Harness {
     let mut h = Harness::with(|b| b.flush_at(1));
-    h.track("a");
+    h.track("before");
     let t = h.poll().unwrap();
     h.engine.opt_out();
+    if back_in {
+        h.engine.opt_in();
+    }
     h.respond(&t, 503);
+    h
+}
+
+#[test]
+fn in_flight_batch_failing_after_opt_out_is_dropped_not_retried() {
+    let h = in_flight_send_fails_after_opt_out(false);
     assert_eq!(h.engine.stats().dropped.opted_out, 1);
     assert!(h.engine.is_idle());
 }
 
 #[test]
 fn in_flight_batch_failing_after_opt_out_and_back_in_is_still_dropped() {
-    let mut h = Harness::with(|b| b.flush_at(1));
-    h.track("before");
-    let t = h.poll().unwrap();
-    h.engine.opt_out();
-    h.engine.opt_in();
-    h.respond(&t, 503);
+    let mut h = in_flight_send_fails_after_opt_out(true);
     assert_eq!(h.engine.stats().dropped.opted_out, 1, "opting in again does not revive it");
     assert!(h.engine.is_idle(), "nothing tracked before the opt-out is retried");
     h.track("after");

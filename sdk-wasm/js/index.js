@@ -121,8 +121,7 @@ export class EmpMix {
     this.p = 'empmix:' + (o.project || 'default') + ':';
     this.tab = Math.random().toString(36).slice(2, 10);
     this.ls = o.persist === false ? null : openStorage();
-    this.keys = new Map(); // event id -> its chunk { k: key, n: events left, b: their record bytes }
-    this.stored = 0;
+    this.keys = new Map(); // event id -> its chunk { k: key, n: events left, b: their record bytes }, per stored event
     this.storedBytes = 0;
     this.pend = []; // id, record, id, record… appended in this task, not yet written
     this.pendBytes = 0;
@@ -241,7 +240,6 @@ export class EmpMix {
     this.pendBytes = 0;
     if (!this._set(c.k, v)) return void (this.c.notPersisted += c.n);
     for (let i = 0; i < e.length; i += 2) this.keys.set(e[i], c);
-    this.stored += c.n;
     this.storedBytes += c.b;
   }
 
@@ -262,7 +260,7 @@ export class EmpMix {
     } else if (t == 97) {
       const id = text(1, 37), rec = text(37, n);
       const max = this.o.maxStoredEvents || 1000, maxBytes = this.o.maxStoredBytes || 2e6;
-      if (this.ls && this.stored + this.pend.length / 2 < max && this.storedBytes + this.pendBytes + rec.length <= maxBytes) {
+      if (this.ls && this.keys.size + this.pend.length / 2 < max && this.storedBytes + this.pendBytes + rec.length <= maxBytes) {
         if (this.pendBytes + rec.length > CHUNK_MAX) this._commit();
         this._stage(id, rec);
       } else this.c.notPersisted++;
@@ -273,7 +271,6 @@ export class EmpMix {
         const id = ids.slice(i, i + 36), c = this.keys.get(id);
         if (!c) continue;
         this.keys.delete(id);
-        this.stored--;
         if (--c.n) partial.add(c);
         else {
           partial.delete(c);
@@ -601,7 +598,7 @@ export class EmpMix {
 
   stats() {
     return this._safe('stats', () => Object.assign(JSON.parse(this._out(this.w.em_stats())), this.c,
-      { stored: this.stored, persistent: !!this.ls }), {});
+      { stored: this.keys.size, persistent: !!this.ls }), {});
   }
 }
 
