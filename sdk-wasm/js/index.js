@@ -10,6 +10,14 @@ const ERRORS = ',not started,properties must be a JSON object,opted out,shut dow
 const RS = '\x1e';
 // Records per chunk at most (UTF-16 units): a full storage quota still takes some of a burst.
 const CHUNK_MAX = 65536;
+// How long a tab's heartbeat says it is alive (ms). It is renewed 8 times as often, and outlasts
+// the one-minute timer throttling Chromium applies to tabs hidden for five minutes, so a live
+// background tab is not taken for gone.
+const BEAT_TTL = 150000;
+// How long a tab that took over a gone tab's events keeps it claimed (ms): long enough for the
+// takeover to reach every other tab's copy of localStorage, and no longer, since Chromium keeps a
+// page that holds a Web Lock out of its back/forward cache.
+const CLAIM_HOLD = 5000;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const g = globalThis;
@@ -232,7 +240,7 @@ export class EmpMix {
   // (docs/performance.md).
   _commit() {
     const e = this.pend;
-    if (!e.length) return;
+    if (!e.length) return true;
     const c = { k: this._key(e[0]), n: e.length / 2, b: this.pendBytes };
     let v = '';
     for (let i = 0; i < e.length; i += 2) v += RS + e[i] + e[i + 1];
@@ -241,6 +249,7 @@ export class EmpMix {
     if (!this._set(c.k, v)) return void (this.c.notPersisted += c.n);
     for (let i = 0; i < e.length; i += 2) this.keys.set(e[i], c);
     this.storedBytes += c.b;
+    return true;
   }
 
   // Applies every storage change the engine has pending.
@@ -278,9 +287,12 @@ export class EmpMix {
           this.storedBytes -= c.b;
         }
       }
-      // A chunk with events still unsent is rewritten without the finished ones.
+      // A chunk with events still unsent is rewritten without the finished ones, unless it is gone
+      // (another tab took this one for gone while it was frozen, and sends them too).
       for (const c of partial) {
-        const left = (this._get(c.k) || '').split(RS).filter(e => this.keys.get(e.slice(0, 36)) == c);
+        const v = this._get(c.k);
+        if (!v) continue;
+        const left = v.split(RS).filter(e => this.keys.get(e.slice(0, 36)) == c);
         const b = left.reduce((sum, e) => sum + e.length - 36, 0);
         if (this._set(c.k, RS + left.join(RS))) {
           this.storedBytes += b - c.b;
@@ -292,48 +304,72 @@ export class EmpMix {
 
   // Marks this tab alive; a tab that stops doing so leaves its stored events to the next start.
   _beat() {
-    if (this.ls) this._set(this.p + 't:' + this.tab, String(Date.now() + 15000));
+    if (this.ls) this._set(this.p + 't:' + this.tab, String(Date.now() + BEAT_TTL));
   }
 
-  // Takes over stored events whose tab is gone, under a lock so that no two tabs take the same.
-  _adopt() {
-    const ls = this.ls, p = this.p, now = Date.now(), found = [];
+  // The stored events of tabs that are gone (their heartbeat ran out), as tab -> chunk keys.
+  // Heartbeats of gone tabs that left no events are removed on the way.
+  _orphans() {
+    const ls = this.ls, p = this.p, now = Date.now(), byTab = new Map(), beats = [];
     for (let i = 0; i < ls.length; i++) {
-      const k = ls.key(i);
-      if (k && k.startsWith(p + 'e:')) found.push(k);
+      const k = ls.key(i) || '', t = k.slice(p.length + 2, -37);
+      if (k.startsWith(p + 'e:')) t != this.tab && byTab.set(t, (byTab.get(t) || []).concat(k));
+      else if (k.startsWith(p + 't:')) beats.push(k);
     }
-    const alive = {};
-    const isAlive = t => alive[t] ??= t == this.tab || +this._get(p + 't:' + t) > now;
+    for (const k of beats) {
+      const t = k.slice(p.length + 2);
+      if (+this._get(k) > now) byTab.delete(t);
+      else if (!byTab.has(t)) this._del(k);
+    }
+    return byTab;
+  }
+
+  // Moves the events stored under `keys` (a gone tab's) into this tab's own chunks and returns
+  // their records. A chunk's old key goes only once the copy is written: a crash in between
+  // sends twice (the server dedups), a full quota leaves it for a later start; neither loses it.
+  _adopt(keys) {
     const records = [];
-    found.sort((a, b) => (a.slice(-36) < b.slice(-36) ? -1 : 1)); // UUIDv7 ids sort by time
-    for (const k of found) {
-      const owner = k.slice(p.length + 2, -37);
-      if (isAlive(owner)) continue;
+    keys.sort((a, b) => (a.slice(-36) < b.slice(-36) ? -1 : 1)); // UUIDv7 ids sort by time
+    for (const k of keys) {
       const v = this._get(k);
-      this._del(k);
       if (!v) continue;
       // A chunk, or a single record under its event id (the layout before chunks).
       for (const e of v[0] == RS ? v.slice(1).split(RS) : [k.slice(-36) + v]) {
         this._stage(e.slice(0, 36), e.slice(36));
         records.push(e.slice(36));
       }
-      this._commit(); // as this tab's own
+      if (this._commit()) this._del(k);
     }
-    for (const t in alive) if (!alive[t]) this._del(p + 't:' + t);
     return records;
   }
 
-  async _lockedAdopt() {
-    const locks = g.navigator && navigator.locks;
-    if (locks) return locks.request(this.p + 'lock', () => this._adopt());
-    // No Web Locks: a lease key with an expiry; a tab that cannot take it adopts nothing now.
-    const k = this.p + 'lock', v = this._get(k), now = Date.now();
-    if (v && +v.split(' ')[1] > now) return [];
-    this._set(k, this.tab + ' ' + (now + 5000));
-    if (this._get(k) != this.tab + ' ' + (now + 5000)) return [];
-    const r = this._adopt();
-    this._del(k);
-    return r;
+  // Takes over the events of gone tabs. Which tab takes a gone tab's events is settled by a Web
+  // Lock named after it, taken only when free and held CLAIM_HOLD past the takeover.
+  // localStorage alone cannot settle it: in Chromium each renderer reads its own copy of it,
+  // updated asynchronously, so a tab starting beside the taker can still see the keys the taker
+  // has just moved (the end-to-end test saw two tabs restore the same 13 events when one lock
+  // only serialised the takeovers). Without Web Locks, a lease key decides, best effort.
+  async _takeOver() {
+    const locks = g.navigator && navigator.locks, records = [];
+    const hold = () => new Promise(r => setTimeout(r, CLAIM_HOLD));
+    for (const [t, keys] of this._orphans()) {
+      const take = () => {
+        records.push(...this._adopt(keys));
+        this._del(this.p + 't:' + t);
+        return true;
+      };
+      if (locks) {
+        await new Promise(res => locks.request(this.p + 'claim:' + t, { ifAvailable: true }, l => {
+          res(l && take());
+          return l && hold();
+        }).catch(res));
+      } else {
+        const k = this.p + 'lock', v = this._get(k), now = Date.now();
+        if (v && +v.split(' ')[1] > now && !v.startsWith(this.tab + ' ')) break;
+        if (this._set(k, this.tab + ' ' + (now + CLAIM_HOLD))) take();
+      }
+    }
+    return records;
   }
 
   // ----- start and the driver loop -----
@@ -343,8 +379,8 @@ export class EmpMix {
     let records = [];
     if (this.ls) {
       this._beat();
-      this._hb = setInterval(() => this._beat(), 5000);
-      records = await this._lockedAdopt().catch(() => []);
+      this._hb = setInterval(() => this._beat(), BEAT_TTL / 8);
+      records = await this._takeOver().catch(() => []);
     }
     for (const r of records) {
       const a = this._args(r);
@@ -388,7 +424,10 @@ export class EmpMix {
         addEventListener('popstate', nav);
       }
       const hide = () => this._safe('unload', () => this._unload());
-      addEventListener('pagehide', hide);
+      // Leaving: the heartbeat goes too, so the next page of the site takes over what is still
+      // stored without waiting for it to run out (a page back from the back/forward cache beats
+      // again).
+      addEventListener('pagehide', () => { hide(); this._del(this.p + 't:' + this.tab); });
       addEventListener('visibilitychange', () => (document.visibilityState == 'hidden' ? hide() : this._back()));
       addEventListener('pageshow', () => this._back());
       addEventListener('online', () => this._pump());
@@ -461,6 +500,7 @@ export class EmpMix {
   }
 
   _back() {
+    this._beat();
     for (const h of this.beaconed.splice(0)) this.w.em_response(Date.now(), h, 0, -1, 0);
     this._pump();
   }

@@ -150,11 +150,19 @@ try {
     await p.close();
   });
 
-  await step('a tab closed before the flush interval still delivers (beacon)', async () => {
+  await step('a tab closed before the flush interval still delivers (beacon) and its heartbeat goes', async () => {
     const p = await open(ctx, site + '/?interval=600000');
     const id = await p.evaluate(() => { for (let i = 0; i < 5; i++) mix.track('before_close', { i }); return mix.distinctId; });
+    const beat = await p.evaluate(() => { const k = 'empmix:default:t:' + mix.tab; return localStorage.getItem(k) && k; });
+    if (!beat) throw new Error('no heartbeat stored');
     await p.close({ runBeforeUnload: true });
     await arrived(id, 'before_close', 5);
+    // Its heartbeat went with it, so the next page takes over what is still stored at once.
+    const blank = await ctx.newPage();
+    await blank.goto(site + '/blank');
+    const left = await blank.evaluate(k => localStorage.getItem(k), beat);
+    if (left != null) throw new Error('the heartbeat stayed: ' + left);
+    await blank.close();
   });
 
   await step('the network is cut and restored and nothing is lost', async () => {
@@ -194,7 +202,19 @@ try {
     const blank = await c.newPage();
     await blank.goto(site + '/blank');
     await blank.evaluate(() => Object.keys(localStorage).filter(k => k.startsWith('empmix:default:t:')).forEach(k => localStorage.setItem(k, '0')));
-    // Two tabs start at once; only one of them may take the dead tab's events.
+    // A gone tab's events go to whichever tab takes the Web Lock that claims them. While another
+    // page holds it, tabs that start take nothing.
+    const dead = stored.keys && (await blank.evaluate(() => Object.keys(localStorage).find(k => k.startsWith('empmix:default:e:')))).split(':')[3];
+    const claim = 'empmix:default:claim:' + dead;
+    await blank.evaluate(l => void navigator.locks.request(l, () => new Promise(r => (window.release = r))), claim);
+    await until('this page to hold the claim', () => blank.evaluate(() => !!window.release));
+    const early = await Promise.all([open(c), open(c)]);
+    const held = [await early[0].evaluate(() => mix.stats().restored), await early[1].evaluate(() => mix.stats().restored),
+      await blank.evaluate(t => Object.keys(localStorage).filter(k => k.startsWith(t)).map(k => localStorage.getItem(k).split('\x1e').length - 1)
+        .reduce((a, b) => a + b, 0), 'empmix:default:e:' + dead + ':')];
+    if (held.join() != '0,0,13') throw new Error('restored while claimed elsewhere, and left stored: ' + held);
+    await blank.evaluate(() => window.release());
+    // Two more tabs start at once; only one of them may take the dead tab's events.
     const [pb, pc] = await Promise.all([open(c), open(c)]);
     const got = await arrived(id, 'orphan', 12);
     const taken = [await pb.evaluate(() => mix.stats().restored), await pc.evaluate(() => mix.stats().restored)];

@@ -56,6 +56,19 @@ async function until(what, f, ms = 10000) {
 
 const init = (srv, o) => EmpMix.init({ apiKey: 'k', endpoint: srv.endpoint, wasm, flushInterval: 60000, ...o });
 
+/** Starts a tab on `ls` that can send nothing (its endpoint refuses connections) and tracks, for
+ * each [name, count] of `tasks`, `count` events in one task; returns what it stored. */
+async function strandedTab(ls, tasks) {
+  return withStorage(ls, async () => {
+    const tab = await init({ endpoint: 'http://127.0.0.1:9' }, { flushInterval: 3600000 });
+    for (const [name, count] of tasks) {
+      for (let i = 0; i < count; i++) tab.track(name, { i });
+      await null;
+    }
+    return ls.events();
+  });
+}
+
 test('events tracked in one task are written in chunks; delivered ones leave, a partly delivered chunk keeps the rest', async () => {
   const srv = await ingest();
   const ls = new MemoryStorage();
@@ -91,14 +104,7 @@ test('events tracked in one task are written in chunks; delivered ones leave, a 
 test("a dead tab's events, chunked or stored one per key, are taken over and sent by the next start", async () => {
   const srv = await ingest();
   const ls = new MemoryStorage();
-  const tracked = await withStorage(ls, async () => {
-    const first = await init({ endpoint: 'http://127.0.0.1:9' }, { flushInterval: 3600000 });
-    for (let i = 0; i < 4; i++) first.track('left', { i });
-    await null;
-    first.track('left', { i: 4 });
-    await null;
-    return ls.events();
-  });
+  const tracked = await strandedTab(ls, [['left', 4], ['left', 1]]);
   assert.equal(tracked.keys.length, 2);
   assert.equal(tracked.ids.length, 5);
   // The tab is gone: its heartbeat ran out. One of its chunks is rewritten the way events were
@@ -114,6 +120,46 @@ test("a dead tab's events, chunked or stored one per key, are taken over and sen
     assert.equal(await next.flush(5000), true);
     assert.deepEqual(srv.events.map(e => e.event_id).sort(), [...tracked.ids].sort());
     assert.deepEqual(ls.events().keys, []);
+  });
+  srv.close();
+});
+
+test('a start takes over only gone tabs, clears their heartbeats, and keeps a chunk it has no room to copy', async () => {
+  const srv = await ingest();
+  const ls = new MemoryStorage();
+  const tracked = await strandedTab(ls, [['alive', 2], ['gone', 3]]);
+  const [two, three] = tracked.keys.map(k => [k, ls.getItem(k)]).sort((a, b) => a[1].split(RS).length - b[1].split(RS).length);
+  const idsOf = v => v.split(RS).slice(1).map(e => e.slice(0, 36));
+  // The two-event chunk belongs to a tab that is still alive; the first tab is gone; another gone
+  // tab left only its heartbeat.
+  ls.removeItem(two[0]);
+  const alive = 'empmix:default:e:alive:' + idsOf(two[1])[0];
+  ls.setItem(alive, two[1]);
+  ls.setItem('empmix:default:t:alive', String(Date.now() + 60000));
+  for (const k of [...ls.items.keys()]) if (k.startsWith('empmix:default:t:') && !k.endsWith(':alive')) ls.setItem(k, '0');
+  ls.setItem('empmix:default:t:left', '0');
+  // Room for this start's heartbeat and state, not for a copy of the gone tab's chunk.
+  ls.quota = [...ls.items].reduce((n, [k, v]) => n + k.length + v.length, 0) + three[1].length / 2;
+  const beats = () => [...ls.items.keys()].filter(k => k.includes(':t:')).length;
+  await withStorage(ls, async () => {
+    const next = await init(srv);
+    assert.equal(next.stats().restored, 3, "only the gone tab's events");
+    assert.equal(ls.getItem(three[0]), three[1], 'the chunk stays where it was');
+    assert.equal(ls.getItem(alive), two[1], "the live tab's chunk is untouched");
+    assert.equal(beats(), 2, 'the heartbeats of gone tabs are gone: ' + [...ls.items.keys()]);
+    assert.equal(await next.flush(5000), true);
+  });
+  assert.deepEqual(srv.events.map(e => e.event_id).sort(), idsOf(three[1]).sort());
+  // With room, a later start (after the first one's takeover lease ran out) takes it over and
+  // sends it again; the server deduplicates on event_id.
+  ls.quota = Infinity;
+  ls.setItem('empmix:default:lock', 'x 0');
+  await withStorage(ls, async () => {
+    const last = await init(srv);
+    assert.equal(last.stats().restored, 3);
+    assert.equal(await last.flush(5000), true);
+    assert.equal(ls.getItem(three[0]), null);
+    assert.deepEqual(ls.events().keys, [alive]);
   });
   srv.close();
 });
