@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Harness, T0, ids};
-use empmix_core::persist::{MemoryStorage, PersistOp, Snapshot, Storage};
+use empmix_core::persist::{MemoryStorage, PersistOp, Snapshot, Storage, is_restorable};
 use empmix_core::{
     Config, Engine, Event, EventId, Properties, Response, SeededEntropy, Timestamp, TrackError,
 };
@@ -82,6 +82,9 @@ fn torn_and_duplicate_records_are_skipped_and_counted() {
     let (mut engine, report) = Engine::restore(config(), &raw.load().unwrap(), h.now, &mut rng);
     assert_eq!((report.restored, report.duplicates, report.corrupt), (2, 1, 1));
     assert_eq!(engine.stats().corrupt_records, 1);
+    // A driver can tell beforehand which records restore skips as corrupt, to remove them.
+    let readable: Vec<bool> = raw.load().unwrap().events.iter().map(|r| is_restorable(r)).collect();
+    assert_eq!(readable, [true, true, true, false]);
     let t = engine.poll_transmit(h.now).unwrap();
     assert_eq!(ids(&t), vec![a, b]);
 }

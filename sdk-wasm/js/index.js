@@ -273,31 +273,34 @@ export class EmpMix {
         if (this.pendBytes + rec.length > CHUNK_MAX) this._commit();
         this._stage(id, rec);
       } else this.c.notPersisted++;
-    } else if (t == 114) {
-      this._commit(); // the ids may be this task's
-      const ids = text(1, n), partial = new Set();
-      for (let i = 0; i < ids.length; i += 36) {
-        const id = ids.slice(i, i + 36), c = this.keys.get(id);
-        if (!c) continue;
-        this.keys.delete(id);
-        if (--c.n) partial.add(c);
-        else {
-          partial.delete(c);
-          this._del(c.k);
-          this.storedBytes -= c.b;
-        }
+    } else if (t == 114) this._remove(text(1, n));
+  }
+
+  // Removes stored events (`ids`: their ids, concatenated).
+  _remove(ids) {
+    this._commit(); // the ids may be this task's
+    const partial = new Set();
+    for (let i = 0; i < ids.length; i += 36) {
+      const id = ids.slice(i, i + 36), c = this.keys.get(id);
+      if (!c) continue;
+      this.keys.delete(id);
+      if (--c.n) partial.add(c);
+      else {
+        partial.delete(c);
+        this._del(c.k);
+        this.storedBytes -= c.b;
       }
-      // A chunk with events still unsent is rewritten without the finished ones, unless it is gone
-      // (another tab took this one for gone while it was frozen, and sends them too).
-      for (const c of partial) {
-        const v = this._get(c.k);
-        if (!v) continue;
-        const left = v.split(RS).filter(e => this.keys.get(e.slice(0, 36)) == c);
-        const b = left.reduce((sum, e) => sum + e.length - 36, 0);
-        if (this._set(c.k, RS + left.join(RS))) {
-          this.storedBytes += b - c.b;
-          c.b = b;
-        }
+    }
+    // A chunk with events still unsent is rewritten without the finished ones, unless it is gone
+    // (another tab took this one for gone while it was frozen, and sends them too).
+    for (const c of partial) {
+      const v = this._get(c.k);
+      if (!v) continue;
+      const left = v.split(RS).filter(e => this.keys.get(e.slice(0, 36)) == c);
+      const b = left.reduce((sum, e) => sum + e.length - 36, 0);
+      if (this._set(c.k, RS + left.join(RS))) {
+        this.storedBytes += b - c.b;
+        c.b = b;
       }
     }
   }
@@ -325,22 +328,24 @@ export class EmpMix {
   }
 
   // Moves the events stored under `keys` (a gone tab's) into this tab's own chunks and returns
-  // their records. A chunk's old key goes only once the copy is written: a crash in between
-  // sends twice (the server dedups), a full quota leaves it for a later start; neither loses it.
+  // them, each as its id and record. An event already taken is left out of the copy. A chunk's
+  // old key goes only once the copy is written: a crash in between sends twice (the server
+  // dedups), a full quota leaves it for a later start; neither loses it.
   _adopt(keys) {
-    const records = [];
+    const entries = [];
     keys.sort((a, b) => (a.slice(-36) < b.slice(-36) ? -1 : 1)); // UUIDv7 ids sort by time
     for (const k of keys) {
       const v = this._get(k);
       if (!v) continue;
       // A chunk, or a single record under its event id (the layout before chunks).
       for (const e of v[0] == RS ? v.slice(1).split(RS) : [k.slice(-36) + v]) {
+        if (this.keys.has(e.slice(0, 36)) || this.pend.includes(e.slice(0, 36))) continue;
         this._stage(e.slice(0, 36), e.slice(36));
-        records.push(e.slice(36));
+        entries.push(e);
       }
       if (this._commit()) this._del(k);
     }
-    return records;
+    return entries;
   }
 
   // Takes over the events of gone tabs. Which tab takes a gone tab's events is settled by a Web
@@ -350,11 +355,11 @@ export class EmpMix {
   // has just moved (the end-to-end test saw two tabs restore the same 13 events when one lock
   // only serialised the takeovers). Without Web Locks, a lease key decides, best effort.
   async _takeOver() {
-    const locks = g.navigator && navigator.locks, records = [];
+    const locks = g.navigator && navigator.locks, entries = [];
     const hold = () => new Promise(r => setTimeout(r, CLAIM_HOLD));
     for (const [t, keys] of this._orphans()) {
       const take = () => {
-        records.push(...this._adopt(keys));
+        entries.push(...this._adopt(keys));
         this._del(this.p + 't:' + t);
         return true;
       };
@@ -369,23 +374,26 @@ export class EmpMix {
         if (this._set(k, this.tab + ' ' + (now + CLAIM_HOLD))) take();
       }
     }
-    return records;
+    return entries;
   }
 
   // ----- start and the driver loop -----
 
   async _start() {
     const o = this.o, w = this.w;
-    let records = [];
+    let entries = [], unreadable = '';
     if (this.ls) {
       this._beat();
       this._hb = setInterval(() => this._beat(), BEAT_TTL / 8);
-      records = await this._takeOver().catch(() => []);
+      entries = await this._takeOver().catch(() => []);
     }
-    for (const r of records) {
-      const a = this._args(r);
-      if (a) w.em_stage(a[0]);
+    // A record the engine cannot read is skipped at start, and no removal will name it: it goes
+    // from storage here.
+    for (const e of entries) {
+      const a = this._args(e.slice(36));
+      if (!a || !w.em_stage(a[0])) unreadable += e.slice(0, 36);
     }
+    this._remove(unreadable);
     const seed = crypto.getRandomValues(new Uint32Array(2));
     const state = (this.ls && this._get(this.p + 's')) || '';
     const a = this._args(state) || [0];

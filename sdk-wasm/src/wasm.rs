@@ -11,6 +11,7 @@
 use core::cell::UnsafeCell;
 
 use crate::driver::{Driver, Settings, code};
+use empmix_core::persist::is_restorable;
 
 struct Global {
     driver: Option<Driver>,
@@ -115,11 +116,15 @@ pub extern "C" fn em_last_error() -> u32 {
 }
 
 /// Stages one stored event record (the input's first `len` bytes) for the next [`em_start`].
+/// Returns 0 for a record the engine will skip as corrupt (it is staged all the same, to be
+/// counted), which the caller then removes from its storage; 1 otherwise.
 #[unsafe(no_mangle)]
-pub extern "C" fn em_stage(len: usize) {
+pub extern "C" fn em_stage(len: usize) -> u32 {
     let g = global();
     let record = Args { input: &g.input, at: 0 }.next(len).to_string();
+    let restorable = is_restorable(&record);
     g.staged.push(record);
+    u32::from(restorable)
 }
 
 /// Starts (or restarts) the engine from the stored state (input, `state_len` bytes; empty for

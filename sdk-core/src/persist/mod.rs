@@ -53,6 +53,13 @@ pub struct Snapshot {
     pub events: Vec<String>,
 }
 
+/// Whether [`crate::Engine::restore`] can read `record` back. Restore skips a record it cannot
+/// read (counting it as corrupt) and no [`PersistOp::Remove`] will ever name it, so a driver
+/// that stores records under keys of its own removes such a record itself.
+pub fn is_restorable(record: &str) -> bool {
+    crate::protocol::read_event_header(record).is_some()
+}
+
 /// A storage a driver implements. Optional: a driver may also apply [`PersistOp`]s itself.
 pub trait Storage {
     /// The storage's own error.

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use empmix_core::EventId;
-use empmix_core::persist::{PersistOp, Snapshot};
+use empmix_core::persist::{PersistOp, Snapshot, is_restorable};
 
 use frame::{Frame, FrameReader};
 
@@ -104,7 +104,7 @@ impl LogStore {
             Err(e) => return Err(e),
         };
         let mut report = OpenReport::default();
-        let folded = match fold(&data) {
+        let mut folded = match fold(&data) {
             Some(folded) => folded,
             // Empty, or a crash while the file was first written: nothing stored.
             None if frame::MAGIC.starts_with(&data) => Folded::default(),
@@ -125,6 +125,9 @@ impl LogStore {
             state: folded.state.clone(),
             events: folded.events.iter().map(|(_, record)| record.clone()).collect(),
         };
+        // A record the engine cannot read is skipped (and counted) at restore, and no removal
+        // will name it: it is left out of the compacted log.
+        folded.events.retain(|(_, record)| is_restorable(record));
         let (file, len) = write_compacted(dir, &path, &folded)?;
         let sync_handle = Arc::new(file.try_clone()?);
         let live =
@@ -316,16 +319,21 @@ mod tests {
 
     use super::*;
 
+    /// A record as the engine writes one: restore reads its id and timestamp.
+    fn record(id: EventId, n: u64) -> String {
+        format!("{{\"event_id\":\"{}\",\"timestamp\":{},\"n\":{n}}}", id.as_uuid(), 1_750_000_000_000 + n)
+    }
+
     fn op_append(n: u64) -> (EventId, PersistOp) {
         let id = EventId::new(Timestamp::from_unix_millis(1_750_000_000_000 + n), &mut SeededEntropy::new(n));
-        (id, PersistOp::Append { id, record: format!("{{\"n\":{n}}}") })
+        (id, PersistOp::Append { id, record: record(id, n) })
     }
 
     #[test]
     fn records_survive_reopen_removals_stick_and_a_torn_tail_is_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let (a, op_a) = op_append(1);
-        let (_, op_b) = op_append(2);
+        let (b, op_b) = op_append(2);
         {
             let (mut store, snapshot, report) = LogStore::open(dir.path()).unwrap();
             assert!(snapshot.events.is_empty() && snapshot.state.is_none() && !report.torn);
@@ -345,7 +353,7 @@ mod tests {
         let (store, snapshot, report) = LogStore::open(dir.path()).unwrap();
         assert!(report.torn);
         assert_eq!(snapshot.state.as_deref(), Some("s1"));
-        assert_eq!(snapshot.events, vec!["{\"n\":2}".to_string()]);
+        assert_eq!(snapshot.events, vec![record(b, 2)]);
         drop(store);
         // The tear was cut away by the compaction at open.
         let (_, snapshot, report) = LogStore::open(dir.path()).unwrap();
@@ -362,7 +370,7 @@ mod tests {
             let (id, op) = op_append(n);
             store.apply(&[op]).unwrap();
             if n % 100 == 0 {
-                kept.push(format!("{{\"n\":{n}}}"));
+                kept.push(record(id, n));
             } else {
                 store.apply(&[PersistOp::Remove { ids: vec![id] }]).unwrap();
             }
@@ -376,6 +384,24 @@ mod tests {
         let (_, snapshot, _) = LogStore::open(dir.path()).unwrap();
         assert_eq!(snapshot.events, kept);
         assert_eq!(snapshot.state.as_deref(), Some("last"));
+    }
+
+    #[test]
+    fn a_record_restore_cannot_read_is_handed_back_once_then_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (good, op_good) = op_append(1);
+        let (bad, _) = op_append(2);
+        {
+            let (mut store, _, _) = LogStore::open(dir.path()).unwrap();
+            store.apply(&[op_good, PersistOp::Append { id: bad, record: "{\"n\":2}".into() }]).unwrap();
+        }
+        // Handed back, so that restore counts it as corrupt; no removal will ever name it.
+        let (store, snapshot, _) = LogStore::open(dir.path()).unwrap();
+        assert_eq!(snapshot.events, vec![record(good, 1), "{\"n\":2}".to_string()]);
+        assert_eq!(store.live_events(), 1);
+        drop(store);
+        let (_, snapshot, _) = LogStore::open(dir.path()).unwrap();
+        assert_eq!(snapshot.events, vec![record(good, 1)]);
     }
 
     #[test]

@@ -101,7 +101,7 @@ test('events tracked in one task are written in chunks; delivered ones leave, a 
   srv.close();
 });
 
-test("a dead tab's events, chunked or stored one per key, are taken over and sent by the next start", async () => {
+test("a dead tab's events, chunked or stored one per key, are taken over and sent by the next start; unreadable and repeated records leave storage", async () => {
   const srv = await ingest();
   const ls = new MemoryStorage();
   const tracked = await strandedTab(ls, [['left', 4], ['left', 1]]);
@@ -114,9 +114,13 @@ test("a dead tab's events, chunked or stored one per key, are taken over and sen
   const tab = chunk.split(':')[3], entries = ls.getItem(chunk).split(RS).slice(1);
   ls.removeItem(chunk);
   for (const e of entries) ls.setItem(`empmix:default:e:${tab}:${e.slice(0, 36)}`, e.slice(36));
+  // The other chunk gains a record nobody can read and a second copy of an event.
+  const [other] = tracked.keys.filter(k => k != chunk);
+  ls.setItem(other, ls.getItem(other) + RS + '00000000-0000-7000-8000-000000000000{"event_id":' + RS + entries[0]);
   await withStorage(ls, async () => {
     const next = await init(srv);
     assert.equal(next.stats().restored, 5);
+    assert.equal(next.stats().corruptRecords, 1);
     assert.equal(await next.flush(5000), true);
     assert.deepEqual(srv.events.map(e => e.event_id).sort(), [...tracked.ids].sort());
     assert.deepEqual(ls.events().keys, []);
