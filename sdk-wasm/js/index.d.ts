@@ -73,7 +73,7 @@ export interface Stats {
   droppedTooLarge: number;
   droppedRejected: number;
   droppedOptedOut: number;
-  /** Stored records that could not be read at start. */
+  /** Stored records that could not be read at start (they are removed from storage). */
   corruptRecords: number;
   /** Stored events restored at start. */
   restored: number;

@@ -121,6 +121,8 @@ test("a dead tab's events, chunked or stored one per key, are taken over and sen
     const next = await init(srv);
     assert.equal(next.stats().restored, 5);
     assert.equal(next.stats().corruptRecords, 1);
+    // Until they are delivered, the five stay stored, once each, and nothing else does.
+    assert.deepEqual(ls.events().ids.sort(), [...tracked.ids].sort());
     assert.equal(await next.flush(5000), true);
     assert.deepEqual(srv.events.map(e => e.event_id).sort(), [...tracked.ids].sort());
     assert.deepEqual(ls.events().keys, []);
