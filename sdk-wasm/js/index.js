@@ -339,7 +339,7 @@ export class EmpMix {
       if (!v) continue;
       // A chunk, or a single record under its event id (the layout before chunks).
       for (const e of v[0] == RS ? v.slice(1).split(RS) : [k.slice(-36) + v]) {
-        if (this.keys.has(e.slice(0, 36)) || this.pend.includes(e.slice(0, 36))) continue;
+        if (this.keys.has(e.slice(0, 36))) continue;
         this._stage(e.slice(0, 36), e.slice(36));
         entries.push(e);
       }
@@ -361,7 +361,6 @@ export class EmpMix {
       const take = () => {
         entries.push(...this._adopt(keys));
         this._del(this.p + 't:' + t);
-        return true;
       };
       if (locks) {
         await new Promise(res => locks.request(this.p + 'claim:' + t, { ifAvailable: true }, l => {
