@@ -8,6 +8,7 @@ use tokio::sync::oneshot;
 use crate::config::{ConfigError, KeySource, ProjectConfig, ServerConfig, resolve_projects};
 use crate::consumer::{self, ConsumerHandle, Zones};
 use crate::http::{self, App, auth::Projects, metrics::Metrics};
+use crate::live::{LiveHub, LiveWatcher};
 use crate::queue::amqp::{AmqpOptions, AmqpQueue};
 use crate::queue::{Queue, QueueError, sqlite::SqliteQueue};
 use crate::store::{Store, StoreError, postgres::PgStore, sqlite::SqliteStore};
@@ -77,6 +78,8 @@ pub struct RunningServer {
     stop: Option<oneshot::Sender<()>>,
     http: Option<std::thread::JoinHandle<std::io::Result<()>>>,
     consumer: Option<ConsumerHandle>,
+    watcher: Option<LiveWatcher>,
+    live: Arc<LiveHub>,
     queue: Arc<dyn Queue>,
 }
 
@@ -103,7 +106,16 @@ impl Server {
         } else {
             None
         };
-        let app = Arc::new(App { projects: Projects::new(&projects), queue: queue.clone(), store, metrics });
+        let live = Arc::new(LiveHub::default());
+        let watcher =
+            LiveWatcher::spawn(store.clone(), live.clone()).map_err(io("starting the live watcher"))?;
+        let app = Arc::new(App {
+            projects: Projects::new(&projects),
+            queue: queue.clone(),
+            store,
+            metrics,
+            live: live.clone(),
+        });
         let mut runtime = tokio::runtime::Builder::new_multi_thread();
         runtime.enable_all().thread_name("empmix-http");
         if let Some(n) = config.worker_threads {
@@ -125,7 +137,17 @@ impl Server {
             })
             .map_err(io("starting the HTTP thread"))?;
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "empmix-server started");
-        Ok(RunningServer { addr, projects, key_source, stop: Some(stop), http: Some(http), consumer, queue })
+        Ok(RunningServer {
+            addr,
+            projects,
+            key_source,
+            stop: Some(stop),
+            http: Some(http),
+            consumer,
+            watcher: Some(watcher),
+            live,
+            queue,
+        })
     }
 }
 
@@ -168,6 +190,7 @@ impl RunningServer {
 
     fn stop_all(&mut self) -> Result<(), ServerError> {
         if let Some(stop) = self.stop.take() {
+            self.live.close();
             let _ = stop.send(());
         }
         let result = match self.http.take().map(|t| t.join()) {
@@ -177,6 +200,9 @@ impl RunningServer {
         };
         if let Some(c) = self.consumer.take() {
             c.stop();
+        }
+        if let Some(mut w) = self.watcher.take() {
+            w.stop();
         }
         self.queue.close();
         result

@@ -18,6 +18,7 @@ use crate::store::{DailyField, DayKey, ProjectLock, Store, StoreError, StoreTx, 
 
 pub mod attribution;
 pub mod broker;
+pub mod credit;
 pub mod identity;
 pub mod tree;
 

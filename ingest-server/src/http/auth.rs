@@ -37,6 +37,11 @@ impl Projects {
         self.by_read.get(key)
     }
 
+    /// A project by id.
+    pub fn by_id(&self, id: &str) -> Option<&Arc<ProjectConfig>> {
+        self.all.iter().find(|p| p.id == id)
+    }
+
     /// Whether any project allows a browser origin (preflights carry no key).
     pub fn any_allows_origin(&self, origin: &str) -> bool {
         self.all.iter().any(|p| p.allows_origin(origin))

@@ -1,20 +1,60 @@
 //! Counters and `GET /metrics` in the Prometheus text format.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::App;
 
+/// Upper bounds of the duration histograms' buckets, seconds.
+pub const DURATION_BUCKETS: [f64; 12] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// A Prometheus histogram of durations.
+#[derive(Debug, Clone, Default)]
+pub struct Histogram {
+    counts: [u64; DURATION_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        for (c, bound) in self.counts.iter_mut().zip(DURATION_BUCKETS) {
+            if s <= bound {
+                *c += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += s;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (c, bound) in self.counts.iter().zip(DURATION_BUCKETS) {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {c}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
 /// Process-wide counters.
 #[derive(Debug)]
 pub struct Metrics {
     statuses: Vec<AtomicU64>,
+    /// Request durations by route pattern.
+    routes: Mutex<BTreeMap<String, Histogram>>,
+    /// Query endpoint durations by outcome.
+    queries: Mutex<BTreeMap<&'static str, Histogram>>,
     accepted: AtomicU64,
     rejected: AtomicU64,
     consumed: AtomicU64,
@@ -26,6 +66,8 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             statuses: (0..600).map(|_| AtomicU64::new(0)).collect(),
+            routes: Mutex::new(BTreeMap::new()),
+            queries: Mutex::new(BTreeMap::new()),
             accepted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             consumed: AtomicU64::new(0),
@@ -56,6 +98,31 @@ impl Metrics {
         }
     }
 
+    /// A query endpoint request took `d` and was answered with `status`.
+    pub fn query_took(&self, d: Duration, status: axum::http::StatusCode) {
+        let outcome = match status.as_u16() {
+            200 => "ok",
+            400 | 413 => "invalid",
+            401 | 403 => "unauthorized",
+            422 => "refused",
+            _ => "failed",
+        };
+        if let Ok(mut q) = self.queries.lock() {
+            q.entry(outcome).or_default().observe(d);
+        }
+    }
+
+    fn route_took(&self, route: &str, d: Duration) {
+        if let Ok(mut r) = self.routes.lock() {
+            match r.get_mut(route) {
+                Some(h) => h.observe(d),
+                None => {
+                    r.entry(route.to_string()).or_default().observe(d);
+                }
+            }
+        }
+    }
+
     fn status(&self, code: u16) {
         if let Some(c) = self.statuses.get(usize::from(code)) {
             c.fetch_add(1, Relaxed);
@@ -63,10 +130,14 @@ impl Metrics {
     }
 }
 
-/// Middleware counting responses by status.
+/// Middleware counting responses by status and timing them by route pattern (a request that
+/// matched no route counts as `unmatched`, so paths a client makes up add no series).
 pub async fn count_status(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
     let resp = next.run(req).await;
     app.metrics.status(resp.status().as_u16());
+    app.metrics.route_took(route.as_deref().unwrap_or("unmatched"), started.elapsed());
     resp
 }
 
@@ -102,6 +173,20 @@ pub async fn render(State(app): State<Arc<App>>) -> Response {
     ];
     for (name, help, c) in counters {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.load(Relaxed));
+    }
+    out.push_str("# HELP empmix_http_request_duration_seconds HTTP request durations by route.\n");
+    out.push_str("# TYPE empmix_http_request_duration_seconds histogram\n");
+    if let Ok(routes) = m.routes.lock() {
+        for (route, h) in routes.iter() {
+            h.render(&mut out, "empmix_http_request_duration_seconds", &format!("route=\"{route}\""));
+        }
+    }
+    out.push_str("# HELP empmix_query_duration_seconds Query endpoint durations by outcome.\n");
+    out.push_str("# TYPE empmix_query_duration_seconds histogram\n");
+    if let Ok(queries) = m.queries.lock() {
+        for (outcome, h) in queries.iter() {
+            h.render(&mut out, "empmix_query_duration_seconds", &format!("outcome=\"{outcome}\""));
+        }
     }
     let (depth, lag) = match storage {
         Some((_, stats)) => (

@@ -5,18 +5,23 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use empmix_core::protocol::{EVENTS_PATH, ErrorBody, TRACK_PATH};
 
 use crate::queue::Queue;
 use crate::store::Store;
 
+pub mod access;
 pub mod auth;
 pub mod body;
 pub mod cors;
+pub mod dashboard;
 pub mod ingest;
+pub mod links;
+pub mod live;
 pub mod metrics;
 pub mod query;
+pub mod query_endpoint;
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -29,6 +34,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// Counters for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// What live streams wait on.
+    pub live: Arc<crate::live::LiveHub>,
 }
 
 /// The router with every endpoint.
@@ -38,10 +45,18 @@ pub fn router(app: Arc<App>) -> Router {
         .route(TRACK_PATH, post(ingest::ingest))
         .route("/api/analytics/daily", get(query::daily))
         .route("/api/analytics/shares/tree", get(query::share_tree))
+        .route("/api/analytics/shares/leaderboard", get(query::share_leaderboard))
         .route("/api/analytics/sessions", get(query::sessions))
+        .route("/api/analytics/query", post(query_endpoint::query))
+        .route("/api/analytics/whoami", get(links::whoami))
+        .route("/api/analytics/live", get(live::stream))
+        .route("/api/analytics/live/summary", get(live::summary))
+        .route("/api/analytics/links", post(links::create).get(links::list))
+        .route("/api/analytics/links/{id}", delete(links::revoke))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(query::readyz))
         .route("/metrics", get(metrics::render))
+        .merge(dashboard::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(app.clone(), cors::cors))
         .layer(axum::middleware::from_fn_with_state(app.clone(), metrics::count_status))

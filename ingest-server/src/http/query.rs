@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::{App, auth, error};
 use crate::config::ProjectConfig;
+use crate::consumer::credit::CreditModel;
 use crate::consumer::tree;
 use crate::store::{EventFilter, Store, StoreError};
 
@@ -84,19 +85,77 @@ pub async fn daily(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) ->
     run.await.unwrap_or_else(|e| e)
 }
 
-/// `GET /api/analytics/shares/tree?conference_id=…`: the attribution forest.
+/// `GET /api/analytics/shares/tree?conference_id=…&credit=full|equal|decay|first|last&decay=0.5`:
+/// the attribution forest with each share's credit under the model, statistics per generation
+/// (depth) and totals.
 pub async fn share_tree(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {
     let run = async {
         let (project, params) = authorize(&app, &headers, &uri)?;
         let conference = params.get("conference_id").cloned();
+        let model = CreditModel::from_query(
+            params.get("credit").map(String::as_str),
+            params.get("decay").map(String::as_str),
+        )
+        .map_err(|e| bad_request(e.to_string()))?;
         let facts = read(&app, move |s| s.share_facts(&project.id)).await?;
-        let forest = tree::build(&facts, conference.as_deref());
+        let forest = tree::build_with(&facts, conference.as_deref(), model);
         #[derive(serde::Serialize)]
         struct Forest {
             conference_id: Option<String>,
+            credit: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            decay: Option<f64>,
             trees: Vec<tree::TreeNode>,
+            generations: Vec<tree::Generation>,
+            totals: tree::Totals,
         }
-        Ok(ok(&Forest { conference_id: conference, trees: forest }))
+        let (generations, totals) = (tree::generations(&forest), tree::totals(&forest));
+        Ok(ok(&Forest {
+            conference_id: conference,
+            credit: model.name(),
+            decay: model.decay(),
+            trees: forest,
+            generations,
+            totals,
+        }))
+    };
+    run.await.unwrap_or_else(|e| e)
+}
+
+/// `GET /api/analytics/shares/leaderboard?conference_id=…&credit=…&decay=…&limit=20`: the
+/// sharers (resolved visitors) of the tree's shares, by credited conversions, then direct
+/// registrations (both descending), then sharer; `limit` (default 20) is clamped to 1..=1000.
+pub async fn share_leaderboard(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {
+    let run = async {
+        let (project, params) = authorize(&app, &headers, &uri)?;
+        let conference = params.get("conference_id").cloned();
+        let model = CreditModel::from_query(
+            params.get("credit").map(String::as_str),
+            params.get("decay").map(String::as_str),
+        )
+        .map_err(|e| bad_request(e.to_string()))?;
+        let limit = match params.get("limit") {
+            None => 20,
+            Some(l) => {
+                l.parse::<usize>().map_err(|_| bad_request("limit must be an integer"))?.clamp(1, 1000)
+            }
+        };
+        let facts = read(&app, move |s| s.share_facts(&project.id)).await?;
+        let forest = tree::build_with(&facts, conference.as_deref(), model);
+        #[derive(serde::Serialize)]
+        struct Board {
+            conference_id: Option<String>,
+            credit: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            decay: Option<f64>,
+            sharers: Vec<tree::SharerRow>,
+        }
+        Ok(ok(&Board {
+            conference_id: conference,
+            credit: model.name(),
+            decay: model.decay(),
+            sharers: tree::leaderboard(&forest, limit),
+        }))
     };
     run.await.unwrap_or_else(|e| e)
 }

@@ -39,6 +39,9 @@ pub enum StoreError {
     /// The store URL is unusable.
     #[error("analytics database configuration: {0}")]
     Config(String),
+    /// A query ran past its deadline and was cancelled.
+    #[error("query cancelled at its deadline")]
+    Timeout,
 }
 
 impl StoreError {
@@ -314,6 +317,113 @@ pub struct EventRow {
     pub context: Value,
 }
 
+/// A value in a row of [`Store::aggregate`]'s answer. Ordered (NULL first, then numbers, then
+/// text by bytes) so results sort the same whichever store computed them.
+#[derive(Debug, Clone)]
+pub enum Cell {
+    /// SQL NULL.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// A floating-point number.
+    Real(f64),
+    /// Text.
+    Text(String),
+}
+
+impl Cell {
+    fn rank(&self) -> u8 {
+        match self {
+            Cell::Null => 0,
+            Cell::Int(_) => 1,
+            Cell::Real(_) => 2,
+            Cell::Text(_) => 3,
+        }
+    }
+}
+
+impl PartialEq for Cell {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Cell {}
+
+impl PartialOrd for Cell {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Cell {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (Cell::Int(a), Cell::Int(b)) => a.cmp(b),
+            (Cell::Real(a), Cell::Real(b)) => a.total_cmp(b),
+            (Cell::Text(a), Cell::Text(b)) => a.as_bytes().cmp(b.as_bytes()),
+            (a, b) => a.rank().cmp(&b.rank()),
+        }
+    }
+}
+
+impl std::hash::Hash for Cell {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.rank().hash(state);
+        match self {
+            Cell::Null => {}
+            Cell::Int(n) => n.hash(state),
+            Cell::Real(x) => x.to_bits().hash(state),
+            Cell::Text(s) => s.hash(state),
+        }
+    }
+}
+
+/// A parameter of an [`Store::aggregate`] statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    /// Text.
+    Text(String),
+    /// A number.
+    Real(f64),
+}
+
+/// A read-only dashboard link: whoever holds its token sees one conference of one project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkRow {
+    /// Public id (for listing and revoking).
+    pub id: String,
+    /// The project.
+    #[serde(skip)]
+    pub project: String,
+    /// The one conference it shows.
+    pub conference_id: String,
+    /// A name for the organizer's list.
+    pub label: Option<String>,
+    /// SHA-256 of the token, hex (the token itself is shown once, at creation).
+    #[serde(skip)]
+    pub token_hash: String,
+    /// Created, epoch ms.
+    pub created_at: i64,
+    /// Stops working at, epoch ms.
+    pub expires_at: Option<i64>,
+    /// Revoked at, epoch ms.
+    pub revoked_at: Option<i64>,
+}
+
+impl LinkRow {
+    /// Whether the link still works at `now_ms`.
+    pub fn active(&self, now_ms: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now_ms < e)
+    }
+}
+
+/// Tells when the store changed, whichever process wrote it.
+pub trait ChangeFeed: Send {
+    /// Waits up to `timeout` for a commit after the last call; `true` when there was one.
+    fn wait(&mut self, timeout: std::time::Duration) -> Result<bool, StoreError>;
+}
+
 /// An analytics store.
 pub trait Store: Send + Sync + fmt::Debug {
     /// Starts the consumer's write transaction (exclusive).
@@ -342,6 +452,26 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn sessions(&self, project: &str, distinct_id: &str) -> Result<Vec<SessionRow>, StoreError>;
     /// Stored events, newest first.
     fn events(&self, project: &str, filter: &EventFilter) -> Result<Vec<EventRow>, StoreError>;
+    /// Stores a new dashboard link.
+    fn create_link(&self, link: &LinkRow) -> Result<(), StoreError>;
+    /// A project's links, newest first.
+    fn links(&self, project: &str) -> Result<Vec<LinkRow>, StoreError>;
+    /// Revokes a link at `at`; `false` when the project has no such link.
+    fn revoke_link(&self, project: &str, id: &str, at: i64) -> Result<bool, StoreError>;
+    /// The link a token hash belongs to.
+    fn link_by_token(&self, token_hash: &str) -> Result<Option<LinkRow>, StoreError>;
+    /// A feed of commits by any process (the live stream's signal).
+    fn changes(&self) -> Result<Box<dyn ChangeFeed>, StoreError>;
+    /// The SQL this store's [`Store::aggregate`] runs.
+    fn dialect(&self) -> crate::query::Dialect;
+    /// Runs a read-only statement compiled by [`crate::query::sql`] and returns its rows;
+    /// cancels it with [`StoreError::Timeout`] once `deadline` passes.
+    fn aggregate(
+        &self,
+        sql: &str,
+        params: &[Param],
+        deadline: std::time::Instant,
+    ) -> Result<Vec<Vec<Cell>>, StoreError>;
 }
 
 /// The consumer's write transaction. Dropping it without [`StoreTx::commit`] rolls back.

@@ -256,6 +256,79 @@ impl Store for PgStore {
     fn events(&self, project: &str, filter: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
         self.with_conn(|c| super::postgres_read::events(c, project, filter))
     }
+
+    fn create_link(&self, link: &super::LinkRow) -> Result<(), StoreError> {
+        self.with_conn(|c| super::postgres_read::create_link(c, link))
+    }
+
+    fn links(&self, project: &str) -> Result<Vec<super::LinkRow>, StoreError> {
+        self.with_conn(|c| {
+            super::postgres_read::links(c, "project = $1 ORDER BY created_at DESC, id", &clean(project))
+        })
+    }
+
+    fn revoke_link(&self, project: &str, id: &str, at: i64) -> Result<bool, StoreError> {
+        self.with_conn(|c| {
+            let n = c.client.execute(
+                "UPDATE share_links SET revoked_at = COALESCE(revoked_at, $3) WHERE project = $1 AND id = $2",
+                &[&clean(project).into_owned(), &clean(id).into_owned(), &at],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn link_by_token(&self, token_hash: &str) -> Result<Option<super::LinkRow>, StoreError> {
+        self.with_conn(|c| Ok(super::postgres_read::links(c, "token_hash = $1", &clean(token_hash))?.pop()))
+    }
+
+    fn changes(&self) -> Result<Box<dyn super::ChangeFeed>, StoreError> {
+        let mut client = self.config.connect(NoTls)?;
+        client.batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))?;
+        Ok(Box::new(PgChanges { client: Some(client) }))
+    }
+
+    fn dialect(&self) -> crate::query::Dialect {
+        crate::query::Dialect::Postgres
+    }
+
+    fn aggregate(
+        &self,
+        sql: &str,
+        params: &[super::Param],
+        deadline: std::time::Instant,
+    ) -> Result<Vec<Vec<super::Cell>>, StoreError> {
+        self.with_conn(|c| super::postgres_read::aggregate(c, sql, params, deadline))
+    }
+}
+
+/// The `LISTEN`/`NOTIFY` channel every consumer commit notifies (with no payload: listeners
+/// re-read what they show).
+pub(super) const CHANGES_CHANNEL: &str = "empmix_changes";
+
+/// Commits by any consumer process, through `LISTEN`.
+struct PgChanges {
+    client: Option<Client>,
+}
+
+impl Drop for PgChanges {
+    fn drop(&mut self) {
+        // As for the pool: never close a client on a thread that drives async tasks.
+        if let Some(c) = self.client.take() {
+            let _ = std::thread::Builder::new().name("empmix-pg-close".into()).spawn(move || drop(c));
+        }
+    }
+}
+
+impl super::ChangeFeed for PgChanges {
+    fn wait(&mut self, timeout: Duration) -> Result<bool, StoreError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let Some(client) = self.client.as_mut() else { return Ok(false) };
+        let mut notifications = client.notifications();
+        let any = notifications.timeout_iter(timeout).next()?.is_some();
+        // Take whatever else is already queued: one wake-up for a burst of commits.
+        while notifications.iter().next()?.is_some() {}
+        Ok(any)
+    }
 }
 
 /// A [`ShareRow`] from the first seven columns of a row, in the `shares` table's order.

@@ -3,7 +3,7 @@
 use postgres::types::ToSql;
 
 use super::postgres::{PgConn, clean, share_row};
-use super::{DailySummary, EventFilter, EventRow, SessionRow, ShareFacts, StoreError};
+use super::{Cell, DailySummary, EventFilter, EventRow, LinkRow, Param, SessionRow, ShareFacts, StoreError};
 
 pub(super) fn daily(
     c: &mut PgConn,
@@ -140,6 +140,98 @@ pub(super) fn events(c: &mut PgConn, project: &str, f: &EventFilter) -> Result<V
                 attribution: r.try_get(9)?,
                 properties: json(10)?,
                 context: json(11)?,
+            })
+        })
+        .collect()
+}
+
+/// Runs an aggregate statement in a read-only transaction whose `statement_timeout` ends at
+/// `deadline`.
+pub(super) fn aggregate(
+    c: &mut PgConn,
+    sql: &str,
+    params: &[Param],
+    deadline: std::time::Instant,
+) -> Result<Vec<Vec<Cell>>, StoreError> {
+    use postgres::types::Type;
+    let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis().max(1);
+    let args: Vec<Box<dyn ToSql + Sync>> = params
+        .iter()
+        .map(|p| -> Box<dyn ToSql + Sync> {
+            match p {
+                Param::Text(s) => Box::new(clean(s).into_owned()),
+                Param::Real(x) => Box::new(*x),
+            }
+        })
+        .collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref()).collect();
+    let mut tx = c.client.build_transaction().read_only(true).start()?;
+    tx.batch_execute(&format!("SET LOCAL statement_timeout = {left}"))?;
+    let rows = match tx.query(sql, &refs) {
+        Ok(rows) => rows,
+        Err(e) if e.code().is_some_and(|c| c.code() == "57014") => return Err(StoreError::Timeout),
+        Err(e) => return Err(e.into()),
+    };
+    tx.commit()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut cells = Vec::with_capacity(r.len());
+        for (i, col) in r.columns().iter().enumerate() {
+            let t = col.type_();
+            let cell = if *t == Type::INT8 {
+                r.try_get::<_, Option<i64>>(i)?.map_or(Cell::Null, Cell::Int)
+            } else if *t == Type::INT4 {
+                r.try_get::<_, Option<i32>>(i)?.map_or(Cell::Null, |n| Cell::Int(i64::from(n)))
+            } else if *t == Type::FLOAT8 {
+                r.try_get::<_, Option<f64>>(i)?.map_or(Cell::Null, Cell::Real)
+            } else {
+                r.try_get::<_, Option<String>>(i)?.map_or(Cell::Null, Cell::Text)
+            };
+            cells.push(cell);
+        }
+        out.push(cells);
+    }
+    Ok(out)
+}
+
+pub(super) fn create_link(c: &mut PgConn, l: &LinkRow) -> Result<(), StoreError> {
+    c.client.execute(
+        "INSERT INTO share_links (id, project, conference_id, label, token_hash, created_at, expires_at, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &l.id,
+            &clean(&l.project).into_owned(),
+            &clean(&l.conference_id).into_owned(),
+            &l.label.as_deref().map(|s| clean(s).into_owned()),
+            &l.token_hash,
+            &l.created_at,
+            &l.expires_at,
+            &l.revoked_at,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Links matching a condition on one text parameter.
+pub(super) fn links(c: &mut PgConn, condition: &str, arg: &str) -> Result<Vec<LinkRow>, StoreError> {
+    let rows = c.client.query(
+        &format!(
+            "SELECT id, project, conference_id, label, token_hash, created_at, expires_at, revoked_at \
+             FROM share_links WHERE {condition}"
+        ),
+        &[&arg],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(LinkRow {
+                id: r.try_get(0)?,
+                project: r.try_get(1)?,
+                conference_id: r.try_get(2)?,
+                label: r.try_get(3)?,
+                token_hash: r.try_get(4)?,
+                created_at: r.try_get(5)?,
+                expires_at: r.try_get(6)?,
+                revoked_at: r.try_get(7)?,
             })
         })
         .collect()

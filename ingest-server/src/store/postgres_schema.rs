@@ -73,4 +73,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX registrations_code ON registrations (project, code);
     CREATE INDEX registrations_registrant ON registrations (project, registrant);
     ",
+    // 2: the query engine scans events by time, and by type and time.
+    "
+    CREATE INDEX events_time ON events (project, server_ts);
+    CREATE INDEX events_type_time ON events (project, name, server_ts);
+    ",
+    // 3: read-only dashboard links, one conference each; only a hash of the token is kept.
+    "
+    CREATE TABLE share_links (
+        id TEXT PRIMARY KEY, project TEXT NOT NULL, conference_id TEXT NOT NULL, label TEXT,
+        token_hash TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL, expires_at BIGINT,
+        revoked_at BIGINT
+    );
+    CREATE INDEX share_links_project ON share_links (project, created_at);
+    ",
 ];

@@ -472,7 +472,8 @@ impl StoreTx for PgTx<'_> {
         self.flush_sessions()?;
         self.flush_opens()?;
         self.flush_daily()?;
-        self.conn()?.client.batch_execute("COMMIT")?;
+        // Delivered to listeners (the live streams of every process) when the commit is.
+        self.conn()?.client.batch_execute(&format!("NOTIFY {}; COMMIT", super::postgres::CHANGES_CHANNEL))?;
         self.open = false;
         Ok(())
     }

@@ -3,7 +3,7 @@
 use rusqlite::{params, params_from_iter, types::Value as SqlValue};
 
 use super::sqlite::{SqliteStore, share_row};
-use super::{DailySummary, EventFilter, EventRow, SessionRow, ShareFacts, StoreError};
+use super::{Cell, DailySummary, EventFilter, EventRow, LinkRow, Param, SessionRow, ShareFacts, StoreError};
 
 impl SqliteStore {
     pub(super) fn read_daily(
@@ -134,6 +134,72 @@ impl SqliteStore {
                 attribution: r.get(9)?,
                 properties: json(10)?,
                 context: json(11)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Runs an aggregate statement; a progress handler cancels it at `deadline`.
+    pub(super) fn read_aggregate(
+        &self,
+        sql: &str,
+        params: &[Param],
+        deadline: std::time::Instant,
+    ) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let conn = self.read_conn()?;
+        // Checked every 10,000 virtual-machine steps: well under a millisecond apart.
+        conn.progress_handler(10_000, Some(move || std::time::Instant::now() >= deadline));
+        let result = (|| -> Result<Vec<Vec<Cell>>, rusqlite::Error> {
+            let mut stmt = conn.prepare(sql)?;
+            let args = params.iter().map(|p| match p {
+                Param::Text(s) => SqlValue::Text(s.clone()),
+                Param::Real(x) => SqlValue::Real(*x),
+            });
+            let width = stmt.column_count();
+            let mut rows = stmt.query(params_from_iter(args))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let mut cells = Vec::with_capacity(width);
+                for i in 0..width {
+                    cells.push(match row.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => Cell::Null,
+                        rusqlite::types::ValueRef::Integer(n) => Cell::Int(n),
+                        rusqlite::types::ValueRef::Real(x) => Cell::Real(x),
+                        rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                            Cell::Text(String::from_utf8_lossy(t).into_owned())
+                        }
+                    });
+                }
+                out.push(cells);
+            }
+            Ok(out)
+        })();
+        conn.progress_handler(0, None::<fn() -> bool>);
+        result.map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::OperationInterrupted => {
+                StoreError::Timeout
+            }
+            e => StoreError::Storage(e),
+        })
+    }
+
+    /// Links matching a condition on one parameter.
+    pub(super) fn read_links(&self, condition: &str, arg: &str) -> Result<Vec<LinkRow>, StoreError> {
+        let conn = self.read_conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT id, project, conference_id, label, token_hash, created_at, expires_at, revoked_at \
+             FROM share_links WHERE {condition}"
+        ))?;
+        let rows = stmt.query_map([arg], |r| {
+            Ok(LinkRow {
+                id: r.get(0)?,
+                project: r.get(1)?,
+                conference_id: r.get(2)?,
+                label: r.get(3)?,
+                token_hash: r.get(4)?,
+                created_at: r.get(5)?,
+                expires_at: r.get(6)?,
+                revoked_at: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

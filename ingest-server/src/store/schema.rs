@@ -2,7 +2,8 @@
 //! migrations after the stored version, in order. Never edit a released migration: append.
 
 /// Migrations, oldest first.
-pub(super) const MIGRATIONS: &[&str] = &["
+pub(super) const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE consumer_state (id INTEGER PRIMARY KEY CHECK (id = 1), cursor INTEGER NOT NULL);
     INSERT INTO consumer_state (id, cursor) VALUES (1, 0);
     CREATE TABLE events (
@@ -65,4 +66,19 @@ pub(super) const MIGRATIONS: &[&str] = &["
     ) WITHOUT ROWID;
     CREATE INDEX registrations_code ON registrations (project, code);
     CREATE INDEX registrations_registrant ON registrations (project, registrant);
-"];
+",
+    "
+    -- The query engine scans events by time, and by type and time.
+    CREATE INDEX events_time ON events (project, server_ts);
+    CREATE INDEX events_type_time ON events (project, name, server_ts);
+",
+    "
+    -- Read-only dashboard links, one conference each; only a hash of the token is kept.
+    CREATE TABLE share_links (
+        id TEXT PRIMARY KEY, project TEXT NOT NULL, conference_id TEXT NOT NULL, label TEXT,
+        token_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, expires_at INTEGER,
+        revoked_at INTEGER
+    );
+    CREATE INDEX share_links_project ON share_links (project, created_at);
+",
+];

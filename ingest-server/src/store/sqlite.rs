@@ -22,6 +22,36 @@ pub const FILE: &str = "analytics.sqlite3";
 pub struct SqliteStore {
     writer: Mutex<Connection>,
     pub(super) reader: Mutex<Connection>,
+    path: std::path::PathBuf,
+}
+
+/// How often [`SqliteChanges`] looks at the database's version.
+const CHANGE_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Commits to the database file by any connection, in this process or another: SQLite has no
+/// notifications, but `PRAGMA data_version` changes on a connection whenever another one
+/// commits, and reading it is a few microseconds.
+struct SqliteChanges {
+    conn: Connection,
+    version: i64,
+}
+
+impl super::ChangeFeed for SqliteChanges {
+    fn wait(&mut self, timeout: std::time::Duration) -> Result<bool, StoreError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let v: i64 = self.conn.pragma_query_value(None, "data_version", |r| r.get(0))?;
+            if v != self.version {
+                self.version = v;
+                return Ok(true);
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(CHANGE_POLL.min(deadline - now));
+        }
+    }
 }
 
 impl SqliteStore {
@@ -32,7 +62,7 @@ impl SqliteStore {
         let mut writer = open_connection(&path)?;
         migrate(&mut writer, schema::MIGRATIONS)?;
         let reader = open_connection(&path)?;
-        Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader) })
+        Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader), path })
     }
 
     pub(super) fn read_conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -77,6 +107,62 @@ impl Store for SqliteStore {
 
     fn events(&self, project: &str, filter: &super::EventFilter) -> Result<Vec<super::EventRow>, StoreError> {
         self.read_events(project, filter)
+    }
+
+    fn create_link(&self, link: &super::LinkRow) -> Result<(), StoreError> {
+        let conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        conn.prepare_cached(
+            "INSERT INTO share_links (id, project, conference_id, label, token_hash, created_at, expires_at, \
+             revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            link.id,
+            link.project,
+            link.conference_id,
+            link.label,
+            link.token_hash,
+            link.created_at,
+            link.expires_at,
+            link.revoked_at
+        ])?;
+        Ok(())
+    }
+
+    fn links(&self, project: &str) -> Result<Vec<super::LinkRow>, StoreError> {
+        self.read_links("project = ?1 ORDER BY created_at DESC, id", project)
+    }
+
+    fn revoke_link(&self, project: &str, id: &str, at: i64) -> Result<bool, StoreError> {
+        let conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let n = conn
+            .prepare_cached(
+                "UPDATE share_links SET revoked_at = COALESCE(revoked_at, ?3) WHERE project = ?1 AND id = ?2",
+            )?
+            .execute(params![project, id, at])?;
+        Ok(n == 1)
+    }
+
+    fn link_by_token(&self, token_hash: &str) -> Result<Option<super::LinkRow>, StoreError> {
+        Ok(self.read_links("token_hash = ?1", token_hash)?.pop())
+    }
+
+    fn changes(&self) -> Result<Box<dyn super::ChangeFeed>, StoreError> {
+        let conn = open_connection(&self.path)?;
+        let version = conn.pragma_query_value(None, "data_version", |r| r.get(0))?;
+        Ok(Box::new(SqliteChanges { conn, version }))
+    }
+
+    fn dialect(&self) -> crate::query::Dialect {
+        crate::query::Dialect::Sqlite
+    }
+
+    fn aggregate(
+        &self,
+        sql: &str,
+        params: &[super::Param],
+        deadline: std::time::Instant,
+    ) -> Result<Vec<Vec<super::Cell>>, StoreError> {
+        self.read_aggregate(sql, params, deadline)
     }
 }
 

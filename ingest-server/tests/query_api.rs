@@ -1,0 +1,227 @@
+//! The query endpoint over real HTTP: one set of cases (`fixtures/query_cases.json`: events in,
+//! expected answers out) run against the embedded store and against PostgreSQL, so both give
+//! identical answers; and the errors a bad query gets.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test assertions: a failure is a test failure")]
+
+mod common;
+mod scale_support;
+
+use common::*;
+use empmix_server::ProjectConfig;
+use jiff::civil::{Date, Time};
+use jiff::tz::TimeZone;
+use serde_json::{Value, json};
+
+const INGEST: &str = "pk_query";
+const READ: &str = "sk_query";
+
+fn cases() -> Value {
+    let path = format!("{}/tests/fixtures/query_cases.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Local dates relative to today in the fixture's zone.
+struct Days {
+    today: Date,
+    tz: TimeZone,
+}
+
+impl Days {
+    fn new(zone: &str) -> Days {
+        let tz = TimeZone::get(zone).unwrap();
+        Days { today: jiff::Timestamp::now().to_zoned(tz.clone()).date(), tz }
+    }
+
+    fn date(&self, offset: i64) -> Date {
+        self.today.checked_add(jiff::Span::new().days(offset)).unwrap()
+    }
+
+    fn ms(&self, offset: i64, time: &str) -> i64 {
+        let t: Time = time.parse().unwrap();
+        self.date(offset).to_datetime(t).to_zoned(self.tz.clone()).unwrap().timestamp().as_millisecond()
+    }
+
+    /// `{N}` → the date N days from today, in every string of a JSON value.
+    fn resolve(&self, v: &Value) -> Value {
+        match v {
+            Value::String(s) if s.starts_with('{') => {
+                let end = s.find('}').unwrap();
+                let n: i64 = s[1..end].parse().unwrap();
+                Value::String(format!("{}{}", self.date(n), &s[end + 1..]))
+            }
+            Value::Array(a) => Value::Array(a.iter().map(|x| self.resolve(x)).collect()),
+            Value::Object(o) => Value::Object(o.iter().map(|(k, x)| (k.clone(), self.resolve(x))).collect()),
+            other => other.clone(),
+        }
+    }
+}
+
+fn batch(fixture: &Value, days: &Days) -> Value {
+    let mut events: Vec<Value> = fixture["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let mut out = json!({
+                "event_id": id(),
+                "type": e["type"],
+                "distinct_id": e["distinct_id"],
+                "timestamp": days.ms(e["day"].as_i64().unwrap(), e["time"].as_str().unwrap()),
+            });
+            for k in ["anonymous_id", "session_id", "properties", "context", "attribution"] {
+                if let Some(v) = e.get(k) {
+                    out[k] = v.clone();
+                }
+            }
+            out
+        })
+        .collect();
+    // Newest first: the answers must not depend on the order events arrive in.
+    events.reverse();
+    json!({ "events": events })
+}
+
+fn post_query(s: &TestServer, body: &Value) -> (u16, Value) {
+    let auth = format!("Bearer {}", s.server.read_key());
+    let r = s
+        .client()
+        .request(
+            "POST",
+            "/api/analytics/query",
+            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+        .unwrap();
+    (r.status, r.json())
+}
+
+/// Loads the fixture events and checks every case; returns the answers for comparison.
+fn run_cases(s: &TestServer) -> Vec<Value> {
+    let fixture = cases();
+    let days = Days::new(fixture["time_zone"].as_str().unwrap());
+    let r = s.post(&batch(&fixture, &days).to_string());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let total = fixture["events"].as_array().unwrap().len() as i64;
+    poll_until(|| {
+        let (status, v) = post_query(s, &json!({"metrics": ["events"], "date_range": "all"}));
+        (status == 200 && v["results"][0]["metrics"][0] == total).then_some(())
+    })
+    .expect("the fixture events were never all stored");
+    let mut answers = Vec::new();
+    for case in fixture["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let (status, mut answer) = post_query(s, &days.resolve(&case["query"]));
+        assert_eq!(status, 200, "{name}: {answer}");
+        let expected = days.resolve(&case["expected"]);
+        assert_eq!(answer["meta"]["date_range"], expected["date_range"], "{name}: date range");
+        assert_eq!(answer["meta"]["time_zone"], fixture["time_zone"], "{name}: time zone");
+        assert_eq!(answer["results"], expected["results"], "{name}: results");
+        for k in ["totals", "comparison", "funnel"] {
+            if let Some(e) = expected.get(k) {
+                assert_eq!(&answer[k], e, "{name}: {k}");
+            }
+        }
+        answer["meta"]["took_ms"] = json!(0);
+        answers.push(answer);
+    }
+    answers
+}
+
+fn project() -> ProjectConfig {
+    let mut p = ProjectConfig::new("query", INGEST, READ);
+    p.time_zone = cases()["time_zone"].as_str().unwrap().into();
+    p
+}
+
+#[test]
+fn fixture_cases_on_the_embedded_store() {
+    let s = start_with(|c| c.with_project(project()));
+    run_cases(&s);
+}
+
+#[test]
+fn fixture_cases_give_identical_answers_on_postgresql() {
+    if !scale_support::services_available("fixture_cases_give_identical_answers_on_postgresql") {
+        return;
+    }
+    let embedded = start_with(|c| c.with_project(project()));
+    let expected = run_cases(&embedded);
+    let (db, queue) = (scale_support::TestDb::create(), scale_support::TestQueue::new());
+    let s = start_with(|mut c| {
+        c.queue_url = Some(scale_support::AMQP_URL.into());
+        c.queue_name.clone_from(&queue.name);
+        c.store_url = Some(db.url());
+        c.with_project(project())
+    });
+    assert_eq!(run_cases(&s), expected);
+}
+
+#[test]
+fn bad_queries_are_400s_that_name_the_field() {
+    let s = start_with(|c| c.with_project(project()));
+    let cases = [
+        (json!({"metrics": ["pageviews"]}), "metrics[0]"),
+        (json!({"metrics": ["pv"], "dimensions": ["browser"]}), "dimensions[0]"),
+        (json!({"metrics": ["pv"], "filters": ["like", "type", ["x"]]}), "filters[0]"),
+        (json!({"metrics": ["pv"], "date_range": "lastweek"}), "date_range"),
+        (json!({"metrics": ["pv"], "colour": "red"}), "colour"),
+        (json!({"metrics": ["pv"], "order_by": [["uv", "desc"]]}), "order_by[0][0]"),
+        (json!({"metrics": ["pv"], "limit": 100_000}), "limit"),
+        (json!([1, 2]), "query"),
+    ];
+    for (body, field) in cases {
+        let (status, v) = post_query(&s, &body);
+        assert_eq!(status, 400, "{body}: {v}");
+        assert_eq!(v["error"], "invalid_query", "{body}: {v}");
+        assert!(v["message"].as_str().unwrap().starts_with(&format!("{field}:")), "{body}: {v}");
+    }
+    let auth = format!("Bearer {READ}");
+    let raw = |body: &[u8]| {
+        s.client().request("POST", "/api/analytics/query", &[("Authorization", &auth)], body).unwrap()
+    };
+    let r = raw(b"{not json");
+    assert_eq!((r.status, r.json()["error"].clone()), (400, json!("malformed_json")));
+    let r = raw(&vec![b' '; 70_000]);
+    assert_eq!(r.status, 413);
+    let r = s.client().request("POST", "/api/analytics/query", &[], br#"{"metrics":["pv"]}"#).unwrap();
+    assert_eq!(r.status, 401);
+    let r = s
+        .client()
+        .request(
+            "POST",
+            "/api/analytics/query",
+            &[("Authorization", "Bearer pk_query")],
+            br#"{"metrics":["pv"]}"#,
+        )
+        .unwrap();
+    assert_eq!(r.status, 401, "the ingest key cannot read");
+}
+
+#[test]
+fn answers_past_the_limits_are_422() {
+    let s = start_with(|c| c.with_project(project()));
+    // An hourly series over ten years has more buckets than one answer may hold.
+    let (status, v) =
+        post_query(&s, &json!({"metrics": ["pv"], "dimensions": ["time:hour"], "date_range": "3650d"}));
+    assert_eq!((status, v["error"].clone()), (422, json!("query_too_large")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("coarser interval"), "{v}");
+}
+
+#[test]
+fn results_past_the_limit_are_cut_and_say_so() {
+    let s = start_with(|c| c.with_project(project()));
+    let events: Vec<Value> = (0..5)
+        .map(|i| json!({"event_id": id(), "type": "page_view", "distinct_id": format!("u{i}"), "timestamp": now_ms()}))
+        .collect();
+    assert_eq!(s.post(&json!({"events": events}).to_string()).status, 200);
+    let q = json!({"metrics": ["events"], "dimensions": ["distinct_id"], "date_range": "today", "limit": 3});
+    let v = poll_until(|| {
+        let (_, v) = post_query(&s, &q);
+        (v["meta"]["truncated"] == true).then_some(v)
+    })
+    .expect("never truncated");
+    let ids: Vec<&str> =
+        v["results"].as_array().unwrap().iter().map(|r| r["dimensions"][0].as_str().unwrap()).collect();
+    assert_eq!(ids, ["u0", "u1", "u2"]);
+}
