@@ -215,7 +215,7 @@ pub fn compute(facts: &ShareFacts, model: CreditModel) -> Credits {
     let mut order: Vec<usize> = (0..facts.registrations.len()).collect();
     order.sort_by(|&a, &b| facts.registrations[a].cmp(&facts.registrations[b]));
     for r in order {
-        let (code, registrant, _) = &facts.registrations[r];
+        let (code, registrant, ..) = &facts.registrations[r];
         let path = index.eligible_path(code, registrant);
         let weights = model.weights(path.len());
         for (&i, &w) in path.iter().zip(&weights) {
@@ -270,8 +270,8 @@ pub(crate) mod tests {
         )
     }
 
-    fn reg(code: &str, who: &str) -> (String, String, String) {
-        (code.into(), who.into(), "c1".into())
+    fn reg(code: &str, who: &str) -> (String, String, String, String) {
+        (code.into(), who.into(), "c1".into(), "2026-06-20".into())
     }
 
     /// A shares `a`; B re-shares `b` from `a`; A re-shares `c` from `b`; A and then C register
@@ -325,7 +325,9 @@ pub(crate) mod tests {
                     opens: opens.into_iter().map(|(c, v)| (code(c), visitor(v))).collect(),
                     registrations: regs
                         .into_iter()
-                        .map(|(c, v, k)| (code(c), visitor(v), ["c1", "c2"][k].to_string()))
+                        .map(|(c, v, k)| {
+                            (code(c), visitor(v), ["c1", "c2"][k].to_string(), "2026-06-20".to_string())
+                        })
                         .collect(),
                 }
             })

@@ -19,6 +19,7 @@ use crate::store::{DailyField, DayKey, ProjectLock, Store, StoreError, StoreTx, 
 pub mod attribution;
 pub mod broker;
 pub mod credit;
+pub mod enrich;
 pub mod identity;
 pub mod tree;
 
@@ -142,19 +143,29 @@ fn apply_with(
     let mut tx = store.begin_batch(&locks)?;
     let cursor = if ordered { tx.cursor()? } else { 0 };
     let mut last = cursor;
+    let applicable: Vec<_> = decoded.iter().filter(|(d, _)| !ordered || d.seq > cursor).collect();
+    // Derived context (referrer host, campaign), owned here so the stored events can borrow it.
+    let contexts: Vec<Vec<Option<serde_json::Map<String, Value>>>> = applicable
+        .iter()
+        .map(|(_, b)| b.events.iter().map(|ev| enrich::enriched(&ev.properties, &ev.context)).collect())
+        .collect();
     let mut events = Vec::new();
     let mut zone_of = Vec::new();
-    for (d, batch) in decoded.iter().filter(|(d, _)| !ordered || d.seq > cursor) {
+    for ((d, batch), derived) in applicable.iter().zip(&contexts) {
         last = last.max(d.seq);
         let tz = zones.get(&d.batch.project);
-        for ev in &batch.events {
+        for (ev, context) in batch.events.iter().zip(derived) {
             let event_id = match (&ev.event_id, d.batch.assigned_id(ev.index)) {
                 (Some(id), _) => id.to_text(),
                 (None, Some(id)) => id.to_string(),
                 // Cannot happen for batches written by ingest; stable fallback for others.
                 (None, None) => format!("{}-{}", d.seq, ev.index),
             };
-            events.push(stored_event(&d.batch.project, event_id, ev, d.batch.received_at, batch.sent_at));
+            let mut stored = stored_event(&d.batch.project, event_id, ev, d.batch.received_at, batch.sent_at);
+            if let Some(c) = context {
+                stored.context = c;
+            }
+            events.push(stored);
             zone_of.push(tz.clone());
         }
     }

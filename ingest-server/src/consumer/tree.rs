@@ -116,7 +116,7 @@ pub fn build_with(facts: &ShareFacts, conference_id: Option<&str>, model: Credit
         .iter()
         .map(|(s, _)| conference_id.is_none() || s.conference_id.as_deref() == conference_id)
         .collect();
-    for ((code, registrant, conference), credited) in
+    for ((code, registrant, conference, _), credited) in
         facts.registrations.iter().zip(&credits.per_registration)
     {
         let Some(start) = index.get(code) else { continue };
@@ -287,8 +287,8 @@ mod tests {
         CreditModel::Last,
     ];
 
-    fn reg(code: &str, who: &str, conference: &str) -> (String, String, String) {
-        (code.into(), who.into(), conference.into())
+    fn reg(code: &str, who: &str, conference: &str) -> (String, String, String, String) {
+        (code.into(), who.into(), conference.into(), "2026-06-20".into())
     }
 
     fn to_json(v: &impl Serialize) -> Value {

@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod links;
 pub mod live;
 pub mod metrics;
+pub mod openapi;
 pub mod query;
 pub mod query_endpoint;
 
@@ -56,6 +57,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(query::readyz))
         .route("/metrics", get(metrics::render))
+        .route("/api/openapi.json", get(openapi::document))
         .merge(dashboard::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(app.clone(), cors::cors))

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::json;
 
+use super::access::{Reader, reader};
 use super::{App, auth, error};
 use crate::config::ProjectConfig;
 use crate::consumer::credit::CreditModel;
@@ -20,16 +21,20 @@ use crate::store::{EventFilter, Store, StoreError};
 /// Most events one page of `GET /api/analytics/events` returns.
 pub const MAX_EVENTS_PAGE: usize = 1000;
 
-/// The project of the read key, and the query parameters.
-fn authorize(
+/// The reader (read key or dashboard link) and the query parameters, with `conference_id`
+/// replaced by the link's conference (a link asking for another one is refused).
+async fn authorize(
     app: &App,
     headers: &HeaderMap,
     uri: &Uri,
-) -> Result<(Arc<ProjectConfig>, HashMap<String, String>), Response> {
-    let project = auth::presented_key(headers, uri)
-        .and_then(|k| app.projects.by_read_key(&k).cloned())
-        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong read key"))?;
-    Ok((project, auth::query_params(uri)))
+) -> Result<(Arc<ProjectConfig>, HashMap<String, String>, Reader), Response> {
+    let r = reader(app, headers, uri).await?;
+    let mut params = auth::query_params(uri);
+    match r.conference_or(params.remove("conference_id"))? {
+        Some(c) => params.insert("conference_id".into(), c),
+        None => None,
+    };
+    Ok((r.project.clone(), params, r))
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -74,7 +79,7 @@ fn date_param(params: &HashMap<String, String>, key: &str, default: &str) -> Res
 /// daily summaries (days without events are absent).
 pub async fn daily(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {
     let run = async {
-        let (project, params) = authorize(&app, &headers, &uri)?;
+        let (project, params, _) = authorize(&app, &headers, &uri).await?;
         let conference =
             params.get("conference_id").cloned().ok_or_else(|| bad_request("conference_id is required"))?;
         let from = date_param(&params, "from", "0000-01-01")?;
@@ -90,7 +95,7 @@ pub async fn daily(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) ->
 /// (depth) and totals.
 pub async fn share_tree(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {
     let run = async {
-        let (project, params) = authorize(&app, &headers, &uri)?;
+        let (project, params, _) = authorize(&app, &headers, &uri).await?;
         let conference = params.get("conference_id").cloned();
         let model = CreditModel::from_query(
             params.get("credit").map(String::as_str),
@@ -127,7 +132,7 @@ pub async fn share_tree(State(app): State<Arc<App>>, headers: HeaderMap, uri: Ur
 /// registrations (both descending), then sharer; `limit` (default 20) is clamped to 1..=1000.
 pub async fn share_leaderboard(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {
     let run = async {
-        let (project, params) = authorize(&app, &headers, &uri)?;
+        let (project, params, _) = authorize(&app, &headers, &uri).await?;
         let conference = params.get("conference_id").cloned();
         let model = CreditModel::from_query(
             params.get("credit").map(String::as_str),
@@ -163,7 +168,9 @@ pub async fn share_leaderboard(State(app): State<Arc<App>>, headers: HeaderMap, 
 /// `GET /api/analytics/sessions?distinct_id=…`: the person's sessions, newest first.
 pub async fn sessions(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {
     let run = async {
-        let (project, params) = authorize(&app, &headers, &uri)?;
+        let (project, params, r) = authorize(&app, &headers, &uri).await?;
+        // A person's sessions cross conferences: not for a one-conference link.
+        r.require_read_key()?;
         let id = params.get("distinct_id").cloned().ok_or_else(|| bad_request("distinct_id is required"))?;
         let lookup = id.clone();
         let rows = read(&app, move |s| s.sessions(&project.id, &lookup)).await?;
@@ -176,7 +183,7 @@ pub async fn sessions(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri)
 /// newest first; pass `next_before` as `before` for the next page.
 pub async fn events(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {
     let run = async {
-        let (project, params) = authorize(&app, &headers, &uri)?;
+        let (project, params, _) = authorize(&app, &headers, &uri).await?;
         let number = |k: &str| -> Result<Option<i64>, Response> {
             params
                 .get(k)

@@ -15,11 +15,13 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::consumer::credit::{Amount, CreditModel};
 use crate::store::{Cell, Store, StoreError};
 
 pub mod funnel;
 pub mod parse;
 pub mod range;
+pub mod share_credit;
 pub mod sql;
 
 pub use parse::parse;
@@ -97,11 +99,13 @@ pub enum Metric {
     Shares,
     /// Registrations credited to at least one share.
     ShareConversions,
+    /// Conversion credit of sharers under [`Query::credit`] (fractional under most models).
+    ShareCredit,
 }
 
 impl Metric {
     /// Every metric with its name in the query language.
-    pub const ALL: [(&'static str, Metric); 9] = [
+    pub const ALL: [(&'static str, Metric); 10] = [
         ("events", Metric::Events),
         ("visitors", Metric::Visitors),
         ("sessions", Metric::Sessions),
@@ -111,6 +115,7 @@ impl Metric {
         ("checkins", Metric::Checkins),
         ("shares", Metric::Shares),
         ("share_conversions", Metric::ShareConversions),
+        ("share_credit", Metric::ShareCredit),
     ];
 
     /// The name in the query language.
@@ -225,6 +230,8 @@ pub struct Query {
     pub comparison: bool,
     /// A funnel instead of metrics.
     pub funnel: Option<Funnel>,
+    /// The credit model of the `share_credit` metric.
+    pub credit: CreditModel,
 }
 
 /// One result row.
@@ -232,8 +239,8 @@ pub struct Query {
 pub struct ResultRow {
     /// Dimension values, in query order.
     pub dimensions: Vec<Value>,
-    /// Metric values, in query order.
-    pub metrics: Vec<i64>,
+    /// Metric values, in query order (integers but for `share_credit`).
+    pub metrics: Vec<Amount>,
 }
 
 /// The results of one period.
@@ -244,7 +251,7 @@ pub struct Period {
     /// Rows.
     pub results: Vec<ResultRow>,
     /// Metrics over the whole period, when asked for.
-    pub totals: Option<Vec<i64>>,
+    pub totals: Option<Vec<Amount>>,
 }
 
 /// How an answer was computed.
@@ -283,7 +290,7 @@ pub struct Answer {
     /// Rows (empty for a funnel).
     pub results: Vec<ResultRow>,
     /// Metrics over the whole range, when asked for.
-    pub totals: Option<Vec<i64>>,
+    pub totals: Option<Vec<Amount>>,
     /// The previous period, when asked for.
     pub comparison: Option<Period>,
     /// Funnel steps, for a funnel query.
@@ -349,13 +356,16 @@ fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-fn int(cell: &Cell) -> i64 {
+fn number(cell: &Cell) -> f64 {
     match cell {
-        Cell::Int(n) => *n,
-        Cell::Real(x) => *x as i64,
-        _ => 0,
+        Cell::Int(n) => *n as f64,
+        Cell::Real(x) => *x,
+        _ => 0.0,
     }
 }
+
+/// Rows before shaping: dimension cells (time buckets as numbers) and metric values.
+pub(crate) type RawRow = (Vec<Cell>, Vec<f64>);
 
 fn period_totals(
     scope: Scope<'_>,
@@ -363,14 +373,33 @@ fn period_totals(
     query: &Query,
     period: &range::Period,
     deadline: Instant,
-) -> Result<Vec<i64>, QueryError> {
+) -> Result<Vec<Amount>, QueryError> {
     let flat = Query { dimensions: Vec::new(), order_by: Vec::new(), limit: 1, ..query.clone() };
-    let stmt = sql::aggregate(dialect, scope.project, &flat, period, 1)?;
-    let rows = scope.store.aggregate(&stmt.sql, &stmt.params, deadline)?;
-    Ok(match rows.first() {
-        Some(row) => row.iter().map(int).collect(),
-        None => vec![0; query.metrics.len()],
+    let rows = fetch(scope, dialect, &flat, period, 1, deadline)?.0;
+    Ok(match rows.into_iter().next() {
+        Some((_, m)) => m.into_iter().map(Amount).collect(),
+        None => vec![Amount(0.0); query.metrics.len()],
     })
+}
+
+/// The grouped rows of a period, and whether they are already sorted and cut at `limit`.
+fn fetch(
+    scope: Scope<'_>,
+    dialect: Dialect,
+    query: &Query,
+    period: &range::Period,
+    limit: usize,
+    deadline: Instant,
+) -> Result<(Vec<RawRow>, bool), QueryError> {
+    if query.metrics == [Metric::ShareCredit] {
+        return Ok((share_credit::rows(scope, query, period)?, false));
+    }
+    let stmt = sql::aggregate(dialect, scope.project, query, period, limit)?;
+    let raw = scope.store.aggregate(&stmt.sql, &stmt.params, deadline)?;
+    let dims = query.dimensions.len();
+    let rows =
+        raw.into_iter().map(|mut r| (r.drain(..dims).collect(), r.iter().map(number).collect())).collect();
+    Ok((rows, true))
 }
 
 /// The rows of one period: grouped in SQL, time buckets labelled and zero-filled here.
@@ -384,30 +413,31 @@ fn period_rows(
     let time = query.dimensions.iter().position(|d| matches!(d, Dimension::Time(_)));
     // With a time series every bucket is filled in afterwards, so SQL may not cut rows; it is
     // bounded by MAX_ROWS instead. Without one, SQL sorts and cuts at `limit`.
-    let fetch = if time.is_some() { MAX_ROWS + 1 } else { query.limit + 1 };
-    let stmt = sql::aggregate(dialect, scope.project, query, period, fetch)?;
-    let raw = scope.store.aggregate(&stmt.sql, &stmt.params, deadline)?;
+    let cap = if time.is_some() { MAX_ROWS + 1 } else { query.limit + 1 };
+    let (mut rows, sorted) = fetch(scope, dialect, query, period, cap, deadline)?;
     let dims = query.dimensions.len();
-    if time.is_some() && raw.len() > MAX_ROWS {
+    if time.is_some() && rows.len() > MAX_ROWS {
         return Err(QueryError::TooLarge(format!(
             "more than {MAX_ROWS} result rows; add a filter, fewer dimensions or a coarser interval"
         )));
     }
-    let mut rows: Vec<(Vec<Cell>, Vec<i64>)> =
-        raw.into_iter().map(|mut r| (r.drain(..dims).collect(), r.iter().map(int).collect())).collect();
+    let amounts = |m: Vec<f64>| m.into_iter().map(Amount).collect::<Vec<_>>();
     let Some(t) = time else {
+        if !sorted {
+            sort_rows(&mut rows, None, &query.order_by);
+        }
         let truncated = rows.len() > query.limit;
         rows.truncate(query.limit);
         let results = rows
             .into_iter()
-            .map(|(d, metrics)| ResultRow { dimensions: d.iter().map(text_value).collect(), metrics })
+            .map(|(d, m)| ResultRow { dimensions: d.iter().map(text_value).collect(), metrics: amounts(m) })
             .collect();
         return Ok((results, truncated));
     };
     let Dimension::Time(interval) = query.dimensions[t] else { return Ok((Vec::new(), false)) };
     let buckets = period.buckets(interval)?;
     zero_fill(&mut rows, dims, t, &buckets, query.metrics.len())?;
-    sort_series(&mut rows, t, &query.order_by);
+    sort_rows(&mut rows, Some(t), &query.order_by);
     let truncated = rows.len() > query.limit;
     rows.truncate(query.limit);
     let label = |c: &Cell| match c {
@@ -416,13 +446,13 @@ fn period_rows(
     };
     let results = rows
         .into_iter()
-        .map(|(d, metrics)| ResultRow {
+        .map(|(d, m)| ResultRow {
             dimensions: d
                 .iter()
                 .enumerate()
                 .map(|(i, c)| if i == t { label(c) } else { text_value(c) })
                 .collect(),
-            metrics,
+            metrics: amounts(m),
         })
         .collect();
     Ok((results, truncated))
@@ -440,7 +470,7 @@ fn text_value(c: &Cell) -> Value {
 /// Adds a zero row for every bucket missing from each combination of the other dimensions
 /// (`dims` dimensions in all, the time one at `t`).
 fn zero_fill(
-    rows: &mut Vec<(Vec<Cell>, Vec<i64>)>,
+    rows: &mut Vec<RawRow>,
     dims: usize,
     t: usize,
     buckets: &[i64],
@@ -474,20 +504,20 @@ fn zero_fill(
             let mut d = combo.clone();
             d.insert(t, Cell::Int(b));
             if !present.contains(&d) {
-                rows.push((d, vec![0; metrics]));
+                rows.push((d, vec![0.0; metrics]));
             }
         }
     }
     Ok(())
 }
 
-/// Time ascending first unless `order_by` says otherwise; then dimension values ascending, so
-/// the order never depends on the store.
-fn sort_series(rows: &mut [(Vec<Cell>, Vec<i64>)], t: usize, order_by: &[(OrderKey, bool)]) {
+/// By `order_by`; else time ascending with a time dimension (at `t`), the first metric
+/// descending without; then dimension values ascending, so the order never depends on the store.
+fn sort_rows(rows: &mut [RawRow], t: Option<usize>, order_by: &[(OrderKey, bool)]) {
     rows.sort_by(|a, b| {
         for &(k, desc) in order_by {
             let ord = match k {
-                OrderKey::Metric(i) => a.1[i].cmp(&b.1[i]),
+                OrderKey::Metric(i) => a.1[i].total_cmp(&b.1[i]),
                 OrderKey::Dimension(i) => a.0[i].cmp(&b.0[i]),
             };
             let ord = if desc { ord.reverse() } else { ord };
@@ -495,7 +525,14 @@ fn sort_series(rows: &mut [(Vec<Cell>, Vec<i64>)], t: usize, order_by: &[(OrderK
                 return ord;
             }
         }
-        a.0[t].cmp(&b.0[t]).then_with(|| a.0.cmp(&b.0))
+        let default = match t {
+            Some(t) => a.0[t].cmp(&b.0[t]),
+            None => match (a.1.first(), b.1.first()) {
+                (Some(x), Some(y)) => y.total_cmp(x),
+                _ => std::cmp::Ordering::Equal,
+            },
+        };
+        default.then_with(|| a.0.cmp(&b.0))
     });
 }
 
@@ -506,12 +543,12 @@ mod tests {
     #[test]
     fn zero_fill_adds_every_missing_bucket_per_breakdown_value() {
         let mut rows = vec![
-            (vec![Cell::Int(10), Cell::Text("a".into())], vec![3]),
-            (vec![Cell::Int(12), Cell::Text("b".into())], vec![1]),
+            (vec![Cell::Int(10), Cell::Text("a".into())], vec![3.0]),
+            (vec![Cell::Int(12), Cell::Text("b".into())], vec![1.0]),
         ];
         zero_fill(&mut rows, 2, 0, &[10, 11, 12], 1).unwrap();
-        sort_series(&mut rows, 0, &[]);
-        let flat: Vec<(i64, String, i64)> = rows
+        sort_rows(&mut rows, Some(0), &[]);
+        let flat: Vec<(i64, String, f64)> = rows
             .iter()
             .map(|(d, m)| {
                 let Cell::Int(b) = d[0] else { panic!() };
@@ -522,12 +559,12 @@ mod tests {
         assert_eq!(
             flat,
             vec![
-                (10, "a".into(), 3),
-                (10, "b".into(), 0),
-                (11, "a".into(), 0),
-                (11, "b".into(), 0),
-                (12, "a".into(), 0),
-                (12, "b".into(), 1)
+                (10, "a".into(), 3.0),
+                (10, "b".into(), 0.0),
+                (11, "a".into(), 0.0),
+                (11, "b".into(), 0.0),
+                (12, "a".into(), 0.0),
+                (12, "b".into(), 1.0)
             ]
         );
     }
@@ -537,13 +574,12 @@ mod tests {
         let mut rows = Vec::new();
         zero_fill(&mut rows, 1, 0, &[1, 2], 2).unwrap();
         assert_eq!(rows.len(), 2);
-        assert!(rows.iter().all(|(_, m)| m == &vec![0, 0]));
+        assert!(rows.iter().all(|(_, m)| m == &vec![0.0, 0.0]));
     }
 
     #[test]
     fn a_series_past_the_row_limit_is_refused() {
-        let mut rows: Vec<(Vec<Cell>, Vec<i64>)> =
-            (0..3).map(|i| (vec![Cell::Int(0), Cell::Int(i)], vec![1])).collect();
+        let mut rows: Vec<RawRow> = (0..3).map(|i| (vec![Cell::Int(0), Cell::Int(i)], vec![1.0])).collect();
         let buckets: Vec<i64> = (0..4000).collect();
         assert!(matches!(zero_fill(&mut rows, 2, 0, &buckets, 1), Err(QueryError::TooLarge(_))));
     }

@@ -7,6 +7,7 @@ use super::range::DateRange;
 use super::{
     DEFAULT_LIMIT, Dimension, Field, Filter, Funnel, Interval, MAX_ROWS, Metric, OrderKey, Query, QueryError,
 };
+use crate::consumer::credit::CreditModel;
 
 /// Most metrics in one query.
 pub const MAX_METRICS: usize = 10;
@@ -27,7 +28,8 @@ pub const MAX_STEPS: usize = 8;
 /// Longest funnel window.
 pub const MAX_WINDOW_MS: i64 = 90 * 86_400_000;
 
-const FIELDS: &str = "metrics, event, date_range, dimensions, filters, order_by, limit, include, funnel";
+const FIELDS: &str =
+    "metrics, event, date_range, dimensions, filters, order_by, limit, include, funnel, credit, decay";
 const DIMENSIONS: &str = "time:hour, time:day, time:week, time:month, type, distinct_id, attribution, \
                           properties.<key> or context.<key>";
 
@@ -414,6 +416,7 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
     if funnel.is_some() && (totals || comparison || !order_by.is_empty()) {
         return Err(invalid("include", "no totals, comparison or order_by with a funnel"));
     }
+    let credit = credit(obj, &metrics, &dimensions, &event, &filters)?;
     Ok(Query {
         metrics,
         event,
@@ -425,7 +428,86 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
         totals,
         comparison,
         funnel,
+        credit,
     })
+}
+
+/// `credit` and `decay`, which only the `share_credit` metric takes; and what it can be
+/// grouped and filtered by (it is computed from the share facts, not from events).
+fn credit(
+    obj: &Map<String, Value>,
+    metrics: &[Metric],
+    dimensions: &[Dimension],
+    event: &Option<String>,
+    filters: &Option<Filter>,
+) -> Result<CreditModel, QueryError> {
+    let share_credit = metrics.contains(&Metric::ShareCredit);
+    if !share_credit {
+        if let Some(k) = ["credit", "decay"].into_iter().find(|k| obj.contains_key(*k)) {
+            return Err(invalid(k, "only with the share_credit metric"));
+        }
+        return Ok(CreditModel::Full);
+    }
+    if metrics.len() > 1 {
+        return Err(invalid("metrics", "share_credit alone (it is computed from the share tree)"));
+    }
+    if event.is_some() {
+        return Err(invalid("event", "no event with share_credit (it counts registrations)"));
+    }
+    for (i, d) in dimensions.iter().enumerate() {
+        let ok = match d {
+            Dimension::Time(interval) => *interval != Interval::Hour,
+            Dimension::Field(Field::DistinctId | Field::Attribution) => true,
+            Dimension::Field(Field::Property(k)) => k == "conference_id",
+            Dimension::Field(_) => false,
+        };
+        if !ok {
+            return Err(invalid(
+                format!("dimensions[{i}]"),
+                "with share_credit: distinct_id (the sharer), attribution (the share code), \
+                 properties.conference_id or time:day|week|month (of the registration)",
+            ));
+        }
+    }
+    if let Some(f) = filters {
+        if conference_filter(f).is_none() {
+            return Err(invalid(
+                "filters",
+                "with share_credit: only is on properties.conference_id (and and of those)",
+            ));
+        }
+    }
+    let name = match obj.get("credit") {
+        None => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(_) => return Err(invalid("credit", "one of full, equal, decay, first, last")),
+    };
+    let decay = match obj.get("decay") {
+        None => None,
+        Some(v) => Some(v.as_f64().ok_or_else(|| invalid("decay", "a number in (0, 1]"))?),
+    };
+    CreditModel::parse(name.unwrap_or("full"), decay).map_err(|e| invalid(e.param, e.message))
+}
+
+/// The conferences a filter made only of `is` on `properties.conference_id` (under `and`)
+/// allows: `Some(None)` for no restriction … `Some(Some(list))`; `None` for any other filter.
+pub fn conference_filter(f: &Filter) -> Option<Option<Vec<String>>> {
+    match f {
+        Filter::Is(Field::Property(k), values) if k == "conference_id" => Some(Some(values.clone())),
+        Filter::And(list) => {
+            let mut allowed: Option<Vec<String>> = None;
+            for f in list {
+                if let Some(values) = conference_filter(f)? {
+                    allowed = Some(match allowed {
+                        None => values,
+                        Some(a) => a.into_iter().filter(|c| values.contains(c)).collect(),
+                    });
+                }
+            }
+            Some(allowed)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

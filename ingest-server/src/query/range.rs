@@ -203,6 +203,17 @@ fn month_id(d: Date) -> i64 {
     i64::from(d.year()) * 12 + i64::from(d.month()) - 1
 }
 
+/// The bucket number of a whole local day (hours: its first hour).
+pub fn bucket_of_date(date: Date, interval: Interval) -> i64 {
+    let day = day_number(date);
+    match interval {
+        Interval::Hour => day * 24,
+        Interval::Day => day,
+        Interval::Week => week_of_day(day),
+        Interval::Month => month_id(date),
+    }
+}
+
 /// The label of a bucket number.
 pub fn bucket_label(interval: Interval, bucket: i64) -> String {
     match interval {

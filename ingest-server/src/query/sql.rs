@@ -234,7 +234,7 @@ fn metric_type(m: Metric) -> Option<&'static str> {
         Metric::Registrations | Metric::ShareConversions => Some("registration"),
         Metric::Checkins => Some("checkin"),
         Metric::Shares => Some("share"),
-        Metric::Events | Metric::Visitors | Metric::Sessions => None,
+        Metric::Events | Metric::Visitors | Metric::Sessions | Metric::ShareCredit => None,
     }
 }
 
@@ -246,6 +246,8 @@ fn metric_sql(m: Metric) -> String {
         Metric::Sessions => "COUNT(DISTINCT e.session_id)".into(),
         Metric::Uv => format!("COUNT(DISTINCT {VISITOR}) FILTER (WHERE e.name = 'page_view')"),
         Metric::ShareConversions => "COUNT(*) FILTER (WHERE e.name = 'registration' AND r.credited)".into(),
+        // Computed from the share facts (see `share_credit`); parsing keeps it out of SQL queries.
+        Metric::ShareCredit => "NULL".into(),
         other => of(metric_type(other).unwrap_or("")),
     }
 }
@@ -484,6 +486,7 @@ mod tests {
             totals: false,
             comparison: false,
             funnel: None,
+            credit: crate::consumer::credit::CreditModel::Full,
         };
         for dialect in [Dialect::Sqlite, Dialect::Postgres] {
             let s = aggregate(dialect, evil, &query, &period, 11).unwrap();

@@ -251,8 +251,8 @@ pub struct ShareFacts {
     pub shares: Vec<(ShareRow, String)>,
     /// Opens: code and opener's visitor.
     pub opens: Vec<(String, String)>,
-    /// Registrations with a code: code, registrant's visitor, conference.
-    pub registrations: Vec<(String, String, String)>,
+    /// Registrations with a code: code, registrant's visitor, conference, day.
+    pub registrations: Vec<(String, String, String, String)>,
 }
 
 /// One session.

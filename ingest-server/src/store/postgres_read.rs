@@ -61,12 +61,12 @@ pub(super) fn share_facts(c: &mut PgConn, project: &str) -> Result<ShareFacts, S
         facts.opens.push((r.try_get(0)?, r.try_get(1)?));
     }
     for r in tx.query(
-        "SELECT r.code, COALESCE(l.root, r.registrant), r.conference_id FROM registrations r \
+        "SELECT r.code, COALESCE(l.root, r.registrant), r.conference_id, r.day FROM registrations r \
          LEFT JOIN identity_links l ON l.project = r.project AND l.id = r.registrant \
          WHERE r.project = $1 AND r.code IS NOT NULL",
         &[&project],
     )? {
-        facts.registrations.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+        facts.registrations.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
     }
     tx.commit()?;
     Ok(facts)

@@ -55,11 +55,11 @@ impl SqliteStore {
                 facts.opens.push(row?);
             }
             let mut stmt = conn.prepare_cached(
-                "SELECT r.code, COALESCE(l.root, r.registrant), r.conference_id FROM registrations r \
+                "SELECT r.code, COALESCE(l.root, r.registrant), r.conference_id, r.day FROM registrations r \
                  LEFT JOIN identity_links l ON l.project = r.project AND l.id = r.registrant \
                  WHERE r.project = ?1 AND r.code IS NOT NULL",
             )?;
-            for row in stmt.query_map([project], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
+            for row in stmt.query_map([project], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))? {
                 facts.registrations.push(row?);
             }
             Ok(facts)
