@@ -73,6 +73,10 @@ pub struct Cli {
     /// embedded SQLite store in the data directory.
     #[arg(long = "store", env = "EMPMIX_STORE_URL", global = true, value_name = "URL")]
     pub store_url: Option<String>,
+
+    /// How long one analytics query may run before it is cancelled (answered 422), ms.
+    #[arg(long, env = "EMPMIX_QUERY_BUDGET_MS", default_value_t = 5000, global = true)]
+    pub query_budget_ms: u64,
 }
 
 /// Subcommands.
@@ -115,6 +119,7 @@ impl Cli {
             queue_name: self.queue_name.clone(),
             prefetch: self.prefetch,
             store_url: self.store_url.clone(),
+            query_budget: std::time::Duration::from_millis(self.query_budget_ms.max(1)),
         })
     }
 }

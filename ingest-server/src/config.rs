@@ -138,6 +138,8 @@ pub struct ServerConfig {
     pub prefetch: u16,
     /// PostgreSQL URL (`postgres://…`) for the scale-out store; `None`: the embedded SQLite store.
     pub store_url: Option<String>,
+    /// How long one query of `POST /api/analytics/query` may run before it is cancelled.
+    pub query_budget: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -153,6 +155,7 @@ impl ServerConfig {
             queue_name: crate::queue::amqp::DEFAULT_QUEUE_NAME.into(),
             prefetch: crate::queue::amqp::DEFAULT_PREFETCH,
             store_url: None,
+            query_budget: crate::query::DEFAULT_TIME_BUDGET,
         }
     }
 

@@ -115,6 +115,7 @@ impl Server {
             store,
             metrics,
             live: live.clone(),
+            query_budget: config.query_budget,
         });
         let mut runtime = tokio::runtime::Builder::new_multi_thread();
         runtime.enable_all().thread_name("empmix-http");

@@ -225,3 +225,29 @@ fn results_past_the_limit_are_cut_and_say_so() {
         v["results"].as_array().unwrap().iter().map(|r| r["dimensions"][0].as_str().unwrap()).collect();
     assert_eq!(ids, ["u0", "u1", "u2"]);
 }
+
+#[test]
+fn a_query_past_its_time_budget_is_cancelled_with_a_422() {
+    let s = start_with(|mut c| {
+        c.query_budget = std::time::Duration::from_millis(1);
+        c.with_project(project())
+    });
+    let events: Vec<Value> = (0..3000)
+        .map(|i| {
+            json!({"event_id": id(), "type": "page_view", "distinct_id": format!("u{i}"), "timestamp": now_ms(),
+                   "properties": {"url": format!("/page/{}", i % 97)}})
+        })
+        .collect();
+    for chunk in events.chunks(500) {
+        assert_eq!(s.post(&json!({"events": chunk}).to_string()).status, 200);
+    }
+    // Distinct visitors by a JSON property over 3,000 events takes far more than 1 ms.
+    let q = json!({"metrics": ["visitors", "events"], "dimensions": ["properties.url", "context.browser"], "date_range": "all"});
+    let v = poll_until(|| {
+        let (status, v) = post_query(&s, &q);
+        (status == 422).then_some(v)
+    })
+    .expect("the query was never cancelled");
+    assert_eq!(v["error"], "query_timeout", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("1 ms budget"), "{v}");
+}

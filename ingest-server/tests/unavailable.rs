@@ -44,6 +44,7 @@ fn a_queue_failure_is_503_and_not_ready() {
         store: Arc::new(SqliteStore::open(dir.path()).unwrap()),
         metrics: Arc::new(Metrics::default()),
         live: Arc::default(),
+        query_budget: std::time::Duration::from_secs(5),
     });
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();

@@ -37,6 +37,8 @@ pub struct App {
     pub metrics: Arc<metrics::Metrics>,
     /// What live streams wait on.
     pub live: Arc<crate::live::LiveHub>,
+    /// How long one analytics query may run.
+    pub query_budget: std::time::Duration,
 }
 
 /// The router with every endpoint.

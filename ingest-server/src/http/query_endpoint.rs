@@ -57,10 +57,16 @@ pub async fn query(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri, bo
         }
         let store = app.store.clone();
         let project = r.project.clone();
+        let budget = app.query_budget;
         let answer = tokio::task::spawn_blocking(move || {
             let tz = jiff::tz::TimeZone::get(&project.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
-            let scope =
-                Scope { store: store.as_ref(), project: &project.id, time_zone: &project.time_zone, tz: &tz };
+            let scope = Scope {
+                store: store.as_ref(),
+                project: &project.id,
+                time_zone: &project.time_zone,
+                tz: &tz,
+                budget,
+            };
             query::run(scope, &q, crate::now_millis())
         })
         .await

@@ -34,8 +34,8 @@ pub const MAX_ROWS: usize = 10_000;
 pub const DEFAULT_LIMIT: usize = 1000;
 /// Most time buckets one series spans.
 pub const MAX_BUCKETS: usize = 10_000;
-/// How long one query may run before it is cancelled.
-pub const TIME_BUDGET: Duration = Duration::from_secs(5);
+/// How long one query may run before it is cancelled, unless configured otherwise.
+pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(5);
 /// Largest query body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -72,7 +72,8 @@ impl QueryError {
 impl From<StoreError> for QueryError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Timeout => QueryError::Timeout(TIME_BUDGET.as_millis()),
+            // The budget is filled in by `run`, which knows it.
+            StoreError::Timeout => QueryError::Timeout(0),
             e => QueryError::Store(e),
         }
     }
@@ -311,12 +312,26 @@ pub struct Scope<'a> {
     pub time_zone: &'a str,
     /// Its time zone.
     pub tz: &'a TimeZone,
+    /// How long the query may run.
+    pub budget: Duration,
 }
 
 /// Runs a query at `now_ms` (the clock is the caller's, so tests can fix it).
 pub fn run(scope: Scope<'_>, query: &Query, now_ms: i64) -> Result<Answer, QueryError> {
     let started = Instant::now();
-    let deadline = started + TIME_BUDGET;
+    run_until(scope, query, now_ms, started, started + scope.budget).map_err(|e| match e {
+        QueryError::Timeout(_) => QueryError::Timeout(scope.budget.as_millis()),
+        e => e,
+    })
+}
+
+fn run_until(
+    scope: Scope<'_>,
+    query: &Query,
+    now_ms: i64,
+    started: Instant,
+    deadline: Instant,
+) -> Result<Answer, QueryError> {
     let dialect = scope.store.dialect();
     let period = range::resolve(&query.date_range, scope, now_ms, deadline)?;
     let mut meta = Meta {
