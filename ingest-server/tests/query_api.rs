@@ -251,3 +251,24 @@ fn a_query_past_its_time_budget_is_cancelled_with_a_422() {
     assert_eq!(v["error"], "query_timeout", "{v}");
     assert!(v["message"].as_str().unwrap().contains("1 ms budget"), "{v}");
 }
+
+#[test]
+fn metrics_time_requests_by_route_and_queries_by_outcome() {
+    let s = start_with(|c| c.with_project(project()));
+    assert_eq!(post_query(&s, &json!({"metrics": ["pv"], "date_range": "7d"})).0, 200);
+    assert_eq!(post_query(&s, &json!({"metrics": ["pv"], "date_range": "7d"})).0, 200);
+    assert_eq!(post_query(&s, &json!({"metrics": ["nope"]})).0, 400);
+    let _ = s.client().get("/no/such/path", &[]).unwrap();
+    let text = s.client().get("/metrics", &[]).unwrap().text();
+    let line = |prefix: &str| text.lines().find(|l| l.starts_with(prefix)).map(str::to_string);
+    assert_eq!(
+        line("empmix_http_request_duration_seconds_count{route=\"/api/analytics/query\"}").as_deref(),
+        Some("empmix_http_request_duration_seconds_count{route=\"/api/analytics/query\"} 3"),
+        "{text}"
+    );
+    assert!(line("empmix_http_request_duration_seconds_bucket{route=\"/api/analytics/query\",le=\"+Inf\"} 3").is_some());
+    assert!(line("empmix_http_request_duration_seconds_count{route=\"unmatched\"} 1").is_some(), "{text}");
+    assert!(line("empmix_query_duration_seconds_count{outcome=\"ok\"} 2").is_some(), "{text}");
+    assert!(line("empmix_query_duration_seconds_count{outcome=\"invalid\"} 1").is_some(), "{text}");
+    assert!(!text.contains("/no/such/path"), "made-up paths add no series");
+}
