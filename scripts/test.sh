@@ -11,7 +11,7 @@ step "toolchain: rustfmt, clippy, wasm32-unknown-unknown"
 rustup component add rustfmt clippy >/dev/null
 rustup target add wasm32-unknown-unknown >/dev/null
 
-step "system tools: a C compiler, python3 and valgrind (for the C ABI tests)"
+step "system tools: a C compiler, python3 (with pip, for schemathesis) and valgrind (for the C ABI tests)"
 missing=()
 for tool in cc python3 valgrind; do
     command -v "$tool" >/dev/null || missing+=("$tool")
@@ -20,6 +20,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt-get update -q >/dev/null
     apt-get install -y -q gcc python3 valgrind >/dev/null
+fi
+if ! python3 -m pip --version >/dev/null 2>&1; then
+    echo "installing: python3-pip"
+    apt-get update -q >/dev/null
+    apt-get install -y -q python3-pip >/dev/null
 fi
 
 if [ -f scripts/services.sh ]; then
@@ -38,6 +43,12 @@ bash scripts/check-core-wasm.sh
 
 step "cargo test --workspace"
 cargo test --workspace --locked
+
+step "schemathesis against the served OpenAPI document (both keys)"
+bash scripts/schemathesis.sh
+
+step "dashboard: end to end in headless Chromium against empmix-server"
+bash tests/dashboard/test.sh
 
 if [ -f sdk-wasm/scripts/test.sh ]; then
     step "browser package: build, size budget, wasm-bindgen tests, headless Chromium"

@@ -8,35 +8,6 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-fn event(kind: &str, who: &str, props: Value) -> Value {
-    json!({"event_id": id(), "type": kind, "distinct_id": who, "anonymous_id": who, "session_id": format!("s-{who}"),
-           "timestamp": now_ms(), "properties": props})
-}
-
-/// A shares code `a`; B opens it and re-shares as `b`; C opens `b` and registers with `b`.
-fn share_scenario() -> Vec<Value> {
-    let conf = "conf1";
-    let mut reg = event("registration", "C", json!({"conference_id": conf}));
-    reg["attribution"] = json!("b");
-    vec![
-        event(
-            "share",
-            "A",
-            json!({"conference_id": conf, "share_code": "a", "channel": "wechat", "target_url": "https://m.example/c"}),
-        ),
-        event("share_open", "B", json!({"share_code": "a"})),
-        event(
-            "share",
-            "B",
-            json!({"conference_id": conf, "share_code": "b", "channel": "copy_link", "target_url": "https://m.example/c", "parent_share_code": "a"}),
-        ),
-        event("share_open", "C", json!({"share_code": "b"})),
-        // A opening their own link credits nobody.
-        event("share_open", "A", json!({"share_code": "a"})),
-        reg,
-    ]
-}
-
 fn check_tree(s: &TestServer) {
     let tree = s.poll("/api/analytics/shares/tree?conference_id=conf1", |v| {
         v["trees"][0]["children"][0]["credited_conversions"] == 1

@@ -148,12 +148,7 @@ fn fixture_cases_give_identical_answers_on_postgresql() {
     let embedded = start_with(|c| c.with_project(project()));
     let expected = run_cases(&embedded);
     let (db, queue) = (scale_support::TestDb::create(), scale_support::TestQueue::new());
-    let s = start_with(|mut c| {
-        c.queue_url = Some(scale_support::AMQP_URL.into());
-        c.queue_name.clone_from(&queue.name);
-        c.store_url = Some(db.url());
-        c.with_project(project())
-    });
+    let s = scale_support::start_scaled(&db, &queue, |c| c.with_project(project()));
     assert_eq!(run_cases(&s), expected);
 }
 
@@ -266,7 +261,10 @@ fn metrics_time_requests_by_route_and_queries_by_outcome() {
         Some("empmix_http_request_duration_seconds_count{route=\"/api/analytics/query\"} 3"),
         "{text}"
     );
-    assert!(line("empmix_http_request_duration_seconds_bucket{route=\"/api/analytics/query\",le=\"+Inf\"} 3").is_some());
+    assert!(
+        line("empmix_http_request_duration_seconds_bucket{route=\"/api/analytics/query\",le=\"+Inf\"} 3")
+            .is_some()
+    );
     assert!(line("empmix_http_request_duration_seconds_count{route=\"unmatched\"} 1").is_some(), "{text}");
     assert!(line("empmix_query_duration_seconds_count{outcome=\"ok\"} 2").is_some(), "{text}");
     assert!(line("empmix_query_duration_seconds_count{outcome=\"invalid\"} 1").is_some(), "{text}");

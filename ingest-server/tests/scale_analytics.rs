@@ -23,12 +23,7 @@ fn share_tree_identity_sessions_and_events_from_postgres() {
         return;
     }
     let (db, queue) = (scale_support::TestDb::create(), scale_support::TestQueue::new());
-    let s = start_with(|mut c| {
-        c.queue_url = Some(scale_support::AMQP_URL.into());
-        c.queue_name.clone_from(&queue.name);
-        c.store_url = Some(db.url());
-        c
-    });
+    let s = scale_support::start_scaled(&db, &queue, |c| c);
     let conf = "conf1";
     let mut reg = event("registration", "C", json!({"conference_id": conf}));
     reg["attribution"] = json!("b");

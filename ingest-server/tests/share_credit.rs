@@ -10,35 +10,6 @@ mod scale_support;
 use common::*;
 use serde_json::{Value, json};
 
-fn event(kind: &str, who: &str, props: Value) -> Value {
-    json!({"event_id": id(), "type": kind, "distinct_id": who, "anonymous_id": who, "session_id": format!("s-{who}"),
-           "timestamp": now_ms(), "properties": props})
-}
-
-/// A shares code `a`; B opens it and re-shares as `b`; C opens `b` and registers with `b`.
-fn scenario() -> Vec<Value> {
-    let conf = "conf1";
-    let mut reg = event("registration", "C", json!({"conference_id": conf}));
-    reg["attribution"] = json!("b");
-    vec![
-        event(
-            "share",
-            "A",
-            json!({"conference_id": conf, "share_code": "a", "channel": "wechat", "target_url": "https://m.example/c"}),
-        ),
-        event("share_open", "B", json!({"share_code": "a"})),
-        event(
-            "share",
-            "B",
-            json!({"conference_id": conf, "share_code": "b", "channel": "copy_link", "target_url": "https://m.example/c", "parent_share_code": "a"}),
-        ),
-        event("share_open", "C", json!({"share_code": "b"})),
-        // A opening their own link is not an open.
-        event("share_open", "A", json!({"share_code": "a"})),
-        reg,
-    ]
-}
-
 const TREE: &str = "/api/analytics/shares/tree?conference_id=conf1";
 const BOARD: &str = "/api/analytics/shares/leaderboard?conference_id=conf1";
 
@@ -178,10 +149,10 @@ fn bad_parameters_are_400(s: &TestServer) {
 #[test]
 fn every_credit_model_on_the_tree_and_leaderboard_in_any_arrival_order() {
     let at_once = start();
-    assert_eq!(at_once.post(&json!({"events": scenario()}).to_string()).status, 200);
+    assert_eq!(at_once.post(&json!({"events": share_scenario()}).to_string()).status, 200);
     // One request per event, newest first, so the registration is consumed before any share.
     let reversed = start();
-    for e in scenario().into_iter().rev() {
+    for e in share_scenario().into_iter().rev() {
         assert_eq!(reversed.post(&json!({"events": [e]}).to_string()).status, 200);
     }
     let expected = answers(&at_once);
@@ -195,17 +166,12 @@ fn the_scale_out_mode_gives_identical_answers() {
         return;
     }
     let (db, queue) = (scale_support::TestDb::create(), scale_support::TestQueue::new());
-    let scaled = start_with(|mut c| {
-        c.queue_url = Some(scale_support::AMQP_URL.into());
-        c.queue_name.clone_from(&queue.name);
-        c.store_url = Some(db.url());
-        c
-    });
+    let scaled = scale_support::start_scaled(&db, &queue, |c| c);
     let embedded = start();
-    for e in scenario().into_iter().rev() {
+    for e in share_scenario().into_iter().rev() {
         assert_eq!(scaled.post(&json!({"events": [e]}).to_string()).status, 200);
     }
-    assert_eq!(embedded.post(&json!({"events": scenario()}).to_string()).status, 200);
+    assert_eq!(embedded.post(&json!({"events": share_scenario()}).to_string()).status, 200);
     let from_postgres = answers(&scaled);
     assert_eq!(from_postgres, answers(&embedded));
     bad_parameters_are_400(&scaled);

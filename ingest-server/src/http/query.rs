@@ -90,20 +90,30 @@ pub async fn daily(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) ->
     run.await.unwrap_or_else(|e| e)
 }
 
+/// The forest of the request's conference under the request's credit model (`credit`, `decay`).
+async fn share_forest(
+    app: &App,
+    project: Arc<ProjectConfig>,
+    params: &HashMap<String, String>,
+) -> Result<(Option<String>, CreditModel, Vec<tree::TreeNode>), Response> {
+    let conference = params.get("conference_id").cloned();
+    let model = CreditModel::from_query(
+        params.get("credit").map(String::as_str),
+        params.get("decay").map(String::as_str),
+    )
+    .map_err(|e| bad_request(e.to_string()))?;
+    let facts = read(app, move |s| s.share_facts(&project.id)).await?;
+    let forest = tree::build_with(&facts, conference.as_deref(), model);
+    Ok((conference, model, forest))
+}
+
 /// `GET /api/analytics/shares/tree?conference_id=…&credit=full|equal|decay|first|last&decay=0.5`:
 /// the attribution forest with each share's credit under the model, statistics per generation
 /// (depth) and totals.
 pub async fn share_tree(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {
     let run = async {
         let (project, params, _) = authorize(&app, &headers, &uri).await?;
-        let conference = params.get("conference_id").cloned();
-        let model = CreditModel::from_query(
-            params.get("credit").map(String::as_str),
-            params.get("decay").map(String::as_str),
-        )
-        .map_err(|e| bad_request(e.to_string()))?;
-        let facts = read(&app, move |s| s.share_facts(&project.id)).await?;
-        let forest = tree::build_with(&facts, conference.as_deref(), model);
+        let (conference, model, forest) = share_forest(&app, project, &params).await?;
         #[derive(serde::Serialize)]
         struct Forest {
             conference_id: Option<String>,
@@ -133,20 +143,13 @@ pub async fn share_tree(State(app): State<Arc<App>>, headers: HeaderMap, uri: Ur
 pub async fn share_leaderboard(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {
     let run = async {
         let (project, params, _) = authorize(&app, &headers, &uri).await?;
-        let conference = params.get("conference_id").cloned();
-        let model = CreditModel::from_query(
-            params.get("credit").map(String::as_str),
-            params.get("decay").map(String::as_str),
-        )
-        .map_err(|e| bad_request(e.to_string()))?;
         let limit = match params.get("limit") {
             None => 20,
             Some(l) => {
                 l.parse::<usize>().map_err(|_| bad_request("limit must be an integer"))?.clamp(1, 1000)
             }
         };
-        let facts = read(&app, move |s| s.share_facts(&project.id)).await?;
-        let forest = tree::build_with(&facts, conference.as_deref(), model);
+        let (conference, model, forest) = share_forest(&app, project, &params).await?;
         #[derive(serde::Serialize)]
         struct Board {
             conference_id: Option<String>,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use empmix_server::loopback::{Client, HttpResponse};
 use empmix_server::{RunningServer, Server, ServerConfig};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub struct TestServer {
     pub server: RunningServer,
@@ -107,4 +107,34 @@ pub fn fixture(name: &str) -> String {
 /// A fresh UUIDv7 event id.
 pub fn id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// An event of `who` (also its anonymous id and session) now.
+pub fn event(kind: &str, who: &str, props: Value) -> Value {
+    json!({"event_id": id(), "type": kind, "distinct_id": who, "anonymous_id": who, "session_id": format!("s-{who}"),
+           "timestamp": now_ms(), "properties": props})
+}
+
+/// A shares code `a`; B opens it and re-shares as `b`; C opens `b` and registers with `b`.
+pub fn share_scenario() -> Vec<Value> {
+    let conf = "conf1";
+    let mut reg = event("registration", "C", json!({"conference_id": conf}));
+    reg["attribution"] = json!("b");
+    vec![
+        event(
+            "share",
+            "A",
+            json!({"conference_id": conf, "share_code": "a", "channel": "wechat", "target_url": "https://m.example/c"}),
+        ),
+        event("share_open", "B", json!({"share_code": "a"})),
+        event(
+            "share",
+            "B",
+            json!({"conference_id": conf, "share_code": "b", "channel": "copy_link", "target_url": "https://m.example/c", "parent_share_code": "a"}),
+        ),
+        event("share_open", "C", json!({"share_code": "b"})),
+        // A opening their own link credits nobody.
+        event("share_open", "A", json!({"share_code": "a"})),
+        reg,
+    ]
 }

@@ -98,6 +98,21 @@ impl Drop for TestDb {
     }
 }
 
+/// An in-process server in scale-out mode over `db` and `queue`, with its own consumer;
+/// `config` adjusts the rest.
+pub fn start_scaled(
+    db: &TestDb,
+    queue: &TestQueue,
+    config: impl FnOnce(empmix_server::ServerConfig) -> empmix_server::ServerConfig,
+) -> crate::common::TestServer {
+    crate::common::start_with(|mut c| {
+        c.queue_url = Some(AMQP_URL.into());
+        c.queue_name.clone_from(&queue.name);
+        c.store_url = Some(db.url());
+        config(c)
+    })
+}
+
 /// A queue name of its own; the queue and its dead-letter queue are deleted afterwards.
 pub struct TestQueue {
     pub name: String,
