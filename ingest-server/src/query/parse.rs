@@ -228,14 +228,11 @@ fn window(v: Option<&Value>) -> Result<i64, QueryError> {
     const EXPECTED: &str = "a duration such as \"30m\", \"12h\" or \"7d\" (at most 90d)";
     let Some(v) = v else { return Ok(7 * 86_400_000) };
     let s = v.as_str().ok_or_else(|| invalid("funnel.window", EXPECTED))?;
-    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let (n, ms) = [("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
+        .into_iter()
+        .find_map(|(unit, ms)| s.strip_suffix(unit).map(|n| (n, ms)))
+        .ok_or_else(|| invalid("funnel.window", EXPECTED))?;
     let n: i64 = n.parse().map_err(|_| invalid("funnel.window", EXPECTED))?;
-    let ms = match unit {
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(invalid("funnel.window", EXPECTED)),
-    };
     let window = n.checked_mul(ms).filter(|w| (1..=MAX_WINDOW_MS).contains(w));
     window.ok_or_else(|| invalid("funnel.window", EXPECTED))
 }
