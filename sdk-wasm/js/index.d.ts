@@ -126,4 +126,28 @@ export declare class EmpMix {
   readonly sessionId: string | null;
   stats(): Stats;
 }
+/**
+ * The browser and OS every event's context names (`context.browser`, `context.browser_version`,
+ * `context.os`, `context.os_version`), each a string, empty when unknown. Names only, no version
+ * in them: `Google Chrome`, `Chromium`, `Microsoft Edge`, `Opera`, `Brave`, `Samsung Internet`,
+ * `Android WebView`, `Firefox`, `Safari`; `Windows`, `macOS`, `Linux`, `Android`, `iOS`,
+ * `Chrome OS`. Versions are major versions (`156`); `os_version` only where the user-agent
+ * string gives a real one (Android, iOS: `17.4`), not the frozen desktop ones.
+ */
+export interface BrowserInfo {
+  browser: string;
+  browser_version: string;
+  os: string;
+  os_version: string;
+}
+/**
+ * What the SDK reports for a user agent: from `userAgentData` (its brands: a vendor's before
+ * plain `Chromium`, never a GREASE filler such as `Not:A-Brand`; its `platform`) when it names
+ * one, else from the user-agent string. Pure; exported for tests and for pages that want the
+ * same names.
+ */
+export declare function detectBrowser(
+  userAgent: string | undefined,
+  userAgentData?: { brands?: { brand: string; version: string }[]; platform?: string } | null,
+): BrowserInfo;
 export default EmpMix;

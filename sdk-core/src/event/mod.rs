@@ -196,9 +196,11 @@ pub struct Context {
     pub library_name: String,
     /// SDK version.
     pub library_version: String,
-    /// Operating system, for example `Linux`, `iOS 18.1`.
+    /// Operating system name, for example `Linux`, `iOS` (the browser package sends
+    /// `os_version` beside it where the user agent tells).
     pub os: Option<String>,
-    /// Browser and version, in the browser package.
+    /// Browser name, in the browser package (`Chromium`, `Google Chrome`, `Firefox`; its major
+    /// version goes in `browser_version`).
     pub browser: Option<String>,
     /// Host application name and version, in native and mobile SDKs.
     pub app: Option<String>,

@@ -135,6 +135,18 @@ try {
     await p.close();
   });
 
+  await step('the stored context names the browser Chromium, its major version and the OS apart', async () => {
+    // Debian's Chromium brands itself only with `Chromium` and a GREASE filler (`Not:A-Brand`).
+    const p = await open(ctx);
+    const [ev] = await arrived(await p.evaluate(() => mix.distinctId), 'page_view');
+    const c = ev.context || {}, major = await p.evaluate(() => navigator.userAgent.match(/Chrome\/(\d+)/)[1]);
+    if (c.browser !== 'Chromium' || !/^\d+$/.test(c.browser_version) || c.browser_version !== major || c.os !== 'Linux') {
+      throw new Error('context: ' + JSON.stringify(c));
+    }
+    console.log(`  context: browser ${c.browser}, browser_version ${c.browser_version}, os ${c.os}`);
+    await p.close();
+  });
+
   await step('an app bundled by webpack loads the package and its page_view arrives', async () => {
     if (bundled) throw new Error('webpack failed: ' + bundled);
     const p = await open(ctx, site + '/bundled');
