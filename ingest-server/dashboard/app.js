@@ -53,12 +53,16 @@ function dateRange() {
     default: return [addDays(today, -29), today];
   }
 }
-function defaultInterval() {
+function rangeDays() {
   const r = dateRange();
-  if (r == 'all') return 'month';
-  const days = (Date.parse(r[1]) - Date.parse(r[0])) / 864e5 + 1;
+  return r == 'all' ? Infinity : (Date.parse(r[1]) - Date.parse(r[0])) / 864e5 + 1;
+}
+function defaultInterval() {
+  const days = rangeDays();
   return days <= 2 ? 'hour' : days <= 62 ? 'day' : days <= 190 ? 'week' : 'month';
 }
+// Hourly buckets only up to a month (past that a chart has thousands of points).
+const HOURS_UP_TO = 31;
 
 // ----- what a view is given -----
 function context(signal) {
@@ -67,7 +71,8 @@ function context(signal) {
     conf: state.conf,
     link: who.scope == 'link',
     dateRange,
-    interval: () => state.interval || defaultInterval(),
+    interval: () => (state.interval == 'hour' && rangeDays() > HOURS_UP_TO ? 'day' : state.interval || defaultInterval()),
+    hourly: () => rangeDays() <= HOURS_UP_TO,
     filters(extra = true) {
       const all = [['is', 'properties.conference_id', [state.conf]]];
       if (extra) for (const [d, v] of state.filters) all.push(['is', d, [v]]);
@@ -162,8 +167,11 @@ function syncControls() {
   const names = conferences.includes(state.conf) || !state.conf ? conferences : [state.conf, ...conferences];
   clear(sel, names.map(c => h('option', { value: c, selected: c == state.conf }, c)));
   if (!names.length) sel.append(h('option', { value: '' }, 'No conferences yet'));
+  // Only the overview and the funnel take a date range.
+  const ranged = ['overview', 'funnel'].includes(state.view);
+  $('range').parentElement.hidden = !ranged;
   $('range').value = state.range;
-  $('custom').hidden = state.range != 'custom';
+  $('custom').hidden = !ranged || state.range != 'custom';
   const r = dateRange();
   if (Array.isArray(r)) { $('from').value = state.from || r[0]; $('to').value = state.to || r[1]; }
   for (const a of $('tabs').querySelectorAll('a')) {
@@ -226,16 +234,17 @@ async function start(w) {
 
 function render() {
   if (!who) return;
+  if (who.scope == 'link' && !LINK_TABS.includes(state.view)) state.view = 'overview';
+  if (!Object.hasOwn(views, state.view)) state.view = 'overview';
   current?.abort();
-  for (const f of current?.ctx.cleanup || []) f();
   const ctrl = new AbortController();
   const ctx = context(ctrl.signal);
   current = { abort: () => { ctrl.abort(); for (const f of ctx.cleanup) f(); ctx.cleanup.length = 0; }, ctx };
   syncControls();
   const root = clear($('view'));
-  if (!state.conf && state.view != 'links') return root.append(onboarding());
-  const run = views[state.view] || views.overview;
-  Promise.resolve(run(root, ctx)).catch(e => {
+  delete root.dataset.ready;
+  if (!state.conf) return root.append(onboarding());
+  Promise.resolve(views[state.view](root, ctx)).catch(e => {
     if (e.name != 'AbortError' && !ctrl.signal.aborted) root.append(failure(e));
   });
 }
@@ -247,11 +256,10 @@ function render() {
     auth.setLink(decodeURIComponent(m[1]));
     history.replaceState(null, '', location.pathname + location.search);
   }
-  const key = auth.get();
+  const key = auth.get(), link = auth.isLink();
   if (!key) return showSignin('');
   const r = await signIn(key);
   if (r.error) {
-    const link = auth.isLink();
     auth.clear();
     return showSignin(link ? 'This share link is not valid: it was revoked or it expired. Ask its owner for a new one.' : r.error);
   }

@@ -1,9 +1,9 @@
 // A time-series line/area chart drawn as SVG, with a hover (and keyboard) tooltip.
 import { h, s, num } from './dom.js';
 
-const nice = max => {
-  if (max <= 0) return 1;
-  const p = 10 ** Math.floor(Math.log10(max)), m = max / p;
+// A round step (1, 2 or 5 × 10^k, at least 1) giving about four gridlines up to `max`.
+const step = max => {
+  const raw = Math.max(1, max / 4), p = 10 ** Math.floor(Math.log10(raw)), m = raw / p;
   return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
 };
 
@@ -21,13 +21,13 @@ export function lineChart(points, { label = 'value', fmtX = x => x } = {}) {
     if (width == drawn) return;
     drawn = width;
     const height = width < 500 ? 200 : 260, L = 44, R = 12, T = 12, B = 28;
-    const max = nice(Math.max(0, ...points.map(p => p.y || 0)));
+    const peak = Math.max(0, ...points.map(p => p.y || 0)), st = step(peak), ticks = Math.max(1, Math.ceil(peak / st)), max = st * ticks;
     const n = points.length, w = width - L - R, hh = height - T - B;
     const X = i => L + (n <= 1 ? w / 2 : (i * w) / (n - 1)), Y = v => T + hh - (v / max) * hh;
     const svg = s('svg', { viewBox: `0 0 ${width} ${height}`, width, height, tabindex: 0, role: 'img',
       'aria-label': `${label} over time: ${points.length} points, total ${num(points.reduce((a, p) => a + (p.y || 0), 0))}, peak ${num(Math.max(0, ...points.map(p => p.y || 0)))}` });
-    for (let k = 0; k <= 4; k++) {
-      const v = (max * k) / 4, y = Y(v);
+    for (let k = 0; k <= ticks; k++) {
+      const v = st * k, y = Y(v);
       svg.append(s('line', { class: 'grid', x1: L, x2: width - R, y1: y, y2: y }),
         s('text', { class: 'axis', x: L - 6, y: y + 4, 'text-anchor': 'end' }, num(v, true)));
     }
@@ -43,7 +43,7 @@ export function lineChart(points, { label = 'value', fmtX = x => x } = {}) {
     const guide = s('line', { class: 'guide', y1: T, y2: T + hh, visibility: 'hidden' });
     const dot = s('circle', { class: 'dot', r: 4, visibility: 'hidden' });
     svg.append(guide, dot);
-    geo = { X, Y, L, w, guide, dot, svg, width };
+    geo = { X, Y, L, T, w, guide, dot, svg, width };
     svg.addEventListener('pointermove', e => {
       const r = svg.getBoundingClientRect();
       const x = ((e.clientX - r.left) / r.width) * width;
@@ -72,6 +72,7 @@ export function lineChart(points, { label = 'value', fmtX = x => x } = {}) {
     tip.replaceChildren(h('strong', fmtX(p.x, false)), h('br'), `${num(p.y)} ${label}`);
     tip.style.left = `${Math.max(60, Math.min(geo.width * scale - 60, x * scale))}px`;
     tip.style.top = `${y * scale}px`;
+    tip.classList.toggle('below', y < geo.T + 50);
     tip.hidden = false;
   }
   function hide() {

@@ -28,7 +28,7 @@ function node(n) {
   li.treeSet = set;
   li.append(h('div.node',
     tog,
-    h('span.who', h('b', who), ' ', h('span.chan', `${n.channel || 'unknown channel'} · ${n.share_code}`), ' ', more),
+    h('span.sharer', h('b', who), ' ', h('span.chan', `${n.channel || 'unknown channel'} · ${n.share_code}`), ' ', more),
     h('span.num', { title: 'Opens' }, num(n.opens)),
     h('span.num', { title: 'Direct registrations' }, num(n.direct_registrations)),
     h('span.num', { title: 'Credited conversions' }, h('strong', num(n.credited_conversions))),
@@ -66,9 +66,9 @@ export async function shares(root, ctx) {
         h('p', 'A share is a ', h('code', 'share'), ' event with a ', h('code', 'share_code'), '; opening it sends ', h('code', 'share_open'),
           ', and a registration carrying ', h('code', '"attribution": "<share_code>"'), ' credits the sharers above it.')));
     } else {
-      clear(treeBox, h('div.scroll', h('div.node.tree-head', { 'aria-hidden': 'true' }, h('span'), h('span', 'Sharer · channel · code'),
+      clear(treeBox, h('div.scroll.tree-scroll', { tabindex: 0, role: 'region', 'aria-label': 'Attribution tree (scrolls)' }, h('div.tree-wide', h('div.node.tree-head', { 'aria-hidden': 'true' }, h('span'), h('span', 'Sharer · channel · code'),
         h('span.num', 'Opens'), h('span.num', 'Direct reg.'), h('span.num', 'Credited'), h('span.num', 'Re-shares')),
-      h('ul.tree', { 'aria-label': `Attribution tree, ${countAll(trees)} shares` }, trees.map(n => node(n)))));
+      h('ul.tree', { 'aria-label': `Attribution tree, ${countAll(trees)} shares` }, trees.map(n => node(n))))));
     }
     if (!r.generations) clear(genBox, failure(new Error('the tree answer has no "generations" yet (server side missing)')));
     else clear(genBox, gens.length ? table([

@@ -8,23 +8,22 @@ const METRICS = [['pv', 'Pageviews'], ['uv', 'Visitors'], ['registrations', 'Reg
   ['shares', 'Shares'], ['share_conversions', 'Share conversions']];
 const metricLabel = m => (METRICS.find(x => x[0] == m) || [m, m])[1];
 const PANELS = [
-  { title: 'Top pages', dim: 'properties.url', metrics: ['pv', 'uv'], cols: ['Views', 'Visitors'] },
-  { title: 'Referrers', dim: 'context.referrer_host', metrics: ['visitors', 'events'], cols: ['Visitors', 'Events'], none: 'Direct / none' },
-  { title: 'UTM sources', dim: 'context.utm_source', metrics: ['visitors', 'events'], cols: ['Visitors', 'Events'], none: '(no UTM source)' },
-  { title: 'Browsers', dim: 'context.browser', metrics: ['visitors', 'events'], cols: ['Visitors', 'Events'], none: '(unknown)' },
-  { title: 'Operating systems', dim: 'context.os', metrics: ['visitors', 'events'], cols: ['Visitors', 'Events'], none: '(unknown)' },
-  { title: 'Event types', dim: 'type', metrics: ['events', 'visitors'], cols: ['Events', 'Visitors'] },
+  { title: 'Top pages', col: 'Page', dim: 'properties.url', metrics: ['pv', 'uv'], cols: ['Views', 'Visitors'] },
+  { title: 'Referrers', col: 'Source', dim: 'context.referrer_host', metrics: ['visitors', 'events'], cols: ['Visitors', 'Events'], none: 'Direct / none' },
+  { title: 'UTM sources', col: 'utm_source', dim: 'context.utm_source', metrics: ['visitors', 'events'], cols: ['Visitors', 'Events'], none: '(no UTM source)' },
+  { title: 'Browsers', col: 'Browser', dim: 'context.browser', metrics: ['visitors', 'events'], cols: ['Visitors', 'Events'], none: '(unknown)' },
+  { title: 'Operating systems', col: 'OS', dim: 'context.os', metrics: ['visitors', 'events'], cols: ['Visitors', 'Events'], none: '(unknown)' },
+  { title: 'Event types', col: 'Type', dim: 'type', metrics: ['events', 'visitors'], cols: ['Events', 'Visitors'] },
 ];
 
-const fmtBucket = (interval) => (x, short) => {
+// Bucket labels: `2026-06-20T13:00`, `2026-06-20`, a week's Monday, `2026-06`.
+const fmtDate = (d, o) => { const t = Date.parse(d.length == 7 ? d + '-01T00:00Z' : d.slice(0, 10) + 'T00:00Z'); return Number.isNaN(t) ? d : new Date(t).toLocaleDateString('en-GB', { timeZone: 'UTC', ...o }); };
+const fmtBucket = interval => (x, short) => {
   if (x == null) return '';
-  if (interval == 'hour') {
-    const [d, t] = x.split('T');
-    return short ? (t || '').slice(0, 5) : `${d} ${t || ''}`;
-  }
-  if (interval == 'week') return short ? x.slice(5) : `Week of ${x}`;
-  if (interval == 'month') return x;
-  return short ? x.slice(5) : x;
+  if (interval == 'hour') return short ? x.slice(11, 16) : `${fmtDate(x, { weekday: 'short', day: 'numeric', month: 'short' })}, ${x.slice(11, 16)}`;
+  if (interval == 'month') return fmtDate(x, { month: short ? 'short' : 'long', year: 'numeric' });
+  if (short) return fmtDate(x, { day: 'numeric', month: 'short' });
+  return (interval == 'week' ? 'Week of ' : '') + fmtDate(x, { weekday: 'short', day: 'numeric', month: 'short', year: 'numeric' });
 };
 
 /** What a new user does first: send an event, or run the quickstart. */
@@ -50,7 +49,7 @@ async function overview(root, ctx) {
       'aria-label': `${l}: loading`, on: { click: () => ctx.set({ metric: m }, true) } },
     h('span.label', l), h('span.value', '…'), h('span.delta.flat', '\u00a0'))));
   const intervalSel = h('select', { 'aria-label': 'Interval', on: { change: e => ctx.set({ interval: e.target.value }, true) } },
-    ['hour', 'day', 'week', 'month'].map(i => h('option', { value: i, selected: i == interval }, `By ${i}`)));
+    ['hour', 'day', 'week', 'month'].map(i => h('option', { value: i, selected: i == interval, disabled: i == 'hour' && !ctx.hourly() }, `By ${i}`)));
   const chartBox = h('div', loading());
   let series = [];
   const chartCard = card(`${metricLabel(metric)} by ${interval}`, [intervalSel,
@@ -68,7 +67,8 @@ async function overview(root, ctx) {
         el.querySelector('.value').textContent = num(cur[i] ?? 0);
         const dl = el.querySelector('.delta');
         dl.className = `delta ${d.cls}`;
-        dl.textContent = d.text ? `${d.text} vs previous period` : '\u00a0';
+        dl.textContent = d.text || '\u00a0';
+        dl.title = d.text ? `${d.label} against the previous period (${num(prev[i] ?? 0)})` : '';
         el.setAttribute('aria-label', `${METRICS[i][1]}: ${num(cur[i] ?? 0)}${d.text ? `, ${d.label} against the previous period` : ''}`);
       });
       if (cur.every(v => !v) && !ctx.state.filters.length) {
@@ -91,7 +91,7 @@ async function overview(root, ctx) {
       const max = Math.max(1, ...p.rows.map(x => x.metrics[0]));
       if (!p.rows.length) return clear(p.body, h('p.empty', 'No data in this date range.'));
       clear(p.body, h('div.scroll', h('table.top-list', h('caption.sr', p.title),
-        h('thead', h('tr', h('th', { scope: 'col' }, p.title.replace(/^Top /, '')), p.cols.map(c => h('th.num', { scope: 'col' }, c)))),
+        h('thead', h('tr', h('th', { scope: 'col' }, p.col), p.cols.map(c => h('th.num', { scope: 'col' }, c)))),
         h('tbody', p.rows.map(x => {
           const v = x.dimensions[0];
           const bar = h('span.bg');
@@ -130,7 +130,7 @@ async function funnel(root, ctx) {
     fill.style.width = `${(s.visitors / max) * 100}%`;
     return h('div.step', { role: 'listitem', 'aria-label': `${names[s.event] || s.event}: ${num(s.visitors)} persons${i ? `, ${pct(s.conversion)} of the previous step` : ''}` },
       h('div', h('strong', names[s.event] || s.event), h('div.conv', i ? `${pct(s.conversion)} of previous · ${pct(s.conversion_from_first)} of first` : 'first step')),
-      h('div.track', fill), h('div.num', h('strong', num(s.visitors)), ' persons'));
+      h('div.track', fill), h('div.num', h('strong', num(s.visitors)), s.visitors == 1 ? ' person' : ' persons'));
   })));
   root.dataset.ready = 'funnel';
 }
@@ -153,11 +153,17 @@ function live(root, ctx) {
       e.page ? h('span', e.page) : null, h('span.muted', e.distinct_id ?? ''))) : h('li.muted', 'No events yet today.'));
     root.dataset.ready = 'live';
   }, (st, detail) => {
+    cards.classList.toggle('stale', st != 'open');
     clear(status, h(`span.live-dot${st == 'open' ? '' : '.off'}`),
       st == 'open' ? 'Live' : st == 'reconnecting' ? `reconnecting… (${detail})` : 'Stopped');
   });
   ctx.cleanup.push(() => conn.close());
 }
+
+const short = ms => {
+  const d = new Date(ms), today = new Date().toDateString() == d.toDateString();
+  return today ? d.toLocaleTimeString('en-GB') : d.toLocaleString('en-GB', { day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+};
 
 async function events(root, ctx) {
   const type = h('input', { type: 'text', name: 'type', value: ctx.state.etype || '', placeholder: 'e.g. page_view' });
@@ -190,7 +196,7 @@ async function events(root, ctx) {
         btn.setAttribute('aria-expanded', String(!detail.hidden));
         btn.textContent = detail.hidden ? '▸' : '▾';
       });
-      tbody.append(h('tr', h('td', btn), h('td', time(e.server_ts)), h('td', h('strong', e.type)), h('td', e.distinct_id ?? ''),
+      tbody.append(h('tr', h('td', btn), h('td', { class: 'nowrap', title: time(e.server_ts) }, short(e.server_ts)), h('td', h('strong', e.type)), h('td', e.distinct_id ?? ''),
         h('td', e.properties?.url ?? e.properties?.page ?? '')), detail);
     }
     if (!loaded.length) note.append(h('p.empty', 'No events match. Events appear here seconds after they are sent.'));

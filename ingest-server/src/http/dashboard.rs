@@ -48,19 +48,41 @@ pub fn routes() -> Router<Arc<App>> {
     )
 }
 
-/// A strong validator per asset, computed once (FNV-1a of the bytes).
-fn etags() -> &'static [String] {
-    static TAGS: OnceLock<Vec<String>> = OnceLock::new();
-    TAGS.get_or_init(|| {
+/// Per asset: its gzip encoding, computed once, and a strong validator for each encoding
+/// (FNV-1a of the bytes).
+struct Encoded {
+    gzip: Vec<u8>,
+    etag: String,
+    etag_gzip: String,
+}
+
+fn encoded() -> &'static [Encoded] {
+    static ENCODED: OnceLock<Vec<Encoded>> = OnceLock::new();
+    ENCODED.get_or_init(|| {
         ASSETS
             .iter()
             .map(|(_, _, bytes)| {
                 let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
                     (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
                 });
-                format!("\"{hash:016x}\"")
+                let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                let gzip = std::io::Write::write_all(&mut enc, bytes)
+                    .and_then(|()| enc.finish())
+                    .unwrap_or_default();
+                Encoded { gzip, etag: format!("\"{hash:016x}\""), etag_gzip: format!("\"{hash:016x}-gz\"") }
             })
             .collect()
+    })
+}
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split(',').any(|part| {
+            let mut it = part.split(';');
+            let name = it.next().unwrap_or("").trim();
+            let refused = it.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
     })
 }
 
@@ -69,16 +91,28 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
         return super::error(StatusCode::NOT_FOUND, "not_found", "no such dashboard file");
     };
     let (_, content_type, bytes) = ASSETS[i];
-    let etag = &etags()[i];
+    let enc = &encoded()[i];
+    let gzip = !enc.gzip.is_empty() && accepts_gzip(headers);
+    let etag = if gzip { &enc.etag_gzip } else { &enc.etag };
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut resp = if fresh { StatusCode::NOT_MODIFIED.into_response() } else { bytes.into_response() };
+    let mut resp = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else if gzip {
+        enc.gzip.clone().into_response()
+    } else {
+        bytes.into_response()
+    };
     let h = resp.headers_mut();
     if !fresh {
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if gzip {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
     }
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     // The file names carry no version, so a browser revalidates each time (a cheap 304) and a
     // new binary's dashboard is seen at once.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -131,5 +165,25 @@ mod tests {
         again.insert(header::IF_NONE_MATCH, h[header::ETAG].clone());
         assert_eq!(serve("app.js", &again).status(), StatusCode::NOT_MODIFIED);
         assert_eq!(serve("../Cargo.toml", &HeaderMap::new()).status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn gzip_is_served_to_browsers_that_accept_it() {
+        let mut gz = HeaderMap::new();
+        gz.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate, br"));
+        let resp = serve("views.js", &gz);
+        assert_eq!(resp.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(resp.headers()[header::VARY], "Accept-Encoding");
+        let plain = serve("views.js", &HeaderMap::new());
+        assert!(!plain.headers().contains_key(header::CONTENT_ENCODING));
+        assert_ne!(resp.headers()[header::ETAG], plain.headers()[header::ETAG]);
+        let mut refused = HeaderMap::new();
+        refused.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip;q=0, identity"));
+        assert!(!serve("views.js", &refused).headers().contains_key(header::CONTENT_ENCODING));
+        let i = ASSETS.iter().position(|(n, _, _)| *n == "views.js").unwrap();
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&encoded()[i].gzip[..]), &mut back)
+            .unwrap();
+        assert_eq!(back, ASSETS[i].2);
     }
 }
