@@ -98,8 +98,18 @@ impl Builder {
             Field::DistinctId => "e.distinct_id".into(),
             Field::Attribution => "e.attribution".into(),
             // The consumer stores a string conference id in its own column (what the daily
-            // summary counts by); it is indexed.
-            Field::Property(k) if k == "conference_id" => "e.conference_id".into(),
+            // summary counts by). A share open without one belongs to its share's conference,
+            // looked up here, at query time, so it does not matter which arrived first.
+            Field::Property(k) if k == "conference_id" => {
+                let code = match self.dialect {
+                    Dialect::Sqlite => "json_extract(e.properties, '$.share_code')",
+                    Dialect::Postgres => "(e.properties ->> 'share_code')",
+                };
+                format!(
+                    "COALESCE(e.conference_id, CASE WHEN e.name = 'share_open' THEN (SELECT s.conference_id \
+                     FROM shares s WHERE s.project = e.project AND s.code = {code}) END)"
+                )
+            }
             Field::Property(k) => self.json_text("e.properties", k),
             Field::Context(k) => self.json_text("e.context", k),
         }
@@ -423,8 +433,9 @@ pub fn live_counts(
         active_since.min(minute_since)
     );
     if let Some(c) = conference {
+        let x = b.field(&Field::Property("conference_id".into()));
         let c = b.text(c);
-        sql.push_str(&format!(" AND e.conference_id = {c}"));
+        sql.push_str(&format!(" AND {x} = {c}"));
     }
     Statement { sql, params: b.params }
 }
