@@ -57,6 +57,7 @@ fn announce(server: &RunningServer) {
     let base = server.base_url();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "empmix-server listening on {base}");
+    let _ = writeln!(out, "empmix-server dashboard: {base}/ (sign in with the read key)");
     if server.key_source() != KeySource::Configured {
         let what = if server.key_source() == KeySource::Generated { "generated" } else { "stored" };
         let _ = writeln!(out, "empmix-server ingest key: {}", server.ingest_key());
