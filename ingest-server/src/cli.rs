@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{ConfigError, ConfigFile, DEFAULT_PROJECT, ProjectConfig, ServerConfig};
+use crate::config::{ConfigError, ConfigFile, DEFAULT_PROJECT, ProjectConfig, RateLimit, ServerConfig};
 
 /// The EmpMix analytics ingest server: ingest API, durable queue, consumer and analytics
 /// queries in one process, storing everything in SQLite under the data directory; or, with
@@ -77,6 +77,51 @@ pub struct Cli {
     /// How long one analytics query may run before it is cancelled (answered 422), ms.
     #[arg(long, env = "EMPMIX_QUERY_BUDGET_MS", default_value_t = 5000, global = true)]
     pub query_budget_ms: u64,
+
+    /// Free space (MB) on the data directory's disk under which ingest answers 503 (and
+    /// /readyz not ready) before the embedded queue runs out of space; 0: no floor.
+    #[arg(long, env = "EMPMIX_MIN_FREE_DISK_MB", default_value_t = crate::config::DEFAULT_MIN_FREE_DISK_MB, global = true)]
+    pub min_free_disk_mb: u64,
+
+    /// How long a connection may take to send a request's headers (also how long a kept-alive
+    /// connection may sit idle between requests), ms.
+    #[arg(long, env = "EMPMIX_HEADER_TIMEOUT_MS", default_value_t = 5000, global = true)]
+    pub header_timeout_ms: u64,
+
+    /// How long a request body may take to arrive in full (answered 408 after), ms.
+    #[arg(long, env = "EMPMIX_BODY_TIMEOUT_MS", default_value_t = 30000, global = true)]
+    pub body_timeout_ms: u64,
+
+    /// Open connections at most; further ones wait in the listen backlog until one closes.
+    #[arg(long, env = "EMPMIX_MAX_CONNECTIONS", default_value_t = crate::config::DEFAULT_MAX_CONNECTIONS, global = true)]
+    pub max_connections: usize,
+
+    /// Ingest requests per second from one client address, as `RATE/BURST` (`100/500`), for
+    /// projects that set no `client_rate_limit`; `0`: unlimited.
+    #[arg(long, env = "EMPMIX_CLIENT_RATE_LIMIT", default_value = "100/500", value_parser = parse_rate_limit, global = true)]
+    // The full path keeps clap from treating the field as an optional flag: `0` parses to `None`.
+    pub client_rate_limit: ::std::option::Option<RateLimit>,
+
+    /// Ingest requests per second for project "default", as `RATE/BURST`; `0`: unlimited.
+    #[arg(long, env = "EMPMIX_RATE_LIMIT", default_value = "0", value_parser = parse_rate_limit, global = true)]
+    pub rate_limit: ::std::option::Option<RateLimit>,
+
+    /// Events project "default" may send per day (in its time zone); 0: unlimited.
+    #[arg(long, env = "EMPMIX_DAILY_EVENT_QUOTA", default_value_t = 0, global = true)]
+    pub daily_event_quota: u64,
+
+    /// Take the client address of the per-address rate limit from the last
+    /// `X-Forwarded-For` entry (only behind a proxy that sets it; otherwise clients choose it).
+    #[arg(long, env = "EMPMIX_TRUST_FORWARDED_FOR", global = true)]
+    pub trust_forwarded_for: bool,
+}
+
+/// `RATE/BURST` or `RATE` (burst = rate); `0`: no limit (`None`).
+fn parse_rate_limit(text: &str) -> Result<Option<RateLimit>, String> {
+    let (rate, burst) = text.split_once('/').unwrap_or((text, "0"));
+    let number = |s: &str| s.trim().parse::<u32>().map_err(|e| format!("{s:?}: {e} (expected RATE/BURST)"));
+    let (rate, burst) = (number(rate)?, number(burst)?);
+    Ok((rate > 0).then_some(RateLimit::new(rate, burst)))
 }
 
 /// Subcommands.
@@ -106,6 +151,9 @@ impl Cli {
                 read_key: read.clone(),
                 allowed_origins: self.allowed_origins.clone(),
                 time_zone: self.time_zone.clone(),
+                rate_limit: self.rate_limit,
+                client_rate_limit: None,
+                daily_event_quota: (self.daily_event_quota > 0).then_some(self.daily_event_quota),
             });
         }
         crate::config::validate(&projects)?;
@@ -120,6 +168,12 @@ impl Cli {
             prefetch: self.prefetch,
             store_url: self.store_url.clone(),
             query_budget: std::time::Duration::from_millis(self.query_budget_ms.max(1)),
+            min_free_disk_mb: self.min_free_disk_mb,
+            header_timeout: std::time::Duration::from_millis(self.header_timeout_ms.max(1)),
+            body_timeout: std::time::Duration::from_millis(self.body_timeout_ms.max(1)),
+            max_connections: self.max_connections.max(1),
+            client_rate_limit: self.client_rate_limit,
+            trust_forwarded_for: self.trust_forwarded_for,
         })
     }
 }

@@ -65,6 +65,39 @@ pub struct ProjectConfig {
     /// IANA time zone days are counted in, `UTC` by default.
     #[serde(default = "utc")]
     pub time_zone: String,
+    /// Ingest requests per second for the whole project (a token bucket); `None`: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Ingest requests per second from one client address to this project; `None`: the
+    /// server's [`ServerConfig::client_rate_limit`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_rate_limit: Option<RateLimit>,
+    /// Events accepted per day (in the project's time zone); `None`: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_event_quota: Option<u64>,
+}
+
+/// A token bucket: `requests_per_second` tokens flow in, up to `burst`; each ingest request
+/// takes one. `requests_per_second = 0` means unlimited.
+///
+/// ```toml
+/// rate_limit = { requests_per_second = 200, burst = 1000 }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Sustained requests per second (0: unlimited).
+    pub requests_per_second: u32,
+    /// Requests allowed at once after an idle spell; 0 (or absent): `requests_per_second`.
+    #[serde(default)]
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// `requests_per_second` sustained with bursts of `burst`.
+    pub const fn new(requests_per_second: u32, burst: u32) -> Self {
+        RateLimit { requests_per_second, burst }
+    }
 }
 
 fn utc() -> String {
@@ -80,6 +113,9 @@ impl ProjectConfig {
             read_key: read_key.into(),
             allowed_origins: vec!["*".into()],
             time_zone: utc(),
+            rate_limit: None,
+            client_rate_limit: None,
+            daily_event_quota: None,
         }
     }
 
@@ -98,6 +134,9 @@ impl ProjectConfig {
 /// read_key = "sk_..."
 /// allowed_origins = ["https://m.example"]
 /// time_zone = "Asia/Shanghai"
+/// rate_limit = { requests_per_second = 500, burst = 2000 }
+/// client_rate_limit = { requests_per_second = 20, burst = 100 }
+/// daily_event_quota = 5000000
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,7 +179,33 @@ pub struct ServerConfig {
     pub store_url: Option<String>,
     /// How long one query of `POST /api/analytics/query` may run before it is cancelled.
     pub query_budget: std::time::Duration,
+    /// Free space (MB) on the data directory's filesystem under which the embedded queue
+    /// refuses batches (ingest answers 503) before SQLite runs out; 0: no floor.
+    pub min_free_disk_mb: u64,
+    /// How long a connection may take to send a request's headers, counted from when it is
+    /// accepted or has had its previous response (so also the keep-alive idle timeout).
+    pub header_timeout: std::time::Duration,
+    /// How long a request's body may take to arrive in full, counted from its headers.
+    pub body_timeout: std::time::Duration,
+    /// Open connections at most; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// The per-client-address ingest rate limit of projects that set none; `None`: unlimited.
+    pub client_rate_limit: Option<RateLimit>,
+    /// Take the client address from the last `X-Forwarded-For` entry (behind a trusted proxy).
+    pub trust_forwarded_for: bool,
 }
+
+/// Default of [`ServerConfig::header_timeout`].
+pub const DEFAULT_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Default of [`ServerConfig::body_timeout`].
+pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Default of [`ServerConfig::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
+/// Default of [`ServerConfig::client_rate_limit`].
+pub const DEFAULT_CLIENT_RATE_LIMIT: RateLimit = RateLimit::new(100, 500);
+
+/// Default of [`ServerConfig::min_free_disk_mb`].
+pub const DEFAULT_MIN_FREE_DISK_MB: u64 = 64;
 
 impl ServerConfig {
     /// Listens on `127.0.0.1:0` with generated keys and the in-process consumer.
@@ -156,6 +221,12 @@ impl ServerConfig {
             prefetch: crate::queue::amqp::DEFAULT_PREFETCH,
             store_url: None,
             query_budget: crate::query::DEFAULT_TIME_BUDGET,
+            min_free_disk_mb: DEFAULT_MIN_FREE_DISK_MB,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            client_rate_limit: Some(DEFAULT_CLIENT_RATE_LIMIT),
+            trust_forwarded_for: false,
         }
     }
 

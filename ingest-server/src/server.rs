@@ -23,7 +23,10 @@ pub fn open_queue(config: &ServerConfig, consume: bool) -> Result<Arc<dyn Queue>
             opts.prefetch = config.prefetch.max(1);
             Arc::new(AmqpQueue::connect(opts)?)
         }
-        None => Arc::new(SqliteQueue::open(&config.data_dir)?),
+        None => Arc::new(SqliteQueue::open_with_floor(
+            &config.data_dir,
+            config.min_free_disk_mb.saturating_mul(1024 * 1024),
+        )?),
     })
 }
 
@@ -124,15 +127,18 @@ impl Server {
         }
         let runtime = runtime.build().map_err(io("starting the Tokio runtime"))?;
         let (stop, stopped) = oneshot::channel::<()>();
+        let conn_limits = http::limits::ConnLimits::new(&config);
+        let limiter = Arc::new(http::limits::Limiter::new(&config, &projects));
         let http = std::thread::Builder::new()
             .name("empmix-http-main".into())
             .spawn(move || {
                 runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)?;
-                    axum::serve(listener, http::router(app))
-                        .with_graceful_shutdown(async move {
-                            let _ = stopped.await;
-                        })
+                    let stop = async move {
+                        let _ = stopped.await;
+                    };
+                    let metrics = app.metrics.clone();
+                    http::limits::serve(listener, http::router(app), conn_limits, limiter, metrics, stop)
                         .await
                 })
             })

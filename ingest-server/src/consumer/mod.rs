@@ -358,7 +358,15 @@ fn run_ordered(queue: &dyn Queue, store: &dyn Store, zones: &Zones, metrics: &Me
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "consumer step failed; retrying");
+                if disk_full(&e) {
+                    tracing::error!(
+                        error = %e,
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "consumer cannot write: disk full; the batches stay queued, retrying until space returns"
+                    );
+                } else {
+                    tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "consumer step failed; retrying");
+                }
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
@@ -368,6 +376,14 @@ fn run_ordered(queue: &dyn Queue, store: &dyn Store, zones: &Zones, metrics: &Me
         if cursor > acked {
             let _ = queue.ack(cursor);
         }
+    }
+}
+
+/// Whether a consumer error is the disk being full.
+fn disk_full(e: &ConsumerError) -> bool {
+    match e {
+        ConsumerError::Store(e) => e.is_disk_full(),
+        ConsumerError::Queue(e) => e.is_disk_full(),
     }
 }
 

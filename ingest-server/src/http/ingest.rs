@@ -11,7 +11,15 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::body::{BodyError, decode_body};
 use super::{App, auth, error, json};
-use crate::queue::QueuedBatch;
+use crate::queue::sqlite::LogThrottle;
+use crate::queue::{QueueError, QueuedBatch};
+
+static NOT_DURABLE: LogThrottle = LogThrottle::new();
+
+/// Seconds a client is told to wait after a 503 (the SDKs honour `Retry-After`).
+pub const RETRY_AFTER_SECS: u32 = 5;
+/// Seconds to wait when the disk is full: space takes an operator to come back.
+pub const RETRY_AFTER_DISK_FULL_SECS: u32 = 30;
 
 /// Whether the content type is one ingest reads: JSON, `text/plain` (beacons) or none.
 fn content_type_ok(headers: &HeaderMap) -> bool {
@@ -29,6 +37,18 @@ fn gzip_encoded(headers: &HeaderMap) -> Option<bool> {
         Some(Ok(e)) if e == "gzip" || e == "x-gzip" => Some(true),
         _ => None,
     }
+}
+
+/// The 503 for a batch that could not be made durable, with `Retry-After` and a message that
+/// says why when that is the disk (the queue's own text names the floor or SQLite's error).
+fn unavailable(e: &QueueError) -> Response {
+    let (message, retry) = match e {
+        e if e.is_disk_full() => (format!("{e}; retry later"), RETRY_AFTER_DISK_FULL_SECS),
+        _ => ("storage unavailable; retry later".to_string(), RETRY_AFTER_SECS),
+    };
+    let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
+    resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(retry));
+    resp
 }
 
 fn unauthorized() -> Response {
@@ -115,8 +135,15 @@ pub async fn ingest(State(app): State<Arc<App>>, req: Request) -> Response {
             .collect();
         let queued = QueuedBatch { project: project.id.clone(), received_at, assigned_ids, body };
         if let Err(e) = app.queue.publish(queued).await {
-            tracing::error!(error = %e, "batch not durable; answering 503");
-            return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage unavailable; retry later");
+            if let Some(suppressed) = NOT_DURABLE.allow() {
+                tracing::error!(
+                    error = %e,
+                    project = %project.id,
+                    similar_since_last = suppressed,
+                    "batch not durable; answering 503"
+                );
+            }
+            return unavailable(&e);
         }
         app.metrics.ingested(accepted, 0);
     }

@@ -60,6 +60,11 @@ pub struct Metrics {
     consumed: AtomicU64,
     deduplicated: AtomicU64,
     last_applied_received_at: AtomicI64,
+    /// Ingest requests answered 429, by project and by which limit (`project`, `client`, `quota`).
+    rate_limited: Mutex<BTreeMap<(String, &'static str), u64>>,
+    connections_open: AtomicI64,
+    header_timeouts: AtomicU64,
+    body_timeouts: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -73,6 +78,10 @@ impl Default for Metrics {
             consumed: AtomicU64::new(0),
             deduplicated: AtomicU64::new(0),
             last_applied_received_at: AtomicI64::new(0),
+            rate_limited: Mutex::new(BTreeMap::new()),
+            connections_open: AtomicI64::new(0),
+            header_timeouts: AtomicU64::new(0),
+            body_timeouts: AtomicU64::new(0),
         }
     }
 }
@@ -110,6 +119,28 @@ impl Metrics {
         if let Ok(mut q) = self.queries.lock() {
             q.entry(outcome).or_default().observe(d);
         }
+    }
+
+    /// An ingest request of `project` was answered 429 by the `scope` limit.
+    pub fn rate_limited(&self, project: &str, scope: &'static str) {
+        if let Ok(mut r) = self.rate_limited.lock() {
+            *r.entry((project.to_string(), scope)).or_default() += 1;
+        }
+    }
+
+    /// A connection was accepted (`+1`) or closed (`-1`).
+    pub fn connections(&self, delta: i64) {
+        self.connections_open.fetch_add(delta, Relaxed);
+    }
+
+    /// A connection was closed for sending its request headers too slowly (or idling too long).
+    pub fn header_timed_out(&self) {
+        self.header_timeouts.fetch_add(1, Relaxed);
+    }
+
+    /// A request was answered 408 for sending its body too slowly.
+    pub fn body_timed_out(&self) {
+        self.body_timeouts.fetch_add(1, Relaxed);
     }
 
     fn route_took(&self, route: &str, d: Duration) {
@@ -174,6 +205,25 @@ pub async fn render(State(app): State<Arc<App>>) -> Response {
     for (name, help, c) in counters {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.load(Relaxed));
     }
+    out.push_str("# HELP empmix_rate_limited_total Ingest requests answered 429, by project and limit.\n");
+    out.push_str("# TYPE empmix_rate_limited_total counter\n");
+    if let Ok(limited) = m.rate_limited.lock() {
+        for ((project, scope), n) in limited.iter() {
+            let project = project.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(out, "empmix_rate_limited_total{{project=\"{project}\",scope=\"{scope}\"}} {n}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP empmix_http_connections Open HTTP connections.\n# TYPE empmix_http_connections gauge\nempmix_http_connections {}",
+        m.connections_open.load(Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP empmix_http_timeouts_total Connections closed for slow headers or idling, requests answered 408 for a slow body.\n# TYPE empmix_http_timeouts_total counter\nempmix_http_timeouts_total{{phase=\"header\"}} {}\nempmix_http_timeouts_total{{phase=\"body\"}} {}",
+        m.header_timeouts.load(Relaxed),
+        m.body_timeouts.load(Relaxed)
+    );
     out.push_str("# HELP empmix_http_request_duration_seconds HTTP request durations by route.\n");
     out.push_str("# TYPE empmix_http_request_duration_seconds histogram\n");
     if let Ok(routes) = m.routes.lock() {

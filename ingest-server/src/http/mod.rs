@@ -17,6 +17,7 @@ pub mod body;
 pub mod cors;
 pub mod dashboard;
 pub mod ingest;
+pub mod limits;
 pub mod links;
 pub mod live;
 pub mod metrics;
@@ -62,6 +63,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/openapi.json", get(openapi::document))
         .merge(dashboard::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(app.clone(), limits::guard))
         .layer(axum::middleware::from_fn_with_state(app.clone(), cors::cors))
         .layer(axum::middleware::from_fn_with_state(app.clone(), metrics::count_status))
         .with_state(app)

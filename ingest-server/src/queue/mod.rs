@@ -58,6 +58,18 @@ pub enum QueueError {
     },
 }
 
+impl QueueError {
+    /// Whether it is the disk being full (SQLite's `SQLITE_FULL`, `ENOSPC`, or the free-space
+    /// floor).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            QueueError::Storage(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            QueueError::Io(e) => e.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+}
+
 /// One accepted request, as written to the queue: the decompressed body (the consumer decodes
 /// it again with the same decoder, which is deterministic, and skips the events that were
 /// rejected), plus what ingest decided about it.

@@ -66,6 +66,15 @@ impl StoreError {
         }
     }
 
+    /// Whether it is the disk being full (SQLite's `SQLITE_FULL` or `ENOSPC`).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Storage(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            StoreError::Io(e) => e.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+
     /// Whether the transaction lost a serialization race or a deadlock (retry at once).
     pub fn is_conflict(&self) -> bool {
         match self {
