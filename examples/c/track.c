@@ -26,7 +26,7 @@ int main(void) {
     empmix_track(client, "ticket_viewed", "{\"tier\":\"vip\"}");
 
     char *code = NULL, *url = NULL;
-    if (empmix_create_share(client, "sms", "https://conf.example/c/demo-conf", &code, &url) == EMPMIX_OK) {
+    if (empmix_create_share(client, "sms", "https://conf.example/c/demo-conf", "demo-conf", &code, &url) == EMPMIX_OK) {
         printf("share link: %s\n", url);
         empmix_string_free(code);
         empmix_string_free(url);

@@ -97,6 +97,7 @@ pub struct Config {
     pub(crate) persist: bool,
     pub(crate) report_outcomes: bool,
     pub(crate) context: Context,
+    pub(crate) conference_id: Option<String>,
 }
 
 impl Default for Config {
@@ -118,6 +119,7 @@ impl Default for Config {
             persist: false,
             report_outcomes: false,
             context: Context::default(),
+            conference_id: None,
         }
     }
 }
@@ -204,6 +206,9 @@ impl ConfigBuilder {
         report_outcomes: bool;
         /// Library, device and page context sent with every event.
         context: Context;
+        /// The conference this frontend is configured for (the browser's `conferenceId`):
+        /// shares and share opens without an explicit conference count under it.
+        conference_id: Option<String>;
     }
 
     /// Checks every value and returns the configuration.

@@ -40,7 +40,8 @@ fn a_shares_b_opens_and_shares_c_registers_with_the_chain() {
     let (mut b, mut rb) = device(2);
     let (mut c, mut rc) = device(3);
 
-    let link_a = a.create_share(now, &mut ra, "wechat", "https://m.example/conf/abc?lang=zh#agenda").unwrap();
+    let link_a =
+        a.create_share(now, &mut ra, "wechat", "https://m.example/conf/abc?lang=zh#agenda", None).unwrap();
     assert!(link_a.code.as_str().len() >= 11, "at least 64 bits of randomness");
     assert_eq!(link_a.url, format!("https://m.example/conf/abc?lang=zh&_s={}#agenda", link_a.code.as_str()));
     let a_events = sent_events(&mut a, now, &mut ra);
@@ -52,7 +53,7 @@ fn a_shares_b_opens_and_shares_c_registers_with_the_chain() {
     let opened = b.handle_incoming_url(now, &mut rb, &link_a.url).unwrap();
     assert_eq!(opened.url, "https://m.example/conf/abc?lang=zh#agenda", "_s removed");
     assert!(opened.recorded_open);
-    let link_b = b.create_share(now, &mut rb, "link", &opened.url).unwrap();
+    let link_b = b.create_share(now, &mut rb, "link", &opened.url, None).unwrap();
     let b_events = sent_events(&mut b, now, &mut rb);
     assert_eq!(b_events[0]["type"], "share_open");
     assert_eq!(b_events[0]["properties"]["share_code"], link_a.code.as_str());
@@ -75,7 +76,7 @@ fn a_shares_b_opens_and_shares_c_registers_with_the_chain() {
 #[test]
 fn opening_ones_own_link_attributes_nothing() {
     let mut h = Harness::with(|b| b);
-    let link = h.engine.create_share(h.now, &mut h.rng, "copy", "https://m.example/c").unwrap();
+    let link = h.engine.create_share(h.now, &mut h.rng, "copy", "https://m.example/c", None).unwrap();
     let r = h.engine.handle_incoming_url(h.now, &mut h.rng, &link.url).unwrap();
     assert_eq!(r.share_code.as_ref(), Some(&link.code));
     assert!(!r.recorded_open);
@@ -87,7 +88,7 @@ fn opening_ones_own_link_attributes_nothing() {
 fn resharing_never_passes_on_someone_elses_code() {
     let mut h = Harness::with(|b| b);
     let link =
-        h.engine.create_share(h.now, &mut h.rng, "copy", "https://m.example/c?_s=SOMEONE&x=1").unwrap();
+        h.engine.create_share(h.now, &mut h.rng, "copy", "https://m.example/c?_s=SOMEONE&x=1", None).unwrap();
     assert_eq!(link.url, format!("https://m.example/c?x=1&_s={}", link.code.as_str()));
 }
 
@@ -137,11 +138,41 @@ fn url_edge_cases_through_the_engine() {
     assert_eq!(h.engine.handle_incoming_url(h.now, &mut h.rng, ""), Err(UrlError::Empty));
     assert_eq!(h.engine.handle_incoming_url(h.now, &mut h.rng, "/c?_s=x"), Err(UrlError::NoScheme));
     assert_eq!(
-        h.engine.create_share(h.now, &mut h.rng, "x", "http://"),
+        h.engine.create_share(h.now, &mut h.rng, "x", "http://", None),
         Err(TrackError::InvalidUrl(UrlError::NoHost))
     );
     assert!(matches!(
-        h.engine.create_share(h.now, &mut h.rng, "", "https://m.example/"),
+        h.engine.create_share(h.now, &mut h.rng, "", "https://m.example/", None),
         Err(TrackError::InvalidEvent(_))
     ));
+}
+
+#[test]
+fn shares_and_opens_carry_their_conference_explicit_then_configured_then_super_property() {
+    let conference = |v: &serde_json::Value| v["properties"]["conference_id"].clone();
+    let now = Timestamp::from_unix_millis(common::T0);
+    let config = |c: Option<&str>| Config::builder().conference_id(c.map(String::from)).build().unwrap();
+
+    // Explicit wins over the configured conference and the super property.
+    let mut rng = SeededEntropy::new(7);
+    let mut e = Engine::new(config(Some("configured")), now, &mut rng);
+    e.register(&empmix_core::Properties::new().insert("conference_id", "super"));
+    e.create_share(now, &mut rng, "copy", "https://m.example/c", Some("explicit")).unwrap();
+    e.create_share(now, &mut rng, "copy", "https://m.example/c", None).unwrap();
+    e.create_share(now, &mut rng, "copy", "https://m.example/c", Some("")).unwrap();
+    e.handle_incoming_url(now, &mut rng, "https://m.example/c?_s=OTHER").unwrap();
+    let sent = sent_events(&mut e, now, &mut rng);
+    let got: Vec<_> = sent.iter().map(conference).collect();
+    assert_eq!(got, ["explicit", "configured", "configured", "configured"]);
+    assert_eq!(sent[3]["type"], "share_open");
+
+    // No configuration: the super property, then nothing.
+    let mut e = Engine::new(config(None), now, &mut rng);
+    e.create_share(now, &mut rng, "copy", "https://m.example/c", None).unwrap();
+    e.handle_incoming_url(now, &mut rng, "https://m.example/c?_s=OTHER").unwrap();
+    e.register(&empmix_core::Properties::new().insert("conference_id", "super"));
+    e.create_share(now, &mut rng, "copy", "https://m.example/c", None).unwrap();
+    let sent = sent_events(&mut e, now, &mut rng);
+    let got: Vec<_> = sent.iter().map(conference).collect();
+    assert_eq!(got, [serde_json::Value::Null, serde_json::Value::Null, "super".into()]);
 }

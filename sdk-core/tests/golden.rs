@@ -42,10 +42,10 @@ fn seed_scenario_events() -> Vec<String> {
     let target = "https://m-app.example/conf/abc123";
     let (a, ra) = &mut devices[0];
     a.track(now, ra, Event::page_view(target, Some("abc123"), None)).unwrap();
-    let link_a = a.create_share(now, ra, "wechat", target).unwrap();
+    let link_a = a.create_share(now, ra, "wechat", target, None).unwrap();
     let (b, rb) = &mut devices[1];
     let opened = b.handle_incoming_url(now, rb, &link_a.url).unwrap();
-    let link_b = b.create_share(now, rb, "link", &opened.url).unwrap();
+    let link_b = b.create_share(now, rb, "link", &opened.url, None).unwrap();
     let (c, rc) = &mut devices[2];
     c.handle_incoming_url(now, rc, &link_b.url).unwrap();
     c.identify(now, rc, "user-c").unwrap();

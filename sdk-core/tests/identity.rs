@@ -99,7 +99,7 @@ fn opt_out_purges_the_queue_and_records_nothing_until_opt_in() {
         Some(Report::Dropped { ids: vec![queued], reason: DropReason::OptedOut })
     );
     assert_eq!(h.engine.track(h.now, &mut h.rng, Event::checkin("c", "qr")), Err(TrackError::OptedOut));
-    let link = h.engine.create_share(h.now, &mut h.rng, "wechat", "https://m.example/c").unwrap();
+    let link = h.engine.create_share(h.now, &mut h.rng, "wechat", "https://m.example/c", None).unwrap();
     assert!(link.url.contains("_s="), "a link is still made for the user");
     let incoming = h.engine.handle_incoming_url(h.now, &mut h.rng, "https://m.example/c?_s=someone").unwrap();
     assert!(!incoming.recorded_open);

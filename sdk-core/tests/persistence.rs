@@ -197,7 +197,7 @@ fn a_state_saved_by_another_tab_is_adopted_live() {
     let (mut b, _) = Engine::restore(config(), &snapshot, a.now, &mut rng);
     assert_eq!(b.distinct_id(), a.engine.distinct_id());
     let waiting_in_b = b.track(a.now, &mut rng, Event::custom("before", Properties::new()).unwrap()).unwrap();
-    let b_code = b.create_share(a.now, &mut rng, "copy", "https://m.example/").unwrap().code;
+    let b_code = b.create_share(a.now, &mut rng, "copy", "https://m.example/", None).unwrap().code;
 
     // Tab A identifies, registers and opens someone's link; tab B sees A's saved state.
     a.engine.identify(a.now, &mut a.rng, "alice").unwrap();

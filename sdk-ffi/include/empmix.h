@@ -266,13 +266,15 @@ EmpmixResult empmix_opt_in(const struct EmpmixClient *client);
 
 // Makes a share link for `target_url` on `channel`: `*out_code` is the new share code and
 // `*out_url` the URL with `_s=<code>`; free both with `empmix_string_free`. On failure both
-// are set to NULL.
+// are set to NULL. The share counts in `conference_id`; when it is NULL, in the
+// `conference_id` super property.
 //
 // # Safety
 // As `empmix_track`; `out_code` and `out_url` are NULL or writable.
 EmpmixResult empmix_create_share(const struct EmpmixClient *client,
                                  const char *channel,
                                  const char *target_url,
+                                 const char *conference_id,
                                  char **out_code,
                                  char **out_url);
 

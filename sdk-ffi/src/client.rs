@@ -447,7 +447,8 @@ pub unsafe extern "C" fn empmix_opt_in(client: *const EmpmixClient) -> EmpmixRes
 
 /// Makes a share link for `target_url` on `channel`: `*out_code` is the new share code and
 /// `*out_url` the URL with `_s=<code>`; free both with `empmix_string_free`. On failure both
-/// are set to NULL.
+/// are set to NULL. The share counts in `conference_id`; when it is NULL, in the
+/// `conference_id` super property.
 ///
 /// # Safety
 /// As `empmix_track`; `out_code` and `out_url` are NULL or writable.
@@ -456,6 +457,7 @@ pub unsafe extern "C" fn empmix_create_share(
     client: *const EmpmixClient,
     channel: *const c_char,
     target_url: *const c_char,
+    conference_id: *const c_char,
     out_code: *mut *mut c_char,
     out_url: *mut *mut c_char,
 ) -> EmpmixResult {
@@ -469,14 +471,15 @@ pub unsafe extern "C" fn empmix_create_share(
             *out_url = std::ptr::null_mut();
         }
         // SAFETY: per the contract.
-        let (c, channel, target) = unsafe {
+        let (c, channel, target, conf) = unsafe {
             (
                 self::client(client)?,
                 required_str(channel, "channel")?,
                 required_str(target_url, "target_url")?,
+                optional_str(conference_id, "conference_id")?,
             )
         };
-        let link = c.create_share(channel, target).map_err(map_error)?;
+        let link = c.create_share(channel, target, conf).map_err(map_error)?;
         // SAFETY: checked non-NULL above.
         unsafe {
             write_string(out_code, link.code.as_str());

@@ -219,13 +219,22 @@ impl Client {
     // ----- sharing -----
 
     /// Makes a share link for `target_url` shared on `channel` (`wechat`, `email`, …): a fresh
-    /// code, a `share` event carrying it, and the URL with `_s=<code>`.
-    pub fn create_share(&self, channel: &str, target_url: &str) -> Result<ShareLink, Error> {
-        Ok(self.shared().command(|engine, now, rng| engine.create_share(now, rng, channel, target_url))?)
+    /// code, a `share` event carrying it, and the URL with `_s=<code>`. The share counts in
+    /// `conference_id`, or without it in the `conference_id` super property.
+    pub fn create_share(
+        &self,
+        channel: &str,
+        target_url: &str,
+        conference_id: Option<&str>,
+    ) -> Result<ShareLink, Error> {
+        Ok(self
+            .shared()
+            .command(|engine, now, rng| engine.create_share(now, rng, channel, target_url, conference_id))?)
     }
 
-    /// Reads the share code from a URL the app was opened with: records a `share_open` and
-    /// credits later events to the code. Returns the URL without `_s`.
+    /// Reads the share code from a URL the app was opened with: records a `share_open` (in the
+    /// `conference_id` super property's conference, when registered) and credits later events
+    /// to the code. Returns the URL without `_s`.
     pub fn handle_incoming_url(&self, url: &str) -> Result<IncomingUrl, Error> {
         Ok(self.shared().command(|engine, now, rng| engine.handle_incoming_url(now, rng, url))?)
     }

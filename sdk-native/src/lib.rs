@@ -27,7 +27,7 @@
 //! client.page_view("https://conf.example/c/abc", Some("abc"), None)?;
 //! let id = client.track("ticket_viewed", json!({ "conference_id": "abc", "tier": "vip" }))?;
 //! println!("tracked {id}");
-//! let link = client.create_share("wechat", "https://conf.example/c/abc")?;
+//! let link = client.create_share("wechat", "https://conf.example/c/abc", Some("abc"))?;
 //! println!("share {}", link.url);
 //!
 //! client.flush().await?; // everything above is delivered (or reported dropped)

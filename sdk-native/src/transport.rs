@@ -1,9 +1,9 @@
 //! Sending request bodies with reqwest: gzip, the ingest key, timeouts, `Retry-After`.
 
 use std::io::Write;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use empmix_core::protocol::{API_KEY_HEADER, EVENTS_PATH};
+use empmix_core::protocol::{API_KEY_HEADER, EVENTS_PATH, retry_after};
 use empmix_core::{BatchId, Transmit};
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -103,7 +103,7 @@ impl Transport {
                     .headers()
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    .and_then(|v| retry_after(v, crate::shared::now()));
                 let body = read_body(response).await;
                 Outcome::Status { status, retry_after, body }
             }
@@ -154,16 +154,6 @@ fn gzip(data: &[u8]) -> Option<Vec<u8>> {
     encoder.finish().ok()
 }
 
-/// Parses `Retry-After`: delay seconds, or an HTTP date (a date in the past is no delay).
-pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let date = httpdate::parse_http_date(value).ok()?;
-    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
@@ -171,17 +161,6 @@ mod tests {
     use std::io::Read;
 
     use super::*;
-
-    #[test]
-    fn retry_after_takes_seconds_and_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after(" 3 ", now), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", now), Some(Duration::from_secs(10)));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:27 GMT", now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-1", now), None);
-    }
 
     #[test]
     fn gzip_round_trips_and_urls_get_the_events_path() {

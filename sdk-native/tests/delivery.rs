@@ -280,7 +280,7 @@ fn identity_super_properties_and_shares_reach_the_wire() {
     a.register_once(json!({"plan": "free", "region": "eu"})).unwrap();
     a.identify("alice").unwrap();
     assert_eq!(a.distinct_id(), "alice");
-    let link = a.create_share("wechat", "https://conf.example/c/abc?x=1").unwrap();
+    let link = a.create_share("wechat", "https://conf.example/c/abc?x=1", Some("abc")).unwrap();
     a.unregister("region");
     a.alias("alice@example").unwrap();
     let opened = b.handle_incoming_url(&link.url).unwrap();
@@ -319,7 +319,7 @@ fn builder_errors_are_returned_not_panicked() {
     assert!(matches!(client.track("", ()), Err(Error::InvalidName(_))));
     assert!(matches!(client.track("e", json!([1, 2])), Err(Error::InvalidProperties(_))));
     assert!(matches!(client.track("e", "text"), Err(Error::InvalidProperties(_))));
-    assert!(matches!(client.create_share("wechat", "no-scheme"), Err(Error::InvalidUrl(_))));
+    assert!(matches!(client.create_share("wechat", "no-scheme", None), Err(Error::InvalidUrl(_))));
     let huge = "x".repeat(40_000);
     assert!(matches!(client.track("e", json!({"big": huge})), Err(Error::TooLarge { .. })));
 }

@@ -12,7 +12,7 @@ export interface EmpMixOptions {
   endpoint: string;
   /** Names this site's storage keys (`empmix:<project>:…`). Default `"default"`. */
   project?: string;
-  /** Conference id added to the typed seed events when they do not name one. */
+  /** Conference id added to the typed seed events, shares and share opens when they do not name one. */
   conferenceId?: string;
   /** Where to load the engine from: a URL, a `Response`, bytes or a compiled module. Default: `empmix.wasm` next to this file. */
   wasm?: string | URL | Response | Promise<Response> | BufferSource | WebAssembly.Module;
@@ -117,8 +117,8 @@ export declare class EmpMix {
   optOut(): void;
   optIn(): void;
   readonly optedOut: boolean;
-  /** A share link for `url` (default: this page) and a `share` event; `null` if refused. */
-  createShare(options: { channel: string; url?: string }): ShareLink | null;
+  /** A share link for `url` (default: this page) and a `share` event in `conferenceId` (default: the one given to `init`, else the `conference_id` super property); `null` if refused. */
+  createShare(options: { channel: string; url?: string; conferenceId?: string }): ShareLink | null;
   /** Sends everything tracked so far; resolves `true` once delivered, `false` at the timeout (default 10 s). Never rejects. */
   flush(timeoutMs?: number): Promise<boolean>;
   readonly distinctId: string | null;

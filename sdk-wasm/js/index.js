@@ -435,10 +435,11 @@ export class EmpMix {
     this._remove(unreadable);
     const seed = crypto.getRandomValues(new Uint32Array(2));
     const state = (this.ls && this._get(this.p + 's')) || '';
-    const a = this._args(state) || [0];
+    // The configured conference goes to the engine, which gives it to shares and share opens.
+    const a = this._args(state, this._str(o.conferenceId)) || [0, 0];
     const num = (x, d) => (typeof x == 'number' && x > 0 && x < 4e9 ? x : d);
     this._warn('options', w.em_start(Date.now(), seed[0], seed[1], num(o.flushAt, 20), num(o.flushInterval, 10000),
-      num(o.maxQueue, 10000), (o.attribution == 'last' ? 1 : 0) | (this.ls ? 2 : 0), a[0]));
+      num(o.maxQueue, 10000), (o.attribution == 'last' ? 1 : 0) | (this.ls ? 2 : 0), a[0], a[1]));
     this._context();
     if (this.ls && g.addEventListener) {
       // Another tab of this site saved its state (identify, reset, opt-out, a link opened):
@@ -646,8 +647,8 @@ export class EmpMix {
       const o = opts(options);
       // Clean the target first: a link must never pass on someone else's code.
       const u = shareParam(this._str(o.url) || (g.location ? location.href : ''));
-      const a = u && this._args(this._str(o.channel) || 'link', joinUrl(u));
-      const code = a && this._out(this.w.em_share(Date.now(), a[0], a[1]));
+      const a = u && this._args(this._str(o.channel) || 'link', joinUrl(u), this._str(o.conferenceId));
+      const code = a && this._out(this.w.em_share(Date.now(), a[0], a[1], a[2]));
       this._cmd('createShare', code ? 0 : a ? this.w.em_last_error() : 8);
       return code ? { code, url: joinUrl(u, '_s=' + code) } : null;
     }, null);

@@ -91,12 +91,25 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// Starts from stored state and events (empty for none). Returns the driver and
-    /// [`code::BAD_CONFIG`] when a setting was out of range (defaults are used then).
-    pub fn start(now: f64, seed: u64, settings: Settings, state: &str, events: Vec<String>) -> (Driver, u32) {
+    /// Starts from stored state and events (empty for none), for the page's configured
+    /// `conference` (empty for none). Returns the driver and [`code::BAD_CONFIG`] when a
+    /// setting was out of range (defaults are used then).
+    pub fn start(
+        now: f64,
+        seed: u64,
+        settings: Settings,
+        conference: &str,
+        state: &str,
+        events: Vec<String>,
+    ) -> (Driver, u32) {
         let model =
             if settings.last_touch { AttributionModel::LastTouch } else { AttributionModel::FirstTouch };
-        let base = || Config::builder().persist(settings.persist).context(library_context());
+        let base = || {
+            Config::builder()
+                .persist(settings.persist)
+                .context(library_context())
+                .conference_id(opt(conference))
+        };
         let built = base()
             .flush_at(settings.flush_at as usize)
             .flush_interval(Duration::from_millis(settings.flush_interval_ms as u64))
@@ -198,9 +211,16 @@ impl Driver {
     }
 
     /// A fresh share code and its `share` event for `clean_target` (JavaScript has removed
-    /// `_s` from it and adds `_s=<code>` itself, with the browser's own URL parsing).
-    pub fn share(&mut self, now: f64, channel: &str, clean_target: &str) -> Result<String, u32> {
-        match self.engine.share(ts(now), &mut self.rng, channel, clean_target) {
+    /// `_s` from it and adds `_s=<code>` itself, with the browser's own URL parsing), in
+    /// `conference` (empty: the engine's fallbacks).
+    pub fn share(
+        &mut self,
+        now: f64,
+        channel: &str,
+        clean_target: &str,
+        conference: &str,
+    ) -> Result<String, u32> {
+        match self.engine.share(ts(now), &mut self.rng, channel, clean_target, Some(conference)) {
             Ok(code) => Ok(code.as_str().to_string()),
             Err(e) => Err(error_code(&e)),
         }

@@ -31,7 +31,7 @@
 //!     last_touch: false,
 //!     persist: true,
 //! };
-//! let (mut driver, _) = Driver::start(1.75e12, 7, settings, "", Vec::new());
+//! let (mut driver, _) = Driver::start(1.75e12, 7, settings, "", "", Vec::new());
 //! assert_eq!(driver.track(1.75e12, "click", r#"{"button":"register"}"#), 0);
 //! driver.flush();
 //! let body = driver.poll_transmit(1.75e12);

@@ -140,6 +140,7 @@ pub extern "C" fn em_start(
     max_queue: u32,
     flags: u32,
     state_len: usize,
+    conference_len: usize,
 ) -> u32 {
     let settings = Settings {
         flush_at,
@@ -151,8 +152,9 @@ pub extern "C" fn em_start(
     let seed = u64::from(seed_hi) << 32 | u64::from(seed_lo);
     let g = global();
     let events = core::mem::take(&mut g.staged);
-    let state = Args { input: &g.input, at: 0 }.next(state_len);
-    let (driver, result) = Driver::start(now, seed, settings, state, events);
+    let mut args = Args { input: &g.input, at: 0 };
+    let state = args.next(state_len);
+    let (driver, result) = Driver::start(now, seed, settings, args.next(conference_len), state, events);
     g.driver = Some(driver);
     result
 }
@@ -222,12 +224,13 @@ pub extern "C" fn em_opt_out(out: u32) -> u32 {
     })
 }
 
-/// A new share code for channel and the target URL without `_s`; -1 when refused.
+/// A new share code for channel, the target URL without `_s` and the conference (empty for
+/// none); -1 when refused.
 #[unsafe(no_mangle)]
-pub extern "C" fn em_share(now: f64, channel: usize, url: usize) -> i32 {
+pub extern "C" fn em_share(now: f64, channel: usize, url: usize, conference: usize) -> i32 {
     text(|d, a| {
-        let channel = a.next(channel);
-        d.share(now, channel, a.next(url))
+        let (channel, url) = (a.next(channel), a.next(url));
+        d.share(now, channel, url, a.next(conference))
     })
 }
 

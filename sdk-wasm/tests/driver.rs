@@ -16,7 +16,7 @@ fn settings(persist: bool) -> Settings {
 }
 
 fn start(persist: bool) -> Driver {
-    let (d, c) = Driver::start(NOW, 42, settings(persist), "", Vec::new());
+    let (d, c) = Driver::start(NOW, 42, settings(persist), "", "", Vec::new());
     assert_eq!(c, code::OK);
     d
 }
@@ -83,7 +83,7 @@ fn restore_keeps_identity_and_unsent_events() {
         }
     }
     records.push("{torn".to_string());
-    let (mut d2, _) = Driver::start(NOW + 1.0, 7, settings(true), &state, records);
+    let (mut d2, _) = Driver::start(NOW + 1.0, 7, settings(true), "", &state, records);
     assert_eq!(d2.id(0), "user-1");
     assert_eq!(d2.id(1), d.id(1));
     let body = d2.poll_transmit(NOW + 1.0);
@@ -94,7 +94,7 @@ fn restore_keeps_identity_and_unsent_events() {
 #[test]
 fn a_state_saved_by_another_tab_is_adopted() {
     let mut a = start(true);
-    let (mut b, _) = Driver::start(NOW, 43, settings(true), "", Vec::new());
+    let (mut b, _) = Driver::start(NOW, 43, settings(true), "", "", Vec::new());
     assert_ne!(a.id(1), b.id(1));
     assert_eq!(a.identify(NOW, "user-2"), code::OK);
     let state =
@@ -108,17 +108,17 @@ fn a_state_saved_by_another_tab_is_adopted() {
 #[test]
 fn shares_and_incoming_links() {
     let mut a = start(false);
-    let code_a = a.share(NOW, "wechat", "https://x.example/c/1#top").expect("code");
+    let code_a = a.share(NOW, "wechat", "https://x.example/c/1#top", "").expect("code");
     assert_eq!(code_a.len(), 12);
     let mut b = start(false);
     assert!(b.open_share(NOW, &code_a));
     assert!(!b.open_share(NOW, "not a code"));
-    let code_b = b.share(NOW, "copy", "https://x.example/c/1").expect("code");
+    let code_b = b.share(NOW, "copy", "https://x.example/c/1", "").expect("code");
     assert!(!b.open_share(NOW, &code_b), "opening one's own link records nothing");
     b.flush();
     let body = b.poll_transmit(NOW);
     assert!(body.contains("\"share_open\"") && body.contains(&format!("\"parent_share_code\":\"{code_a}\"")));
-    assert_eq!(a.share(NOW, "", "https://x"), Err(code::BAD_NAME));
+    assert_eq!(a.share(NOW, "", "https://x", ""), Err(code::BAD_NAME));
 }
 
 #[test]
@@ -132,7 +132,7 @@ fn opt_out_and_errors_are_codes() {
     assert_eq!(d.track(NOW, "x", ""), code::OPTED_OUT);
     d.set_opted_out(false);
     assert_eq!(d.track(NOW, "x", ""), code::OK);
-    let (_, c) = Driver::start(NOW, 1, Settings { flush_at: 0, ..settings(false) }, "", Vec::new());
+    let (_, c) = Driver::start(NOW, 1, Settings { flush_at: 0, ..settings(false) }, "", "", Vec::new());
     assert_eq!(c, code::BAD_CONFIG);
 }
 
@@ -173,7 +173,14 @@ fn hostile_input_does_not_panic() {
             last_touch: i % 2 == 0,
             persist: i % 2 == 1,
         };
-        let (mut d, _) = Driver::start(t, i as u64, settings, strings[i % strings.len()], vec![huge.clone()]);
+        let (mut d, _) = Driver::start(
+            t,
+            i as u64,
+            settings,
+            strings[i % strings.len()],
+            strings[i % strings.len()],
+            vec![huge.clone()],
+        );
         for s in strings {
             d.set_context([s, s, s, s, s, s]);
             let _ = d.track(t, s, s);
@@ -181,8 +188,8 @@ fn hostile_input_does_not_panic() {
             let _ = d.alias(t, s);
             let _ = d.register(s, i % 2 == 0);
             d.unregister(s);
-            let _ = d.share(t, s, s);
-            let _ = d.share(t, "c", s);
+            let _ = d.share(t, s, s, s);
+            let _ = d.share(t, "c", s, "");
             let _ = d.open_share(t, s);
             let _ = d.adopt_state(s);
             d.handle_response(t, d.last_handle, [0, 200, 413, 429, 500, 1000, u32::MAX][i % 7], t, s);
@@ -211,11 +218,11 @@ fn raw_exports_tolerate_bad_lengths() {
     let p = em_in(8);
     // SAFETY: em_in returned a buffer of at least 8 bytes.
     unsafe { core::ptr::copy_nonoverlapping(b"click{}x".as_ptr(), p, 8) };
-    assert_eq!(em_start(NOW, 1, 2, 20, 1000.0, 100, 0, 0), code::OK);
+    assert_eq!(em_start(NOW, 1, 2, 20, 1000.0, 100, 0, 0, 0), code::OK);
     assert_eq!(em_track(NOW, 5, 2), code::OK);
     assert_eq!(em_track(NOW, usize::MAX, usize::MAX), code::BAD_NAME);
     assert_eq!(em_identify(NOW, 1 << 30), code::BAD_NAME);
-    let _ = em_share(NOW, usize::MAX, 3);
+    let _ = em_share(NOW, usize::MAX, 3, usize::MAX);
     let _ = em_open_share(NOW, usize::MAX);
     assert_eq!(em_stage(usize::MAX), 0, "an empty record is not restorable");
     assert!(em_stats() > 0);

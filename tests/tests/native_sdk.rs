@@ -107,7 +107,7 @@ fn events_arrive_and_show_in_the_daily_summary() {
     let a = client(&base).build().unwrap();
     let b = client(&base).build().unwrap();
     a.page_view(&format!("https://conf.example/c/{conf}"), Some(&conf), None).unwrap();
-    let link = a.create_share("wechat", &format!("https://conf.example/c/{conf}")).unwrap();
+    let link = a.create_share("wechat", &format!("https://conf.example/c/{conf}"), Some(&conf)).unwrap();
     b.handle_incoming_url(&link.url).unwrap();
     b.page_view(&format!("https://conf.example/c/{conf}"), Some(&conf), None).unwrap();
     b.identify("user-b").unwrap();
@@ -125,6 +125,36 @@ fn events_arrive_and_show_in_the_daily_summary() {
     assert_eq!(s["uv"], 2, "{s:?}");
     a.shutdown_blocking(WAIT).unwrap();
     b.shutdown_blocking(WAIT).unwrap();
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn the_seed_chain_counts_its_shares_in_their_conference_without_super_properties() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start_server(data.path(), None);
+    let base = server.base_url();
+    let conf = unique("chain");
+    let page = format!("https://conf.example/c/{conf}");
+    let (a, b, c) =
+        (client(&base).build().unwrap(), client(&base).build().unwrap(), client(&base).build().unwrap());
+    // A shares; B opens A's link and shares on; C opens B's link and registers.
+    let link_a = a.create_share("wechat", &page, Some(&conf)).unwrap();
+    let opened = b.handle_incoming_url(&link_a.url).unwrap();
+    assert!(opened.recorded_open);
+    let link_b = b.create_share("email", &opened.url, Some(&conf)).unwrap();
+    assert!(c.handle_incoming_url(&link_b.url).unwrap().recorded_open);
+    c.registration(&conf, Some("form-1")).unwrap();
+    for client in [&a, &b, &c] {
+        client.flush_blocking(WAIT).unwrap();
+    }
+    let ok = wait_until(WAIT, || {
+        let s = summary(&base, &conf);
+        s.get("shares") == Some(&2) && s.get("share_conversions") == Some(&1)
+    });
+    assert!(ok, "summary: {:?}", summary(&base, &conf));
+    for client in [a, b, c] {
+        client.shutdown_blocking(WAIT).unwrap();
+    }
     server.shutdown().unwrap();
 }
 

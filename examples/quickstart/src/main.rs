@@ -63,16 +63,10 @@ async fn main() -> Result<(), BoxError> {
     println!("sending to {endpoint} (conference {conf})");
 
     let (a, b, c) = (user(&endpoint, &key)?, user(&endpoint, &key)?, user(&endpoint, &key)?);
-    // The conference app registers its conference as a super property, so every event —
-    // shares included — lands in that conference's summaries and share tree.
-    for client in [&a, &b, &c] {
-        client.register(json!({ "conference_id": conf }))?;
-    }
-
     let id = a.page_view(&page, Some(&conf), None)?;
     println!("A  page_view     {id}");
     a.identify("user-a")?;
-    let share_a = a.create_share("wechat", &page)?;
+    let share_a = a.create_share("wechat", &page, Some(&conf))?;
     println!("A  share         code {} -> {}", share_a.code.as_str(), share_a.url);
 
     let opened = b.handle_incoming_url(&share_a.url)?;
@@ -82,7 +76,7 @@ async fn main() -> Result<(), BoxError> {
         opened.recorded_open
     );
     b.page_view(&opened.url, Some(&conf), None)?;
-    let share_b = b.create_share("email", &opened.url)?;
+    let share_b = b.create_share("email", &opened.url, Some(&conf))?;
     println!("B  share         code {} -> {}", share_b.code.as_str(), share_b.url);
 
     let opened = c.handle_incoming_url(&share_b.url)?;

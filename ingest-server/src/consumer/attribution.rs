@@ -68,14 +68,16 @@ pub fn on_registration(
 }
 
 /// A `share`: stored under its parent unless that would make the code its own ancestor; the
-/// registrations below it are re-checked.
+/// registrations below it are re-checked. A share event without a conference takes its
+/// parent's, when the parent is stored with one. Returns the conference the share counts in.
 pub fn on_share(
     tx: &mut dyn StoreTx,
     project: &str,
     e: &StoredEvent<'_>,
     person: &str,
-) -> Result<(), StoreError> {
-    let Some(code) = prop(e, "share_code") else { return Ok(()) };
+) -> Result<Option<String>, StoreError> {
+    let own = e.conference_id.filter(|c| !c.is_empty()).map(String::from);
+    let Some(code) = prop(e, "share_code") else { return Ok(own) };
     let mut parent = prop(e, "parent_share_code").map(String::from);
     if let Some(p) = parent.clone() {
         if would_cycle(tx, project, code, &p)? {
@@ -83,21 +85,26 @@ pub fn on_share(
             parent = None;
         }
     }
+    let conference = match (own, &parent) {
+        (None, Some(p)) => tx.share(project, p)?.and_then(|s| s.conference_id),
+        (own, _) => own,
+    };
     let share = ShareRow {
         code: code.to_string(),
         sharer: person.to_string(),
         channel: prop(e, "channel").map(String::from),
         target_url: prop(e, "target_url").map(String::from),
         parent_code: parent,
-        conference_id: e.conference_id.map(String::from),
+        conference_id: conference.clone(),
         created_at: e.server_ts,
     };
     if !tx.insert_share(project, &share)? {
-        return Ok(()); // The first share of a code wins.
+        return Ok(conference); // The first share of a code wins.
     }
     let below = tx.share_subtree(project, code)?;
     let regs = tx.registrations_with_codes(project, &below)?;
-    recheck(tx, project, regs)
+    recheck(tx, project, regs)?;
+    Ok(conference)
 }
 
 /// Whether `code` is `parent` or one of its ancestors.

@@ -275,8 +275,10 @@ pub fn apply_event(tx: &mut dyn StoreTx, tz: &TimeZone, e: &StoredEvent<'_>) -> 
         "checkin" => tx.bump_daily(project, &key(), DailyField::Checkins, 1)?,
         "registration" => attribution::on_registration(tx, project, e, person, key())?,
         "share" => {
-            tx.bump_daily(project, &key(), DailyField::Shares, 1)?;
-            attribution::on_share(tx, project, e, person)?;
+            // Counted in the share's conference, which may be its parent's.
+            let conference = attribution::on_share(tx, project, e, person)?;
+            let key = DayKey { conference_id: conference.unwrap_or_default(), day: day_of(e.server_ts, tz) };
+            tx.bump_daily(project, &key, DailyField::Shares, 1)?;
         }
         "share_open" => {
             if let Some(code) = prop(e, "share_code") {

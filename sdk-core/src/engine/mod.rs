@@ -289,21 +289,31 @@ impl Engine {
         self.save_state();
     }
 
+    /// The conference a share or a share open names: `explicit` (the caller's argument), else
+    /// the configured one ([`crate::ConfigBuilder::conference_id`]); empty strings count as
+    /// none. With neither, the event gets the `conference_id` super property, if registered,
+    /// as [`Engine::track`] merges super properties into every event under its own.
+    pub fn share_conference<'a>(&'a self, explicit: Option<&'a str>) -> Option<&'a str> {
+        let configured = self.config.conference_id.as_deref();
+        explicit.filter(|c| !c.is_empty()).or(configured.filter(|c| !c.is_empty()))
+    }
+
     /// Makes a share link: a fresh code, a `share` event carrying it (with the code this user
-    /// arrived through as its parent), and `target_url` with `_s=<code>`, keeping its query
-    /// and fragment and replacing any `_s` already there. While opted out the link is made but
-    /// nothing is recorded.
+    /// arrived through as its parent, and the conference by [`Engine::share_conference`]), and
+    /// `target_url` with `_s=<code>`, keeping its query and fragment and replacing any `_s`
+    /// already there. While opted out the link is made but nothing is recorded.
     pub fn create_share(
         &mut self,
         now: Timestamp,
         rng: &mut impl Entropy,
         channel: &str,
         target_url: &str,
+        conference_id: Option<&str>,
     ) -> Result<ShareLink, TrackError> {
         // Validate and clean the target first: a link must never pass on someone else's code.
         // (`share` checks the channel.)
         let (clean_target, _) = take_share_param(target_url)?;
-        let code = self.share(now, rng, channel, &clean_target)?;
+        let code = self.share(now, rng, channel, &clean_target, conference_id)?;
         let url = with_share_param(&clean_target, code.as_str())?;
         Ok(ShareLink { code, url })
     }
@@ -317,22 +327,26 @@ impl Engine {
         rng: &mut impl Entropy,
         channel: &str,
         clean_target: &str,
+        conference_id: Option<&str>,
     ) -> Result<ShareCode, TrackError> {
         validate_name(channel)?;
         let code = ShareCode::generate(rng);
         if !self.identity.opted_out {
             let parent = self.attribution.active(now, self.config.attribution_window).cloned();
-            self.track(now, rng, Event::share(&code, channel, clean_target, parent.as_ref()))?;
+            let conference = self.share_conference(conference_id);
+            let event = Event::share(&code, channel, clean_target, parent.as_ref(), conference);
+            self.track(now, rng, event)?;
             self.attribution.record_created(code.clone());
             self.save_state();
         }
         Ok(code)
     }
 
-    /// Reads `_s` from a URL the app was opened with: records a `share_open` with the code and
-    /// the chain known so far, and makes the code this user's attribution (first- or
-    /// last-touch, within the window). Opening one's own link records nothing. Returns the URL
-    /// without `_s` to show and to share on.
+    /// Reads `_s` from a URL the app was opened with: records a `share_open` with the code, the
+    /// chain known so far and the conference when known (see [`Engine::share_conference`]),
+    /// and makes the code this user's attribution (first- or last-touch, within the window).
+    /// Opening one's own link records nothing. Returns the URL without `_s` to show and to
+    /// share on.
     pub fn handle_incoming_url(
         &mut self,
         now: Timestamp,
@@ -354,7 +368,8 @@ impl Engine {
         let window = self.config.attribution_window;
         self.attribution.record_open(code, now, self.config.attribution_model, window);
         self.save_state();
-        self.track(now, rng, Event::share_open(code, &self.attribution.chain)).is_ok()
+        let open = Event::share_open(code, &self.attribution.chain, self.share_conference(None));
+        self.track(now, rng, open).is_ok()
     }
 
     /// Replaces the context sent with later events (for example when the page changes).

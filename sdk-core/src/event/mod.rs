@@ -132,9 +132,17 @@ impl Event {
         Event::seed(names::PAGE_VIEW, p)
     }
 
-    /// A share link was created. Usually made by the engine's `create_share`.
-    pub fn share(code: &ShareCode, channel: &str, target_url: &str, parent: Option<&ShareCode>) -> Self {
+    /// A share link was created, in `conference_id` when known. Usually made by the engine's
+    /// `create_share`, which decides the conference.
+    pub fn share(
+        code: &ShareCode,
+        channel: &str,
+        target_url: &str,
+        parent: Option<&ShareCode>,
+        conference_id: Option<&str>,
+    ) -> Self {
         let p = Properties::new()
+            .insert_opt("conference_id", conference_id)
             .insert("share_code", code.as_str())
             .insert("channel", channel)
             .insert("target_url", target_url)
@@ -143,9 +151,11 @@ impl Event {
     }
 
     /// A share link was opened. `chain` is the codes this user arrived through so far, oldest
-    /// first, ending with `code`. Usually made by the engine's `handle_incoming_url`.
-    pub fn share_open(code: &ShareCode, chain: &[ShareCode]) -> Self {
+    /// first, ending with `code`; `conference_id` when known. Usually made by the engine's
+    /// `handle_incoming_url`.
+    pub fn share_open(code: &ShareCode, chain: &[ShareCode], conference_id: Option<&str>) -> Self {
         let p = Properties::new()
+            .insert_opt("conference_id", conference_id)
             .insert("share_code", code.as_str())
             .insert_str_array("attribution_chain", chain.iter().map(ShareCode::as_str));
         Event::seed(names::SHARE_OPEN, p)
@@ -278,12 +288,13 @@ mod tests {
     fn typed_constructors_carry_the_seed_fields() {
         let code = ShareCode::parse("codeA").unwrap();
         let parent = ShareCode::parse("root").unwrap();
-        let e = Event::share(&code, "wechat", "https://x/conf", Some(&parent));
+        let e = Event::share(&code, "wechat", "https://x/conf", Some(&parent), Some("c1"));
         let v: serde_json::Value = serde_json::from_str(e.properties().as_json()).unwrap();
         assert_eq!(e.name(), "share");
         assert_eq!(v["parent_share_code"], "root");
         assert_eq!(v["channel"], "wechat");
-        let open = Event::share_open(&code, &[parent.clone(), code.clone()]);
+        assert_eq!(v["conference_id"], "c1");
+        let open = Event::share_open(&code, &[parent.clone(), code.clone()], None);
         let v: serde_json::Value = serde_json::from_str(open.properties().as_json()).unwrap();
         assert_eq!(v["attribution_chain"], serde_json::json!(["root", "codeA"]));
         let chat = Event::ai_chat("c1", 42);

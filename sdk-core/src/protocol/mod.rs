@@ -12,10 +12,12 @@
 
 #[cfg(feature = "decode")]
 mod decode;
+mod http_date;
 mod response;
 
 #[cfg(feature = "decode")]
 pub use decode::{DecodeError, DecodedBatch, DecodedEvent, decode_batch, parse_rfc3339_millis};
+pub use http_date::retry_after;
 pub use response::{BatchResponse, ErrorBody, RejectReason, Rejection};
 
 use crate::event::EventId;

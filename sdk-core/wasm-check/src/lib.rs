@@ -20,7 +20,7 @@ pub extern "C" fn empmix_smoke(n: u32) -> u32 {
     };
     let mut engine = Engine::new(config, now, &mut rng);
     let _ = engine.handle_incoming_url(now, &mut rng, "https://example.com/c?_s=abc");
-    let _ = engine.create_share(now, &mut rng, "copy", "https://example.com/c");
+    let _ = engine.create_share(now, &mut rng, "copy", "https://example.com/c", None);
     engine.register(&Properties::new().insert("conference_id", "abc"));
     if let Ok(props) = Properties::from_json(r#"{"a":1,"b":"two","c":[true,null]}"#) {
         for _ in 0..n {

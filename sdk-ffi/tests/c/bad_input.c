@@ -46,9 +46,9 @@ int main(void) {
     EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_identify(client, NULL));
 
     char *code = NULL, *url = NULL;
-    EXPECT(EMPMIX_ERR_INVALID_URL, empmix_create_share(client, "wechat", "/relative/path", &code, &url));
+    EXPECT(EMPMIX_ERR_INVALID_URL, empmix_create_share(client, "wechat", "/relative/path", NULL, &code, &url));
     CHECK(code == NULL && url == NULL);
-    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_create_share(client, "wechat", "https://x.example/", NULL, &url));
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_create_share(client, "wechat", "https://x.example/", NULL, NULL, &url));
     EXPECT(EMPMIX_ERR_INVALID_URL, empmix_handle_incoming_url(client, "", &url));
     EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_handle_incoming_url(client, "https://x.example/?_s=abc", NULL));
 

@@ -1,6 +1,7 @@
 /* The seed scenario through the C ABI: A views and shares, B opens A's link and shares, C opens
- * B's link, identifies and registers, checks in and chats. Prints the share codes; the Rust
- * harness then checks the server's daily summary and share tree. */
+ * B's link, identifies and registers, checks in and chats, all without super properties (each
+ * share names its conference). Prints the share codes; the Rust harness then checks the
+ * server's daily summary and share tree. */
 #include <string.h>
 #include "check.h"
 
@@ -9,15 +10,9 @@ int main(void) {
     char target[256];
     snprintf(target, sizeof target, "https://m-app.example/conf/%s", conf);
     EmpmixClient *a = client_for(NULL), *b = client_for(NULL), *c = client_for(NULL);
-    char props[128];
-    snprintf(props, sizeof props, "{\"conference_id\":\"%s\"}", conf);
-    OK(empmix_register(a, props));
-    OK(empmix_register(b, props));
-    OK(empmix_register(c, props));
-
     OK(empmix_page_view(a, target, conf, NULL));
     char *code_a = NULL, *url_a = NULL;
-    OK(empmix_create_share(a, "wechat", target, &code_a, &url_a));
+    OK(empmix_create_share(a, "wechat", target, conf, &code_a, &url_a));
     CHECK(strstr(url_a, "_s=") != NULL && strstr(url_a, code_a) != NULL);
 
     char *clean = NULL;
@@ -25,7 +20,7 @@ int main(void) {
     CHECK(strcmp(clean, target) == 0);
     OK(empmix_page_view(b, clean, conf, NULL));
     char *code_b = NULL, *url_b = NULL;
-    OK(empmix_create_share(b, "link", clean, &code_b, &url_b));
+    OK(empmix_create_share(b, "link", clean, conf, &code_b, &url_b));
     empmix_string_free(clean);
 
     char *clean_c = NULL;

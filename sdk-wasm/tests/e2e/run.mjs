@@ -48,10 +48,11 @@ const bundled = await new Promise(res => webpack({
 const page = `<!doctype html><title>e2e</title><button id="btn">Register</button>
 <script type="module">
   import { EmpMix } from '/pkg/index.js';
-  const q = new URLSearchParams(location.search);
+  const q = new URLSearchParams(location.search), conf = q.get('conf');
+  // ?conf=<id> configures the conference in init (empty: none); without it, a super property.
   window.mix = await EmpMix.init({ apiKey: '${KEY}', endpoint: q.get('endpoint') || '${api}', debug: true,
-    flushInterval: +(q.get('interval') || 500), flushAt: 20 });
-  mix.register({ conference_id: '${CONF}' });
+    flushInterval: +(q.get('interval') || 500), flushAt: 20, conferenceId: conf || undefined });
+  if (conf == null) mix.register({ conference_id: '${CONF}' });
   document.getElementById('btn').onclick = () => mix.track('button_click', { button: 'register' });
   window.ready = true;
 </script>`;
@@ -277,6 +278,27 @@ try {
       return na && nb && na.credited_conversions >= 1 && nb.credited_conversions >= 1 && { na, nb };
     });
     console.log(`  tree: A ${tree.na.share_code} (opens ${tree.na.opens}, credited ${tree.na.credited_conversions}) -> B ${tree.nb.share_code} (opens ${tree.nb.opens}, credited ${tree.nb.credited_conversions})`);
+    await Promise.all([a.close(), b.close(), c.close()]);
+  });
+
+  await step('share chain A -> B -> C without super properties counts in the daily row', async () => {
+    const conf = 'conf-e2e-plain';
+    const [a, b, c] = [await browser.newContext(), await browser.newContext(), await browser.newContext()];
+    // A's conference is configured in init; B and C configure none and B names it in createShare.
+    const pa = await open(a, `${site}/?conf=${conf}`);
+    const linkA = await pa.evaluate(() => mix.createShare({ channel: 'copy' }));
+    await pa.evaluate(() => mix.flush());
+    const pb = await open(b, linkA.url.replace(`conf=${conf}`, 'conf='));
+    const linkB = await pb.evaluate(c => mix.createShare({ channel: 'wechat', conferenceId: c }), conf);
+    await pb.evaluate(() => mix.flush());
+    const pc = await open(c, linkB.url);
+    await pc.evaluate(c => mix.registration({ conferenceId: c, formId: 'main' }), conf);
+    await pc.evaluate(() => mix.flush());
+    const row = await until('the daily row', async () => {
+      const r = (await query(`/api/analytics/daily?conference_id=${conf}`))[0];
+      return r && r.shares == 2 && r.share_conversions == 1 && r;
+    });
+    console.log(`  daily: shares ${row.shares}, share_conversions ${row.share_conversions}`);
     await Promise.all([a.close(), b.close(), c.close()]);
   });
 } finally {

@@ -43,6 +43,16 @@ test('tracks, identifies, shares and flushes', async () => {
   srv.close();
 });
 
+test('shares carry their conference: the option, else the one given to init', async () => {
+  const srv = await ingest();
+  const mix = await EmpMix.init({ apiKey: 'k3', endpoint: srv.endpoint, wasm, flushInterval: 60000, conferenceId: 'c-init' });
+  assert.ok(mix.createShare({ channel: 'a', url: 'https://conf.example/c' }));
+  assert.ok(mix.createShare({ channel: 'b', url: 'https://conf.example/c', conferenceId: 'c-arg' }));
+  assert.equal(await mix.flush(5000), true);
+  assert.deepEqual(srv.events.map(e => e.properties.conference_id), ['c-init', 'c-arg']);
+  srv.close();
+});
+
 test('hostile input never throws and never breaks the engine', async () => {
   const srv = await ingest();
   const mix = await EmpMix.init({ apiKey: 'k2', endpoint: srv.endpoint, wasm, flushInterval: 60000 });
