@@ -127,7 +127,7 @@ impl Server {
         }
         let runtime = runtime.build().map_err(io("starting the Tokio runtime"))?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let conn_limits = http::limits::ConnLimits::new(&config);
+        let conn_limits = http::connections::ConnLimits::new(&config);
         let limiter = Arc::new(http::limits::Limiter::new(&config, &projects));
         let http = std::thread::Builder::new()
             .name("empmix-http-main".into())
@@ -138,7 +138,7 @@ impl Server {
                         let _ = stopped.await;
                     };
                     let metrics = app.metrics.clone();
-                    http::limits::serve(listener, http::router(app), conn_limits, limiter, metrics, stop)
+                    http::connections::serve(listener, http::router(app), conn_limits, limiter, metrics, stop)
                         .await
                 })
             })

@@ -1,7 +1,7 @@
-//! Slow and greedy clients: the HTTP accept loop (a bound on open connections, a header
-//! timeout that is also the keep-alive idle timeout), a deadline for request bodies (408), and
-//! ingest rate limits per project and per client address plus a per-project daily event quota
-//! (429 with `Retry-After`).
+//! Slow and greedy clients, per request: a deadline for request bodies (408), and ingest rate
+//! limits per project and per client address plus a per-project daily event quota (429 with
+//! `Retry-After`). The connection side (a bound on open connections, the header and idle
+//! timeout) is [`super::connections`].
 //!
 //! Rate limits count ingest *requests* (a batch of up to the protocol's batch limit of events
 //! is one request), so a flood is refused before its body is read. The daily quota counts
@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -26,8 +25,6 @@ use bytes::Bytes;
 use empmix_core::protocol::{EVENTS_PATH, MAX_BATCH_BYTES, TRACK_PATH};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Body as _, Frame, SizeHint};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::Semaphore;
 
 use super::{App, auth, error};
 use crate::config::{ProjectConfig, RateLimit, ServerConfig};
@@ -36,107 +33,6 @@ use crate::http::metrics::Metrics;
 /// Client-address buckets kept at most; past it, idle (full) buckets are dropped, then the
 /// least recently used half.
 pub const MAX_CLIENT_BUCKETS: usize = 65_536;
-
-/// What the accept loop needs.
-#[derive(Debug, Clone)]
-pub struct ConnLimits {
-    /// See [`ServerConfig::header_timeout`].
-    pub header_timeout: Duration,
-    /// See [`ServerConfig::max_connections`].
-    pub max_connections: usize,
-    /// How long shutdown waits for open connections before dropping them.
-    pub shutdown_grace: Duration,
-}
-
-impl ConnLimits {
-    /// The limits a configuration sets.
-    pub fn new(config: &ServerConfig) -> Self {
-        ConnLimits {
-            header_timeout: config.header_timeout,
-            max_connections: config.max_connections.max(1),
-            shutdown_grace: config.header_timeout + config.body_timeout + Duration::from_secs(10),
-        }
-    }
-}
-
-/// Serves `router` on `listener` until `stop` resolves, then stops accepting, lets in-flight
-/// requests finish (idle connections close at once) and returns once every connection closed
-/// or [`ConnLimits::shutdown_grace`] passed.
-///
-/// At most `max_connections` connections are open: the loop accepts only while it holds a
-/// permit, so further clients wait in the kernel's listen backlog (and are refused by it once
-/// that is full) until a connection closes.
-pub(crate) async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    limits: ConnLimits,
-    limiter: Arc<Limiter>,
-    metrics: Arc<Metrics>,
-    stop: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
-    tokio::pin!(stop);
-    loop {
-        let permit = tokio::select! {
-            biased;
-            () = &mut stop => break,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            biased;
-            () = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors or a connection reset before it was accepted:
-                    // back off briefly instead of spinning.
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let (router, limiter) = (router.clone(), limiter.clone());
-        let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            req.extensions_mut().insert(limiter.clone());
-            tower_call(router.clone(), req)
-        });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            metrics.connections(1);
-            if let Err(e) = conn.await {
-                if e.is_timeout() {
-                    metrics.header_timed_out();
-                }
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-            metrics.connections(-1);
-            drop(permit);
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(grace = ?limits.shutdown_grace, "connections still open at shutdown; dropping them");
-    }
-    Ok(())
-}
-
-async fn tower_call(
-    router: Router,
-    req: Request<hyper::body::Incoming>,
-) -> Result<Response, std::convert::Infallible> {
-    use tower::ServiceExt as _;
-    router.oneshot(req.map(Body::new)).await
-}
 
 /// A request body that fails once `deadline` passes before it has arrived in full.
 struct DeadlineBody {

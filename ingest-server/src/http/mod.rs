@@ -14,6 +14,7 @@ use crate::store::Store;
 pub mod access;
 pub mod auth;
 pub mod body;
+pub mod connections;
 pub mod cors;
 pub mod dashboard;
 pub mod ingest;
