@@ -7,6 +7,8 @@
 //! - [`sql`] compiles a query to one aggregate statement per period, in the store's
 //!   [`Dialect`]; the store only runs it ([`crate::store::Store::aggregate`]) within a time budget.
 //! - [`funnel`] counts persons through ordered steps in Rust from the rows SQL selects.
+//! - [`rollup`] answers the daily summary's metrics by day, week, month and conference from the
+//!   rollups the consumer keeps, instead of from every event.
 //! - [`share_credit`] answers the `share_credit` metric from the share facts.
 //! - `rows` shapes a period's rows: zero-filled time series, one order for both stores.
 //! - [`run`] puts it together: results, totals, the comparison period.
@@ -23,6 +25,7 @@ use crate::store::{Store, StoreError};
 pub mod funnel;
 pub mod parse;
 pub mod range;
+pub mod rollup;
 mod rows;
 pub mod share_credit;
 pub mod sql;
@@ -238,6 +241,8 @@ pub struct Query {
     pub funnel: Option<Funnel>,
     /// The credit model of the `share_credit` metric.
     pub credit: CreditModel,
+    /// Answer from the rollups when they can (`false`: always from the events).
+    pub rollups: bool,
 }
 
 /// One result row.

@@ -28,8 +28,7 @@ pub const MAX_STEPS: usize = 8;
 /// Longest funnel window.
 pub const MAX_WINDOW_MS: i64 = 90 * 86_400_000;
 
-const FIELDS: &str =
-    "metrics, event, date_range, dimensions, filters, order_by, limit, include, funnel, credit, decay";
+const FIELDS: &str = "metrics, event, date_range, dimensions, filters, order_by, limit, include, funnel, credit, decay, rollups";
 const DIMENSIONS: &str = "time:hour, time:day, time:week, time:month, type, distinct_id, attribution, \
                           properties.<key> or context.<key>";
 
@@ -414,6 +413,11 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
         return Err(invalid("include", "no totals, comparison or order_by with a funnel"));
     }
     let credit = credit(obj, &metrics, &dimensions, &event, &filters)?;
+    let rollups = match obj.get("rollups") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("rollups", "true or false")),
+    };
     Ok(Query {
         metrics,
         event,
@@ -426,6 +430,7 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
         comparison,
         funnel,
         credit,
+        rollups,
     })
 }
 

@@ -7,8 +7,8 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::{
-    Dialect, Dimension, MAX_ROWS, Metric, OrderKey, Query, QueryError, ResultRow, Scope, range, share_credit,
-    sql,
+    Dialect, Dimension, MAX_ROWS, Metric, OrderKey, Query, QueryError, ResultRow, Scope, range, rollup,
+    share_credit, sql,
 };
 use crate::consumer::credit::Amount;
 use crate::store::Cell;
@@ -50,6 +50,9 @@ fn fetch(
 ) -> Result<(Vec<RawRow>, bool), QueryError> {
     if query.metrics == [Metric::ShareCredit] {
         return Ok((share_credit::rows(scope, query, period)?, false));
+    }
+    if rollup::answers(query) {
+        return Ok((rollup::rows(scope, dialect, query, period, deadline)?, false));
     }
     let stmt = sql::aggregate(dialect, scope.project, query, period, limit)?;
     let raw = scope.store.aggregate(&stmt.sql, &stmt.params, deadline)?;

@@ -35,13 +35,24 @@ const JOIN_IDENTITY: &str =
 const JOIN_REGISTRATION: &str =
     " LEFT JOIN registrations r ON r.project = e.project AND r.event_id = e.event_id";
 
-struct Builder {
+/// Collects parameters while SQL text is written.
+pub(super) struct Builder {
     dialect: Dialect,
     params: Vec<Param>,
 }
 
 impl Builder {
-    fn text(&mut self, s: &str) -> String {
+    pub(super) fn new(dialect: Dialect) -> Self {
+        Builder { dialect, params: Vec::new() }
+    }
+
+    /// The statement, with the parameters collected.
+    pub(super) fn finish(self, sql: String) -> Statement {
+        Statement { sql, params: self.params }
+    }
+
+    /// A text parameter's placeholder.
+    pub(super) fn text(&mut self, s: &str) -> String {
         self.params.push(Param::Text(s.to_string()));
         match self.dialect {
             Dialect::Sqlite => format!("?{}", self.params.len()),
@@ -100,13 +111,15 @@ impl Builder {
             // The consumer stores a string conference id in its own column (what the daily
             // summary counts by). A share open without one belongs to its share's conference,
             // looked up here, at query time, so it does not matter which arrived first.
+            // A share without one belongs to its parent's (as stored with the share), and
+            // the daily summary counts it there too.
             Field::Property(k) if k == "conference_id" => {
                 let code = match self.dialect {
                     Dialect::Sqlite => "json_extract(e.properties, '$.share_code')",
                     Dialect::Postgres => "(e.properties ->> 'share_code')",
                 };
                 format!(
-                    "COALESCE(e.conference_id, CASE WHEN e.name = 'share_open' THEN (SELECT s.conference_id \
+                    "COALESCE(e.conference_id, CASE WHEN e.name IN ('share_open', 'share') THEN (SELECT s.conference_id \
                      FROM shares s WHERE s.project = e.project AND s.code = {code}) END)"
                 )
             }
@@ -498,6 +511,7 @@ mod tests {
             comparison: false,
             funnel: None,
             credit: crate::consumer::credit::CreditModel::Full,
+            rollups: true,
         };
         for dialect in [Dialect::Sqlite, Dialect::Postgres] {
             let s = aggregate(dialect, evil, &query, &period, 11).unwrap();

@@ -81,4 +81,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX share_links_project ON share_links (project, created_at);
 ",
+    "
+    -- The newest events of a project (the live view, the events list) without sorting them
+    -- all: the index is ordered by (project, seq).
+    CREATE INDEX events_project ON events (project);
+",
 ];
