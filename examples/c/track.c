@@ -7,18 +7,19 @@
 int main(void) {
     const char *key = getenv("EMPMIX_INGEST_KEY");
     const char *endpoint = getenv("EMPMIX_ENDPOINT");
-    EmpmixConfig config;
-    empmix_config_init(&config);
-    config.ingest_key = key ? key : "";
-    config.endpoint = endpoint ? endpoint : "http://127.0.0.1:8000";
-    config.data_dir = "./empmix-c-data"; /* unsent events survive a crash */
+    EmpmixConfigBuilder *config = empmix_config_new();
+    empmix_config_set_ingest_key(config, key ? key : "");
+    empmix_config_set_endpoint(config, endpoint ? endpoint : "http://127.0.0.1:8000");
+    empmix_config_set_data_dir(config, "./empmix-c-data"); /* unsent events survive a crash */
+    empmix_config_set_app(config, "track-example", "1.0.0", "1");
 
     EmpmixClient *client = NULL;
-    EmpmixResult rc = empmix_client_new(&config, &client);
+    EmpmixResult rc = empmix_client_create(config, &client);
+    empmix_config_free(config);
     if (rc != EMPMIX_OK) {
         char detail[256];
         empmix_last_error_message(detail, sizeof detail);
-        fprintf(stderr, "empmix_client_new: %s (%s)\n", empmix_result_message(rc), detail);
+        fprintf(stderr, "empmix_client_create: %s (%s)\n", empmix_result_message(rc), detail);
         return 1;
     }
     empmix_register(client, "{\"conference_id\":\"demo-conf\"}");

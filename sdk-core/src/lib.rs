@@ -19,6 +19,7 @@
 //! | [`persist`] | storage operations, snapshots, the state record |
 //! | [`protocol`] | the v1 wire format, limits, status classes, golden fixtures |
 //! | [`config`] | validated settings and their defaults |
+//! | [`code`] | the stable error codes every frontend returns |
 //! | [`json`] | the small JSON reader/writer that keeps `serde_json` out of the browser |
 //!
 //! # The driver's contract
@@ -97,6 +98,7 @@
 
 pub mod attribution;
 mod batching;
+pub mod code;
 pub mod config;
 mod engine;
 pub mod entropy;
@@ -109,6 +111,7 @@ pub mod time;
 
 pub use attribution::{AttributionModel, IncomingUrl, ShareCode, ShareLink};
 pub use batching::BatchId;
+pub use code::ErrorCode;
 pub use config::{Config, ConfigBuilder, ConfigError, OverflowPolicy};
 pub use engine::{
     DropReason, DroppedCounts, Engine, FlushTicket, Report, Response, RestoreReport, Stats, TrackError,

@@ -7,13 +7,18 @@
  * shared between threads; calls on it are serialised internally and never wait on the network,
  * except empmix_flush, empmix_shutdown and empmix_enter_background, which block the calling
  * thread up to their timeout. The library runs one background thread per client for timers and
- * HTTP, started by empmix_client_new and joined by empmix_shutdown / empmix_client_free.
+ * HTTP, started by empmix_client_create and joined by empmix_shutdown / empmix_client_free.
+ *
+ * Configuration: empmix_config_new(), one empmix_config_set_*() call per setting, then
+ * empmix_client_create(). The EmpmixConfig struct with empmix_config_init() and
+ * empmix_client_new() is deprecated: it still works in this release and is removed in the next.
  *
  * Errors: every call returns an EmpmixResult. empmix_result_message() gives a static message for
  * a code; empmix_last_error_message() gives the detail of the calling thread's last failure.
  *
  * Memory: strings returned through out-parameters are owned by the caller and freed with
- * empmix_string_free(). empmix_client_free() and empmix_string_free() accept NULL.
+ * empmix_string_free(). empmix_client_free(), empmix_config_free() and empmix_string_free()
+ * accept NULL.
  */
 
 #ifndef EMPMIX_H
@@ -66,6 +71,9 @@ enum EmpmixResult
   EMPMIX_ERR_RUNTIME = 13,
   // A bug inside the library was caught at the boundary; the call had no effect.
   EMPMIX_ERR_PANIC = 14,
+  // The client is not running: not started yet, or called again from inside one of its
+  // own calls (browser).
+  EMPMIX_ERR_NOT_STARTED = 15,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -78,8 +86,16 @@ typedef uint32_t EmpmixResult;
 // An opaque client. Create with `empmix_client_new`, free with `empmix_client_free`.
 typedef struct EmpmixClient EmpmixClient;
 
-// Client settings. Initialise with `empmix_config_init`, then set what you need; zero means
-// "the default" for every number.
+// An opaque client configuration. Create with `empmix_config_new`, set what you need with the
+// `empmix_config_set_*` calls, pass to `empmix_client_create` (as often as you like), free with
+// `empmix_config_free`. Setters copy their strings; nothing is checked until
+// `empmix_client_create`, except NULL and UTF-8.
+typedef struct EmpmixConfigBuilder EmpmixConfigBuilder;
+
+// Deprecated (removed in the next release): use the opaque `EmpmixConfigBuilder`
+// (`empmix_config_new`, `empmix_config_set_*`, `empmix_client_create`), which can gain
+// settings without breaking apps. Client settings: initialise with `empmix_config_init`, then
+// set what you need; zero means "the default" for every number.
 typedef struct EmpmixConfig {
   // The project's public ingest key. Required.
   const char *ingest_key;
@@ -151,14 +167,16 @@ void empmix_string_free(char *s);
 // The library version, for example "0.1.0" (the same as `EMPMIX_VERSION`).
 const char *empmix_version(void);
 
-// Fills `config` with the defaults (all NULL and zero, gzip on). NULL is ignored.
+// Deprecated with `EmpmixConfig` (use `empmix_config_new`). Fills `config` with the defaults
+// (all NULL and zero, gzip on). NULL is ignored.
 //
 // # Safety
 // `config` is NULL or points to writable memory for an `EmpmixConfig`.
 void empmix_config_init(struct EmpmixConfig *config);
 
-// Creates a client and starts its background thread. On success `*out_client` is the new
-// handle; on failure it is set to NULL.
+// Deprecated (removed in the next release): use `empmix_client_create` with an
+// `EmpmixConfigBuilder`. Creates a client from the fixed `EmpmixConfig` struct and starts its
+// background thread. On success `*out_client` is the new handle; on failure it is set to NULL.
 //
 // # Safety
 // `config` is NULL or a valid `EmpmixConfig` whose strings are NULL or NUL-terminated;
@@ -316,6 +334,139 @@ EmpmixResult empmix_shutdown(const struct EmpmixClient *client, uint32_t timeout
 // # Safety
 // `client` is NULL or a live handle; `out_stats` is NULL or writable.
 EmpmixResult empmix_stats(const struct EmpmixClient *client, struct EmpmixStats *out_stats);
+
+// A new configuration with the defaults (gzip on, every number the library's default).
+// Returns NULL only when memory ran out or a bug was caught.
+struct EmpmixConfigBuilder *empmix_config_new(void);
+
+// Frees a configuration. NULL is ignored. Clients created from it are not affected.
+//
+// # Safety
+// `config` is NULL or from `empmix_config_new`, not freed before.
+void empmix_config_free(struct EmpmixConfigBuilder *config);
+
+// The project's public ingest key. Required.
+//
+// # Safety
+// `config` is NULL or a live configuration, not used by another thread during the call;
+// `value` is NULL or NUL-terminated.
+EmpmixResult empmix_config_set_ingest_key(struct EmpmixConfigBuilder *config, const char *value);
+
+// The server's base URL, for example `https://analytics.example`. Required.
+//
+// # Safety
+// `config` is NULL or a live configuration, not used by another thread during the call;
+// `value` is NULL or NUL-terminated.
+EmpmixResult empmix_config_set_endpoint(struct EmpmixConfigBuilder *config, const char *value);
+
+// The device model, for example `iPhone15,2` (`device_model` in every event's context).
+//
+// # Safety
+// `config` is NULL or a live configuration, not used by another thread during the call;
+// `value` is NULL or NUL-terminated.
+EmpmixResult empmix_config_set_device_model(struct EmpmixConfigBuilder *config, const char *value);
+
+// The user's BCP 47 locale, for example `en-US` (`locale` in every event's context).
+//
+// # Safety
+// `config` is NULL or a live configuration, not used by another thread during the call;
+// `value` is NULL or NUL-terminated.
+EmpmixResult empmix_config_set_locale(struct EmpmixConfigBuilder *config, const char *value);
+
+// The IANA time zone, for example `Europe/Berlin` (`timezone` in every event's context).
+//
+// # Safety
+// `config` is NULL or a live configuration, not used by another thread during the call;
+// `value` is NULL or NUL-terminated.
+EmpmixResult empmix_config_set_time_zone(struct EmpmixConfigBuilder *config, const char *value);
+
+// A directory for identity, attribution and unsent events (the app's data folder); NULL (the
+// default) keeps everything in memory.
+//
+// # Safety
+// `config` is NULL or a live configuration, not used by another thread during the call;
+// `dir` is NULL or NUL-terminated.
+EmpmixResult empmix_config_set_data_dir(struct EmpmixConfigBuilder *config, const char *dir);
+
+// Send when this many events are queued (default 20; 0 restores the default).
+//
+// # Safety
+// `config` is NULL or a live configuration, not used by another thread during the call.
+EmpmixResult empmix_config_set_flush_at(struct EmpmixConfigBuilder *config, uint32_t value);
+
+// Send when the oldest unsent event has waited this long, in ms (default 30000; 0 restores
+// the default).
+//
+// # Safety
+// `config` is NULL or a live configuration, not used by another thread during the call.
+EmpmixResult empmix_config_set_flush_interval_ms(struct EmpmixConfigBuilder *config,
+                                                 uint32_t value);
+
+// Most events kept unsent (default 10000; 0 restores the default); beyond it the oldest
+// are dropped and counted.
+//
+// # Safety
+// `config` is NULL or a live configuration, not used by another thread during the call.
+EmpmixResult empmix_config_set_max_queue(struct EmpmixConfigBuilder *config, uint32_t value);
+
+// Timeout of one HTTP request, in ms (default 10000; 0 restores the default).
+//
+// # Safety
+// `config` is NULL or a live configuration, not used by another thread during the call.
+EmpmixResult empmix_config_set_request_timeout_ms(struct EmpmixConfigBuilder *config,
+                                                  uint32_t value);
+
+// Compress request bodies with gzip (default true).
+//
+// # Safety
+// `config` is NULL or a live configuration, not used by another thread during the call.
+EmpmixResult empmix_config_set_gzip(struct EmpmixConfigBuilder *config, bool value);
+
+// Log every event and request (through the library's `tracing` output; default false).
+//
+// # Safety
+// `config` is NULL or a live configuration, not used by another thread during the call.
+EmpmixResult empmix_config_set_debug(struct EmpmixConfigBuilder *config, bool value);
+
+// The host app: its name, version and build number (`app`, `app_version`, `app_build` in every
+// event's context). `version` and `build` may be NULL.
+//
+// # Safety
+// `config` is NULL or a live configuration, not used by another thread during the call;
+// strings are NULL or NUL-terminated.
+EmpmixResult empmix_config_set_app(struct EmpmixConfigBuilder *config,
+                                   const char *name,
+                                   const char *version,
+                                   const char *build);
+
+// The operating system as the host reports it, for example `iOS` and `17.5` (`os` and
+// `os_version` in every event's context; without it, `os` is the one the library was built
+// for). `version` may be NULL.
+//
+// # Safety
+// As `empmix_config_set_app`.
+EmpmixResult empmix_config_set_os(struct EmpmixConfigBuilder *config,
+                                  const char *name,
+                                  const char *version);
+
+// The screen size as the host measures it (`screen`, for example `390x844`, in every event's
+// context); 0 leaves it out.
+//
+// # Safety
+// `config` is NULL or a live configuration, not used by another thread during the call.
+EmpmixResult empmix_config_set_screen_size(struct EmpmixConfigBuilder *config,
+                                           uint32_t width,
+                                           uint32_t height);
+
+// Creates a client from `config` and starts its background thread. On success `*out_client`
+// is the new handle; on failure it is set to NULL. `config` is only read: free it when you no
+// longer need it.
+//
+// # Safety
+// `config` is NULL or a live configuration, not written by another thread during the call;
+// `out_client` is NULL or writable.
+EmpmixResult empmix_client_create(const struct EmpmixConfigBuilder *config,
+                                  struct EmpmixClient **out_client);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -9,7 +9,7 @@ use crate::error::{EmpmixResult, Failure, set_last_error};
 /// recorded for `empmix_last_error_message` and returned as its code.
 pub(crate) fn guard(body: impl FnOnce() -> Result<(), Failure>) -> EmpmixResult {
     match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(())) => EmpmixResult::EmpmixOk,
+        Ok(Ok(())) => EmpmixResult::Ok,
         Ok(Err(failure)) => {
             set_last_error(&failure.detail);
             failure.code
@@ -21,7 +21,7 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<(), Failure>) -> EmpmixResult 
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             set_last_error(&format!("internal error: {what}"));
-            EmpmixResult::EmpmixErrPanic
+            EmpmixResult::Panic
         }
     }
 }
@@ -32,13 +32,11 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<(), Failure>) -> EmpmixResult 
 /// `ptr` is NULL or points to a NUL-terminated string that stays valid for the call.
 pub(crate) unsafe fn required_str<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, Failure> {
     if ptr.is_null() {
-        return Err(Failure::new(EmpmixResult::EmpmixErrNullArgument, format!("{what} is NULL")));
+        return Err(Failure::new(EmpmixResult::NullArgument, format!("{what} is NULL")));
     }
     // SAFETY: non-NULL and NUL-terminated per the contract above.
     let bytes = unsafe { CStr::from_ptr(ptr) };
-    bytes
-        .to_str()
-        .map_err(|e| Failure::new(EmpmixResult::EmpmixErrInvalidUtf8, format!("{what} is not UTF-8: {e}")))
+    bytes.to_str().map_err(|e| Failure::new(EmpmixResult::InvalidUtf8, format!("{what} is not UTF-8: {e}")))
 }
 
 /// An optional string argument (NULL means absent).

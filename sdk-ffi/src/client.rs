@@ -6,16 +6,19 @@ use std::time::Duration;
 use native::{Client, Error, Event, Properties};
 
 use crate::boundary::{guard, optional_str, required_str, write_string};
+use crate::config::Settings;
 use crate::error::{EmpmixResult, Failure};
 
 /// An opaque client. Create with `empmix_client_new`, free with `empmix_client_free`.
 #[derive(Debug)]
 pub struct EmpmixClient {
-    inner: Client,
+    pub(crate) inner: Client,
 }
 
-/// Client settings. Initialise with `empmix_config_init`, then set what you need; zero means
-/// "the default" for every number.
+/// Deprecated (removed in the next release): use the opaque `EmpmixConfigBuilder`
+/// (`empmix_config_new`, `empmix_config_set_*`, `empmix_client_create`), which can gain
+/// settings without breaking apps. Client settings: initialise with `empmix_config_init`, then
+/// set what you need; zero means "the default" for every number.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct EmpmixConfig {
@@ -66,27 +69,27 @@ pub struct EmpmixStats {
     pub dropped_lost: u64,
 }
 
-fn map_error(e: Error) -> Failure {
+pub(crate) fn map_error(e: Error) -> Failure {
     let code = match &e {
         Error::Config(_) | Error::InvalidEndpoint(_) | Error::InvalidIngestKey | Error::ZeroTimeout(_) => {
-            EmpmixResult::EmpmixErrInvalidConfig
+            EmpmixResult::InvalidConfig
         }
-        Error::DirectoryInUse(_) | Error::Storage { .. } => EmpmixResult::EmpmixErrStorage,
-        Error::Start(_) => EmpmixResult::EmpmixErrRuntime,
-        Error::OptedOut => EmpmixResult::EmpmixErrOptedOut,
-        Error::ShutDown => EmpmixResult::EmpmixErrShutDown,
-        Error::InvalidName(_) => EmpmixResult::EmpmixErrInvalidName,
-        Error::InvalidProperties(_) => EmpmixResult::EmpmixErrInvalidJson,
-        Error::InvalidUrl(_) => EmpmixResult::EmpmixErrInvalidUrl,
-        Error::TooLarge { .. } => EmpmixResult::EmpmixErrTooLarge,
-        Error::QueueFull => EmpmixResult::EmpmixErrQueueFull,
-        Error::Timeout { .. } => EmpmixResult::EmpmixErrTimeout,
-        _ => EmpmixResult::EmpmixErrRuntime,
+        Error::DirectoryInUse(_) | Error::Storage { .. } => EmpmixResult::Storage,
+        Error::Start(_) => EmpmixResult::Runtime,
+        Error::OptedOut => EmpmixResult::OptedOut,
+        Error::ShutDown => EmpmixResult::ShutDown,
+        Error::InvalidName(_) => EmpmixResult::InvalidName,
+        Error::InvalidProperties(_) => EmpmixResult::InvalidJson,
+        Error::InvalidUrl(_) => EmpmixResult::InvalidUrl,
+        Error::TooLarge { .. } => EmpmixResult::TooLarge,
+        Error::QueueFull => EmpmixResult::QueueFull,
+        Error::Timeout { .. } => EmpmixResult::Timeout,
+        _ => EmpmixResult::Runtime,
     };
     Failure::new(code, e.to_string())
 }
 
-fn ms(value: u32) -> Option<Duration> {
+pub(crate) fn ms(value: u32) -> Option<Duration> {
     (value > 0).then(|| Duration::from_millis(u64::from(value)))
 }
 
@@ -98,7 +101,7 @@ unsafe fn client<'a>(client: *const EmpmixClient) -> Result<&'a Client, Failure>
     // SAFETY: per the contract, a non-NULL pointer is a live handle.
     unsafe { client.as_ref() }
         .map(|c| &c.inner)
-        .ok_or_else(|| Failure::new(EmpmixResult::EmpmixErrNullArgument, "client is NULL"))
+        .ok_or_else(|| Failure::new(EmpmixResult::NullArgument, "client is NULL"))
 }
 
 /// Properties from an optional JSON object string.
@@ -110,10 +113,7 @@ unsafe fn properties(json: *const c_char) -> Result<Properties, Failure> {
     match unsafe { optional_str(json, "properties_json") }? {
         None => Ok(Properties::new()),
         Some(text) => Properties::from_json(text).map_err(|e| {
-            Failure::new(
-                EmpmixResult::EmpmixErrInvalidJson,
-                format!("properties_json must be a JSON object: {e}"),
-            )
+            Failure::new(EmpmixResult::InvalidJson, format!("properties_json must be a JSON object: {e}"))
         }),
     }
 }
@@ -122,7 +122,8 @@ fn tracked<T>(result: Result<T, Error>) -> Result<(), Failure> {
     result.map(drop).map_err(map_error)
 }
 
-/// Fills `config` with the defaults (all NULL and zero, gzip on). NULL is ignored.
+/// Deprecated with `EmpmixConfig` (use `empmix_config_new`). Fills `config` with the defaults
+/// (all NULL and zero, gzip on). NULL is ignored.
 ///
 /// # Safety
 /// `config` is NULL or points to writable memory for an `EmpmixConfig`.
@@ -145,8 +146,9 @@ pub unsafe extern "C" fn empmix_config_init(config: *mut EmpmixConfig) {
     }
 }
 
-/// Creates a client and starts its background thread. On success `*out_client` is the new
-/// handle; on failure it is set to NULL.
+/// Deprecated (removed in the next release): use `empmix_client_create` with an
+/// `EmpmixConfigBuilder`. Creates a client from the fixed `EmpmixConfig` struct and starts its
+/// background thread. On success `*out_client` is the new handle; on failure it is set to NULL.
 ///
 /// # Safety
 /// `config` is NULL or a valid `EmpmixConfig` whose strings are NULL or NUL-terminated;
@@ -158,42 +160,30 @@ pub unsafe extern "C" fn empmix_client_new(
 ) -> EmpmixResult {
     guard(|| {
         if out_client.is_null() {
-            return Err(Failure::new(EmpmixResult::EmpmixErrNullArgument, "out_client is NULL"));
+            return Err(Failure::new(EmpmixResult::NullArgument, "out_client is NULL"));
         }
         // SAFETY: non-NULL and writable per the contract.
         unsafe { *out_client = std::ptr::null_mut() };
         // SAFETY: per the contract.
         let config = unsafe { config.as_ref() }
-            .ok_or_else(|| Failure::new(EmpmixResult::EmpmixErrNullArgument, "config is NULL"))?;
+            .ok_or_else(|| Failure::new(EmpmixResult::NullArgument, "config is NULL"))?;
         // SAFETY: the config's strings follow the contract.
-        let (key, endpoint, dir) = unsafe {
-            (
-                required_str(config.ingest_key, "config.ingest_key")?,
-                required_str(config.endpoint, "config.endpoint")?,
-                optional_str(config.data_dir, "config.data_dir")?,
-            )
+        let settings = unsafe {
+            Settings {
+                ingest_key: Some(required_str(config.ingest_key, "config.ingest_key")?.to_string()),
+                endpoint: Some(required_str(config.endpoint, "config.endpoint")?.to_string()),
+                data_dir: optional_str(config.data_dir, "config.data_dir")?.map(str::to_string),
+                flush_at: config.flush_at,
+                flush_interval_ms: config.flush_interval_ms,
+                max_queue: config.max_queue,
+                request_timeout_ms: config.request_timeout_ms,
+                gzip: config.gzip,
+                debug: config.debug,
+                ..Settings::new()
+            }
         };
-        let mut builder = Client::builder(key).endpoint(endpoint).gzip(config.gzip).debug(config.debug);
-        if let Some(dir) = dir {
-            builder = builder.persistence_dir(dir);
-        }
-        if config.flush_at > 0 {
-            builder = builder.flush_at(config.flush_at as usize);
-        }
-        if let Some(d) = ms(config.flush_interval_ms) {
-            builder = builder.flush_interval(d);
-        }
-        if config.max_queue > 0 {
-            builder = builder.max_queue(config.max_queue as usize);
-        }
-        if let Some(d) = ms(config.request_timeout_ms) {
-            builder = builder.request_timeout(d);
-        }
-        let inner = builder.build().map_err(map_error)?;
-        let handle = Box::into_raw(Box::new(EmpmixClient { inner }));
         // SAFETY: checked non-NULL above.
-        unsafe { *out_client = handle };
-        Ok(())
+        unsafe { settings.start(out_client) }
     })
 }
 
@@ -404,10 +394,8 @@ unsafe fn required_props(json: *const c_char) -> Result<serde_json::Value, Failu
     let text = unsafe { required_str(json, "properties_json") }?;
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(v @ serde_json::Value::Object(_)) => Ok(v),
-        Ok(_) => {
-            Err(Failure::new(EmpmixResult::EmpmixErrInvalidJson, "properties_json must be a JSON object"))
-        }
-        Err(e) => Err(Failure::new(EmpmixResult::EmpmixErrInvalidJson, format!("properties_json: {e}"))),
+        Ok(_) => Err(Failure::new(EmpmixResult::InvalidJson, "properties_json must be a JSON object")),
+        Err(e) => Err(Failure::new(EmpmixResult::InvalidJson, format!("properties_json: {e}"))),
     }
 }
 
@@ -463,7 +451,7 @@ pub unsafe extern "C" fn empmix_create_share(
 ) -> EmpmixResult {
     guard(|| {
         if out_code.is_null() || out_url.is_null() {
-            return Err(Failure::new(EmpmixResult::EmpmixErrNullArgument, "out_code or out_url is NULL"));
+            return Err(Failure::new(EmpmixResult::NullArgument, "out_code or out_url is NULL"));
         }
         // SAFETY: both checked non-NULL and writable per the contract.
         unsafe {
@@ -503,7 +491,7 @@ pub unsafe extern "C" fn empmix_handle_incoming_url(
 ) -> EmpmixResult {
     guard(|| {
         if out_clean_url.is_null() {
-            return Err(Failure::new(EmpmixResult::EmpmixErrNullArgument, "out_clean_url is NULL"));
+            return Err(Failure::new(EmpmixResult::NullArgument, "out_clean_url is NULL"));
         }
         // SAFETY: checked non-NULL and writable per the contract.
         unsafe { *out_clean_url = std::ptr::null_mut() };
@@ -576,7 +564,7 @@ pub unsafe extern "C" fn empmix_stats(
         // SAFETY: per the contract.
         let c = unsafe { self::client(client) }?;
         if out_stats.is_null() {
-            return Err(Failure::new(EmpmixResult::EmpmixErrNullArgument, "out_stats is NULL"));
+            return Err(Failure::new(EmpmixResult::NullArgument, "out_stats is NULL"));
         }
         let s = c.stats();
         let stats = EmpmixStats {

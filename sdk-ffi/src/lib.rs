@@ -14,13 +14,16 @@
 //! ```c
 //! #include "empmix.h"
 //!
-//! EmpmixConfig config;
-//! empmix_config_init(&config);
-//! config.ingest_key = "pk_live_…";
-//! config.endpoint = "https://analytics.example";
-//! config.data_dir = app_data_dir; /* survives restarts and crashes */
+//! EmpmixConfigBuilder *config = empmix_config_new();
+//! empmix_config_set_ingest_key(config, "pk_live_…");
+//! empmix_config_set_endpoint(config, "https://analytics.example");
+//! empmix_config_set_data_dir(config, app_data_dir); /* survives restarts and crashes */
+//! empmix_config_set_app(config, "Conference App", "2.4.0", "118");
+//! empmix_config_set_os(config, "iOS", "17.5");
 //! EmpmixClient *client = NULL;
-//! if (empmix_client_new(&config, &client) != EMPMIX_OK) { /* empmix_last_error_message */ }
+//! EmpmixResult rc = empmix_client_create(config, &client);
+//! empmix_config_free(config);
+//! if (rc != EMPMIX_OK) { /* empmix_last_error_message */ }
 //! empmix_page_view(client, "app://conf/abc", "abc", NULL);
 //! empmix_track(client, "ticket_viewed", "{\"tier\":\"vip\"}");
 //! empmix_enter_background(client, 2000); /* from the app's lifecycle callback */
@@ -33,35 +36,20 @@
 
 mod boundary;
 mod client;
+mod config;
 mod error;
 
 use std::ffi::c_char;
 
 pub use client::{EmpmixClient, EmpmixConfig, EmpmixStats};
+pub use config::EmpmixConfigBuilder;
 pub use error::EmpmixResult;
 
 /// A static, NUL-terminated message for a result code (unknown codes get a generic message).
 #[unsafe(no_mangle)]
 pub extern "C" fn empmix_result_message(code: u32) -> *const c_char {
-    let known = [
-        EmpmixResult::EmpmixOk,
-        EmpmixResult::EmpmixErrNullArgument,
-        EmpmixResult::EmpmixErrInvalidUtf8,
-        EmpmixResult::EmpmixErrInvalidJson,
-        EmpmixResult::EmpmixErrInvalidConfig,
-        EmpmixResult::EmpmixErrShutDown,
-        EmpmixResult::EmpmixErrOptedOut,
-        EmpmixResult::EmpmixErrTimeout,
-        EmpmixResult::EmpmixErrInvalidName,
-        EmpmixResult::EmpmixErrInvalidUrl,
-        EmpmixResult::EmpmixErrQueueFull,
-        EmpmixResult::EmpmixErrTooLarge,
-        EmpmixResult::EmpmixErrStorage,
-        EmpmixResult::EmpmixErrRuntime,
-        EmpmixResult::EmpmixErrPanic,
-    ];
-    match known.iter().find(|r| **r as u32 == code) {
-        Some(r) => r.message().as_ptr(),
+    match EmpmixResult::from_u32(code) {
+        Some(r) => r.message_c().as_ptr(),
         None => c"unknown result code".as_ptr(),
     }
 }

@@ -52,6 +52,34 @@ fn batches_arrive_gzipped_once_each_with_all_fields() {
 }
 
 #[test]
+fn the_hosts_app_and_device_are_every_events_context() {
+    let server = FakeServer::start();
+    let client = fast(&server.url())
+        .app("Conference App")
+        .app_version("2.4.0", "118")
+        .os("iOS", "17.5")
+        .device_model("iPhone15,2")
+        .locale("de-DE")
+        .screen_size(390, 844)
+        .time_zone("Europe/Berlin")
+        .build()
+        .unwrap();
+    client.track("opened", json!({})).unwrap();
+    client.flush_blocking(WAIT).unwrap();
+    let events = server.events();
+    let context = &events[0]["context"];
+    assert_eq!(context["app"], "Conference App");
+    assert_eq!(context["app_version"], "2.4.0");
+    assert_eq!(context["app_build"], "118");
+    assert_eq!(context["os"], "iOS");
+    assert_eq!(context["os_version"], "17.5");
+    assert_eq!(context["device_model"], "iPhone15,2");
+    assert_eq!(context["locale"], "de-DE");
+    assert_eq!(context["screen"], "390x844");
+    assert_eq!(context["timezone"], "Europe/Berlin");
+}
+
+#[test]
 fn server_errors_are_retried_until_delivered() {
     let server = FakeServer::start();
     server.script([Answer::status(500), Answer::status(503), Answer::status(502)]);

@@ -4,7 +4,8 @@
 
 const BEACON_MAX = 61440; // empmix_core::protocol::BEACON_MAX_BYTES
 const MAX_ARG = 1 << 20; // longest string handed to wasm (UTF-16 units); longer is refused
-const ERRORS = ',not started,properties must be a JSON object,opted out,shut down,invalid name,event too large,queue full,invalid URL,invalid option'.split(',');
+// The error codes (E_OPTED_OUT, …) and their names by number (ERRORS) are the core's, in
+// js/codes.js: generated from sdk-core/src/code.rs and put before this file by scripts/build.sh.
 // Separates the events of one stored chunk: the ASCII record separator, which JSON text (every
 // record is) can never contain unescaped, as in JSON text sequences (RFC 7464).
 const RS = '\x1e';
@@ -218,7 +219,7 @@ export class EmpMix {
 
   _warn(what, code) {
     if (code) {
-      if (code == 2 || code == 5 || code == 6) this.c.invalid++;
+      if (code == E_INVALID_JSON || code == E_INVALID_NAME || code == E_TOO_LARGE) this.c.invalid++;
       if (this.o.debug) console.warn('[empmix] ' + what + ': ' + (ERRORS[code] || code));
     }
     return code;
@@ -564,9 +565,9 @@ export class EmpMix {
   track(name, properties) {
     // The hot path: no closure, no arrays (each would be garbage to collect on every call).
     try {
-      if (typeof name != 'string') return this._cmd('track', 5);
+      if (typeof name != 'string') return this._cmd('track', E_INVALID_NAME);
       const n = this._two(name, this._props(properties));
-      return this._cmd('track', n < 0 ? 6 : this.w.em_track(Date.now(), this.n1, n));
+      return this._cmd('track', n < 0 ? E_TOO_LARGE : this.w.em_track(Date.now(), this.n1, n));
     } catch (e) {
       return this._caught('track', e, false);
     }
@@ -601,14 +602,14 @@ export class EmpMix {
   identify(userId) {
     return this._safe('identify', () => {
       const a = this._args(this._str(userId));
-      return this._cmd('identify', a ? this.w.em_identify(Date.now(), a[0]) : 5);
+      return this._cmd('identify', a ? this.w.em_identify(Date.now(), a[0]) : E_INVALID_NAME);
     }, false);
   }
 
   alias(id) {
     return this._safe('alias', () => {
       const a = this._args(this._str(id));
-      return this._cmd('alias', a ? this.w.em_alias(Date.now(), a[0]) : 5);
+      return this._cmd('alias', a ? this.w.em_alias(Date.now(), a[0]) : E_INVALID_NAME);
     }, false);
   }
 
@@ -619,14 +620,14 @@ export class EmpMix {
   register(properties, options) {
     return this._safe('register', () => {
       const a = this._args(this._props(properties) || '{}');
-      return this._cmd('register', a ? this.w.em_register(a[0], options && options.once ? 1 : 0) : 6);
+      return this._cmd('register', a ? this.w.em_register(a[0], options && options.once ? 1 : 0) : E_TOO_LARGE);
     }, false);
   }
 
   unregister(key) {
     return this._safe('unregister', () => {
       const a = this._args(this._str(key));
-      return this._cmd('unregister', a ? this.w.em_unregister(a[0]) : 5);
+      return this._cmd('unregister', a ? this.w.em_unregister(a[0]) : E_INVALID_NAME);
     }, false);
   }
 
@@ -649,7 +650,7 @@ export class EmpMix {
       const u = shareParam(this._str(o.url) || (g.location ? location.href : ''));
       const a = u && this._args(this._str(o.channel) || 'link', joinUrl(u), this._str(o.conferenceId));
       const code = a && this._out(this.w.em_share(Date.now(), a[0], a[1], a[2]));
-      this._cmd('createShare', code ? 0 : a ? this.w.em_last_error() : 8);
+      this._cmd('createShare', code ? 0 : a ? this.w.em_last_error() : E_INVALID_URL);
       return code ? { code, url: joinUrl(u, '_s=' + code) } : null;
     }, null);
   }

@@ -6,32 +6,35 @@ use core::time::Duration;
 
 use empmix_core::persist::{PersistOp, Snapshot};
 use empmix_core::{
-    AttributionModel, BatchId, Config, Context, Engine, Event, EventError, FlushTicket, Properties, Response,
-    SeededEntropy, ShareCode, Timestamp, TrackError, json,
+    AttributionModel, BatchId, Config, Context, Engine, ErrorCode, Event, EventError, FlushTicket,
+    Properties, Response, SeededEntropy, ShareCode, Timestamp, TrackError, json,
 };
 
-/// Error codes returned by commands (`0` is success). The JS wrapper maps them to warnings.
+/// Error codes returned by commands (`0` is success): the core's [`ErrorCode`] numbers, which
+/// the JS wrapper names from `js/codes.js` (generated from the same list).
 pub mod code {
+    use empmix_core::ErrorCode;
+
     /// Done.
-    pub const OK: u32 = 0;
+    pub const OK: u32 = ErrorCode::Ok as u32;
     /// No engine: `start` was not called, or a call is already running.
-    pub const NOT_STARTED: u32 = 1;
+    pub const NOT_STARTED: u32 = ErrorCode::NotStarted as u32;
     /// Properties were not a JSON object.
-    pub const BAD_PROPERTIES: u32 = 2;
+    pub const BAD_PROPERTIES: u32 = ErrorCode::InvalidJson as u32;
     /// The user has opted out.
-    pub const OPTED_OUT: u32 = 3;
+    pub const OPTED_OUT: u32 = ErrorCode::OptedOut as u32;
     /// The client is shut down.
-    pub const SHUT_DOWN: u32 = 4;
+    pub const SHUT_DOWN: u32 = ErrorCode::ShutDown as u32;
     /// An event name, user id, alias or channel is empty, too long or has control characters.
-    pub const BAD_NAME: u32 = 5;
+    pub const BAD_NAME: u32 = ErrorCode::InvalidName as u32;
     /// The event is over 32 KiB encoded.
-    pub const TOO_LARGE: u32 = 6;
+    pub const TOO_LARGE: u32 = ErrorCode::TooLarge as u32;
     /// The queue is full.
-    pub const QUEUE_FULL: u32 = 7;
+    pub const QUEUE_FULL: u32 = ErrorCode::QueueFull as u32;
     /// A URL is not absolute.
-    pub const BAD_URL: u32 = 8;
+    pub const BAD_URL: u32 = ErrorCode::InvalidUrl as u32;
     /// A setting was out of range; defaults were used.
-    pub const BAD_CONFIG: u32 = 9;
+    pub const BAD_CONFIG: u32 = ErrorCode::InvalidConfig as u32;
 }
 
 /// Settings from the page, as plain numbers.
@@ -55,14 +58,7 @@ pub fn ts(ms: f64) -> Timestamp {
 }
 
 fn error_code(e: &TrackError) -> u32 {
-    match e {
-        TrackError::OptedOut => code::OPTED_OUT,
-        TrackError::ShutDown => code::SHUT_DOWN,
-        TrackError::InvalidEvent(_) => code::BAD_NAME,
-        TrackError::TooLarge { .. } => code::TOO_LARGE,
-        TrackError::QueueFull => code::QUEUE_FULL,
-        TrackError::InvalidUrl(_) => code::BAD_URL,
-    }
+    ErrorCode::from(e) as u32
 }
 
 fn status<T>(r: Result<T, TrackError>) -> u32 {

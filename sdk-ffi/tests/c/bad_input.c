@@ -5,32 +5,65 @@
 int main(void) {
     /* NULLs everywhere. */
     EmpmixClient *client = NULL;
-    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_client_new(NULL, &client));
-    EmpmixConfig config;
-    empmix_config_init(&config);
-    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_client_new(&config, &client)); /* no key, no endpoint */
-    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_client_new(&config, NULL));
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_client_create(NULL, &client));
+    EmpmixConfigBuilder *config = empmix_config_new();
+    CHECK(config != NULL);
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_client_create(config, &client)); /* no key, no endpoint */
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_client_create(config, NULL));
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_config_set_endpoint(NULL, "http://127.0.0.1:9"));
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_config_set_flush_at(NULL, 1));
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_config_set_ingest_key(config, NULL));
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_config_set_app(config, NULL, "1.0", NULL));
+    EXPECT(EMPMIX_ERR_INVALID_UTF8, empmix_config_set_locale(config, "bad\xC3\x28utf8"));
+    EXPECT(EMPMIX_ERR_INVALID_UTF8, empmix_config_set_os(config, "iOS", "\xFF"));
+    OK(empmix_config_set_os(config, "iOS", NULL));
     EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_track(NULL, "x", NULL));
     EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_flush(NULL, 10));
     EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_stats(NULL, NULL));
     empmix_client_free(NULL);
     empmix_string_free(NULL);
+    empmix_config_free(NULL);
 
     /* Invalid configuration. */
-    config.ingest_key = "k";
-    config.endpoint = "not a url";
-    EXPECT(EMPMIX_ERR_INVALID_CONFIG, empmix_client_new(&config, &client));
-    config.endpoint = "http://127.0.0.1:9";
-    config.flush_at = 100000;
-    EXPECT(EMPMIX_ERR_INVALID_CONFIG, empmix_client_new(&config, &client));
+    OK(empmix_config_set_ingest_key(config, "k"));
+    OK(empmix_config_set_endpoint(config, "not a url"));
+    EXPECT(EMPMIX_ERR_INVALID_CONFIG, empmix_client_create(config, &client));
+    CHECK(client == NULL);
+    OK(empmix_config_set_endpoint(config, "http://127.0.0.1:9"));
+    OK(empmix_config_set_flush_at(config, 100000));
+    EXPECT(EMPMIX_ERR_INVALID_CONFIG, empmix_client_create(config, &client));
     char detail[8];
     size_t needed = empmix_last_error_message(detail, sizeof detail);
     CHECK(needed > sizeof detail && strlen(detail) == sizeof detail - 1); /* truncated, terminated */
     CHECK(empmix_last_error_message(NULL, 0) == needed);
-    config.flush_at = 0;
-    config.data_dir = "/proc/empmix-cannot-create-this";
-    EXPECT(EMPMIX_ERR_STORAGE, empmix_client_new(&config, &client));
-    config.data_dir = NULL;
+    OK(empmix_config_set_flush_at(config, 0));
+    OK(empmix_config_set_data_dir(config, "/proc/empmix-cannot-create-this"));
+    EXPECT(EMPMIX_ERR_STORAGE, empmix_client_create(config, &client));
+    OK(empmix_config_set_data_dir(config, NULL));
+    empmix_config_free(config);
+
+    /* The deprecated fixed-struct entry point still works for this release. */
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_client_new(NULL, &client));
+    EmpmixConfig old;
+    empmix_config_init(&old);
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_client_new(&old, &client)); /* no key, no endpoint */
+    EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_client_new(&old, NULL));
+    old.ingest_key = "k";
+    old.endpoint = "not a url";
+    EXPECT(EMPMIX_ERR_INVALID_CONFIG, empmix_client_new(&old, &client));
+    old.endpoint = "http://127.0.0.1:9";
+    OK(empmix_client_new(&old, &client));
+    CHECK(client != NULL);
+    OK(empmix_track(client, "old_abi", NULL));
+    EmpmixStats old_stats;
+    OK(empmix_stats(client, &old_stats));
+    CHECK(old_stats.queued + old_stats.in_flight == 1);
+    empmix_client_free(client); /* no server on port 9: freed without draining */
+
+    /* Every code has the core's message. */
+    CHECK(strcmp(empmix_result_message(EMPMIX_ERR_OPTED_OUT), "the user opted out of tracking") == 0);
+    CHECK(EMPMIX_ERR_OPTED_OUT == 6 && EMPMIX_ERR_NOT_STARTED == 15);
+    CHECK(strcmp(empmix_result_message(9999), "unknown result code") == 0);
 
     client = client_for(NULL);
     EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_track(client, NULL, NULL));

@@ -46,16 +46,25 @@ static const char *env_or(const char *name, const char *fallback) {
     return v ? v : fallback;
 }
 
+/* A client through the configuration ABI (empmix_config_new, setters, empmix_client_create),
+   with the device context a mobile host passes. */
 static EmpmixClient *client_for(const char *data_dir) {
-    EmpmixConfig config;
-    empmix_config_init(&config);
-    config.ingest_key = env_or("EMPMIX_INGEST_KEY", "missing-key");
-    config.endpoint = env_or("EMPMIX_ENDPOINT", "http://127.0.0.1:9");
-    config.data_dir = data_dir;
-    config.flush_interval_ms = 200;
-    config.request_timeout_ms = 2000;
+    EmpmixConfigBuilder *config = empmix_config_new();
+    CHECK(config != NULL);
+    OK(empmix_config_set_ingest_key(config, env_or("EMPMIX_INGEST_KEY", "missing-key")));
+    OK(empmix_config_set_endpoint(config, env_or("EMPMIX_ENDPOINT", "http://127.0.0.1:9")));
+    OK(empmix_config_set_data_dir(config, data_dir));
+    OK(empmix_config_set_flush_interval_ms(config, 200));
+    OK(empmix_config_set_request_timeout_ms(config, 2000));
+    OK(empmix_config_set_app(config, "EmpMix C tests", "1.2.3", "45"));
+    OK(empmix_config_set_os(config, "iOS", "17.5"));
+    OK(empmix_config_set_device_model(config, "iPhone15,2"));
+    OK(empmix_config_set_locale(config, "de-DE"));
+    OK(empmix_config_set_screen_size(config, 390, 844));
+    OK(empmix_config_set_time_zone(config, "Europe/Berlin"));
     EmpmixClient *client = NULL;
-    OK(empmix_client_new(&config, &client));
+    OK(empmix_client_create(config, &client));
+    empmix_config_free(config);
     CHECK(client != NULL);
     return client;
 }

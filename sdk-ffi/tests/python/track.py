@@ -7,20 +7,6 @@ import os
 import sys
 
 
-class Config(ctypes.Structure):
-    _fields_ = [
-        ("ingest_key", ctypes.c_char_p),
-        ("endpoint", ctypes.c_char_p),
-        ("data_dir", ctypes.c_char_p),
-        ("flush_at", ctypes.c_uint32),
-        ("flush_interval_ms", ctypes.c_uint32),
-        ("max_queue", ctypes.c_uint32),
-        ("request_timeout_ms", ctypes.c_uint32),
-        ("gzip", ctypes.c_bool),
-        ("debug", ctypes.c_bool),
-    ]
-
-
 class Stats(ctypes.Structure):
     _fields_ = [(name, ctypes.c_uint64) for name in (
         "queued", "in_flight", "delivered", "retried", "dropped_queue_full", "dropped_expired",
@@ -38,13 +24,32 @@ def main():
             lib.empmix_last_error_message(buf, 256)
             raise SystemExit(f"{what}: {lib.empmix_result_message(code).decode()} ({buf.value.decode()})")
 
-    config = Config()
-    lib.empmix_config_init(ctypes.byref(config))
-    config.ingest_key = os.environ["EMPMIX_INGEST_KEY"].encode()
-    config.endpoint = os.environ["EMPMIX_ENDPOINT"].encode()
-    config.gzip = True
+    # The opaque configuration: a handle and one setter per setting.
+    lib.empmix_config_new.restype = ctypes.c_void_p
+    lib.empmix_config_free.argtypes = [ctypes.c_void_p]
+    for setter in ("ingest_key", "endpoint", "locale", "time_zone", "device_model"):
+        getattr(lib, "empmix_config_set_" + setter).argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    lib.empmix_config_set_gzip.argtypes = [ctypes.c_void_p, ctypes.c_bool]
+    lib.empmix_config_set_app.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]
+    lib.empmix_config_set_os.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+    lib.empmix_config_set_screen_size.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32]
+    lib.empmix_client_create.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]
+    config = lib.empmix_config_new()
+    assert config
+    ok(lib.empmix_config_set_ingest_key(config, os.environ["EMPMIX_INGEST_KEY"].encode()), "set_ingest_key")
+    ok(lib.empmix_config_set_endpoint(config, os.environ["EMPMIX_ENDPOINT"].encode()), "set_endpoint")
+    ok(lib.empmix_config_set_gzip(config, True), "set_gzip")
+    ok(lib.empmix_config_set_app(config, b"EmpMix Python", b"2.0", None), "set_app")
+    ok(lib.empmix_config_set_os(config, b"Android", b"14"), "set_os")
+    ok(lib.empmix_config_set_device_model(config, b"Pixel 8"), "set_device_model")
+    ok(lib.empmix_config_set_locale(config, b"en-GB"), "set_locale")
+    ok(lib.empmix_config_set_screen_size(config, 1080, 2400), "set_screen_size")
+    ok(lib.empmix_config_set_time_zone(config, b"Europe/London"), "set_time_zone")
+    # Bad UTF-8 in a setter is a code, not a crash.
+    assert lib.empmix_config_set_locale(config, b"\xff") == 2
     client = ctypes.c_void_p()
-    ok(lib.empmix_client_new(ctypes.byref(config), ctypes.byref(client)), "client_new")
+    ok(lib.empmix_client_create(config, ctypes.byref(client)), "client_create")
+    lib.empmix_config_free(config)
     conf = os.environ.get("EMPMIX_CONFERENCE", "conf-python").encode()
     ok(lib.empmix_page_view(client, b"https://m-app.example/from-python", conf, None), "page_view")
     ok(lib.empmix_track(client, "python_event".encode(), '{"lang":"python","café":"ok"}'.encode()), "track")

@@ -1,0 +1,19 @@
+// Generated from sdk-core/src/code.rs (empmix_core::code::js_table); do not edit by hand.
+// UPDATE_CODES=1 cargo test -p empmix-core --test frontend_codes rewrites it.
+const E_OK = 0;
+const E_NULL_ARGUMENT = 1;
+const E_INVALID_UTF8 = 2;
+const E_INVALID_JSON = 3;
+const E_INVALID_CONFIG = 4;
+const E_SHUT_DOWN = 5;
+const E_OPTED_OUT = 6;
+const E_TIMEOUT = 7;
+const E_INVALID_NAME = 8;
+const E_INVALID_URL = 9;
+const E_QUEUE_FULL = 10;
+const E_TOO_LARGE = 11;
+const E_STORAGE = 12;
+const E_RUNTIME = 13;
+const E_PANIC = 14;
+const E_NOT_STARTED = 15;
+const ERRORS = 'ok,null_argument,invalid_utf8,invalid_json,invalid_config,shut_down,opted_out,timeout,invalid_name,invalid_url,queue_full,too_large,storage,runtime,panic,not_started'.split(',');
