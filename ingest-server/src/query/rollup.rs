@@ -27,6 +27,18 @@ fn column(m: Metric) -> Option<&'static str> {
     })
 }
 
+/// Whether every group is one conference on one day, where the summary's own `uv` column is
+/// the distinct count (no need to count `daily_visitors`).
+fn one_conference_day_per_group(query: &Query) -> bool {
+    let by_day = query.dimensions.contains(&Dimension::Time(Interval::Day));
+    let by_conference = query.dimensions.iter().any(|d| matches!(d, Dimension::Field(_)));
+    let one_conference = matches!(
+        query.filters.as_ref().and_then(conference_filter),
+        Some(Some(list)) if list.len() == 1
+    );
+    by_day && (by_conference || one_conference)
+}
+
 /// Whether the rollups answer `query`.
 pub fn answers(query: &Query) -> bool {
     let metrics = query.metrics.iter().all(|m| *m == Metric::Uv || column(*m).is_some());
@@ -102,17 +114,21 @@ pub fn rows(
     let dims = query.dimensions.len();
     let n = query.metrics.len();
     // (metric position, aggregate) per table.
+    let uv_in_daily = one_conference_day_per_group(query);
+    let daily_column = |m: Metric| if m == Metric::Uv && uv_in_daily { Some("uv") } else { column(m) };
     let daily: Vec<(usize, String)> = query
         .metrics
         .iter()
         .enumerate()
-        .filter_map(|(i, m)| column(*m).map(|c| (i, format!("CAST(COALESCE(SUM(d.{c}), 0) AS BIGINT)"))))
+        .filter_map(|(i, m)| {
+            daily_column(*m).map(|c| (i, format!("CAST(COALESCE(SUM(d.{c}), 0) AS BIGINT)")))
+        })
         .collect();
     let visitors: Vec<(usize, String)> = query
         .metrics
         .iter()
         .enumerate()
-        .filter(|(_, m)| **m == Metric::Uv)
+        .filter(|(_, m)| **m == Metric::Uv && !uv_in_daily)
         .map(|(i, _)| (i, "COUNT(DISTINCT d.visitor)".to_string()))
         .collect();
     let mut merged: HashMap<Vec<Cell>, Vec<f64>> = HashMap::new();
