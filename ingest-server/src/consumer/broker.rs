@@ -113,6 +113,7 @@ fn next_group(queue: &dyn Queue, wait: Duration) -> Result<Vec<Delivery>, Consum
 
 /// The consumer loop, until `stop` is set.
 pub fn run(queue: &dyn Queue, store: &dyn Store, zones: &Zones, metrics: &Metrics, stop: &AtomicBool) {
+    metrics.broker_consumer_started();
     let mut held: Vec<Delivery> = Vec::new();
     let mut backoff = Duration::from_millis(100);
     while !stop.load(Ordering::SeqCst) {
@@ -133,7 +134,6 @@ pub fn run(queue: &dyn Queue, store: &dyn Store, zones: &Zones, metrics: &Metric
         match attempt(queue, store, zones, &held) {
             Attempt::Done(applied) => {
                 metrics.consumed(applied.events, applied.duplicates);
-                metrics.applied_batch(held.iter().map(|d| d.batch.received_at).min());
                 held.clear();
                 backoff = Duration::from_millis(100);
             }

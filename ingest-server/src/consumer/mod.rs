@@ -113,10 +113,12 @@ pub fn decodes(delivery: &Delivery) -> bool {
     decode_batch(&delivery.batch.body).is_ok()
 }
 
-/// Event types whose processing reads and rewrites shared structure (identity links, shares,
-/// registrations) and so must not run beside another consumer's transaction on the project.
+/// Event types whose processing rewrites identities (every later resolution, and so every
+/// registration's credit, may change) and so must not run beside another consumer's
+/// transaction on the project. Shares and registrations do not need that: the store locks the
+/// share codes their attribution walks find missing (see `store::postgres`).
 fn structural(name: &str) -> bool {
-    matches!(name, "identify" | "alias" | "registration" | "share")
+    matches!(name, "identify" | "alias")
 }
 
 fn apply_with(
@@ -182,6 +184,32 @@ fn apply_with(
             .filter_map(|(e, _)| e.distinct_id.or(e.anonymous_id))
             .collect();
         tx.prefetch_identities(&lock.project, &ids)?;
+    }
+    // The share codes this group stores (exclusive) or starts walks from (shared), in one order
+    // for every consumer, so these locks cannot deadlock (see `store::postgres`).
+    let mut codes: std::collections::BTreeMap<(&str, &str), bool> = std::collections::BTreeMap::new();
+    for (e, _) in events.iter().zip(&fresh).filter(|(_, new)| **new) {
+        match e.name {
+            "share" => {
+                if let Some(code) = prop(e, "share_code") {
+                    codes.insert((e.project, code), true);
+                }
+                if let Some(parent) = prop(e, "parent_share_code") {
+                    codes.entry((e.project, parent)).or_insert(false);
+                }
+            }
+            "registration" => {
+                if let Some(code) = e.attribution.or_else(|| prop(e, "attribution")).filter(|c| !c.is_empty())
+                {
+                    codes.entry((e.project, code)).or_insert(false);
+                }
+            }
+            _ => {}
+        }
+    }
+    if !codes.is_empty() {
+        let codes: Vec<_> = codes.into_iter().map(|((p, c), x)| (p, c, x)).collect();
+        tx.lock_share_codes(&codes)?;
     }
     let mut applied = Applied::default();
     for ((e, new), tz) in events.iter().zip(fresh).zip(&zone_of) {

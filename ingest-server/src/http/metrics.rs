@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,7 +59,8 @@ pub struct Metrics {
     rejected: AtomicU64,
     consumed: AtomicU64,
     deduplicated: AtomicU64,
-    last_applied_received_at: AtomicI64,
+    /// Whether this process runs a broker consumer (which is what knows the broker-mode lag).
+    broker_consumer: AtomicBool,
     /// Ingest requests answered 429, by project and by which limit (`project`, `client`, `quota`).
     rate_limited: Mutex<BTreeMap<(String, &'static str), u64>>,
     connections_open: AtomicI64,
@@ -77,7 +78,7 @@ impl Default for Metrics {
             rejected: AtomicU64::new(0),
             consumed: AtomicU64::new(0),
             deduplicated: AtomicU64::new(0),
-            last_applied_received_at: AtomicI64::new(0),
+            broker_consumer: AtomicBool::new(false),
             rate_limited: Mutex::new(BTreeMap::new()),
             connections_open: AtomicI64::new(0),
             header_timeouts: AtomicU64::new(0),
@@ -99,12 +100,10 @@ impl Metrics {
         self.deduplicated.fetch_add(duplicates, Relaxed);
     }
 
-    /// The consumer committed batches, the oldest received at `received_at` (epoch ms): the lag
-    /// estimate when the queue cannot tell the age of its oldest batch (a broker).
-    pub fn applied_batch(&self, received_at: Option<i64>) {
-        if let Some(t) = received_at {
-            self.last_applied_received_at.store(t, Relaxed);
-        }
+    /// A broker consumer runs in this process: the queue's stats carry the age of the oldest
+    /// batch it holds (see `queue::amqp`), so the lag is known here.
+    pub fn broker_consumer_started(&self) {
+        self.broker_consumer.store(true, Relaxed);
     }
 
     /// A query endpoint request took `d` and was answered with `status`.
@@ -242,13 +241,14 @@ pub async fn render(State(app): State<Arc<App>>) -> Response {
         Some((_, stats)) => (
             stats.depth as f64,
             match stats.oldest_received_at {
+                // The embedded queue: its oldest row. A broker consumer: the oldest batch handed
+                // to it and not yet acknowledged, which is older than any ready message (FIFO).
                 Some(t) => (crate::now_millis() - t).max(0) as f64 / 1000.0,
-                // A broker does not tell the age of its oldest message: the age of the last batch
-                // this process applied, while a backlog remains.
-                None => match m.last_applied_received_at.load(Relaxed) {
-                    t if t > 0 && stats.depth > 0 => (crate::now_millis() - t).max(0) as f64 / 1000.0,
-                    _ => 0.0,
-                },
+                // Nothing unconsumed (a broker consumer holding nothing with no message ready).
+                None if stats.depth == 0 && (app.queue.ordered() || m.broker_consumer.load(Relaxed)) => 0.0,
+                // A broker process without a consumer sees neither the batches the consumers hold
+                // nor the age of ready messages: not known here (read it from the consumers).
+                None => f64::NAN,
             },
         ),
         None => (f64::NAN, f64::NAN),
@@ -259,7 +259,7 @@ pub async fn render(State(app): State<Arc<App>>) -> Response {
     );
     let _ = writeln!(
         out,
-        "# HELP empmix_consumer_lag_seconds Age of the oldest unconsumed batch.\n# TYPE empmix_consumer_lag_seconds gauge\nempmix_consumer_lag_seconds {lag}"
+        "# HELP empmix_consumer_lag_seconds Age of the oldest unconsumed batch (broker mode: of those this process's consumer holds; NaN without a consumer).\n# TYPE empmix_consumer_lag_seconds gauge\nempmix_consumer_lag_seconds {lag}"
     );
     let mut resp = (StatusCode::OK, out).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));

@@ -11,6 +11,16 @@
 //! - **Consuming**: manual acknowledgements, sent by the consumer after its database commit;
 //!   `basic_qos` prefetch ([`DEFAULT_PREFETCH`] by default). A batch the consumer cannot apply is
 //!   nacked with requeue; after [`DELIVERY_LIMIT`] deliveries the broker dead-letters it.
+//! - **Lag**: RabbitMQ does not tell the age of its messages, so the queue carries it: every
+//!   message holds its batch's `received_at`, and this process tracks each delivery it has been
+//!   handed (prefetched, being applied, or held while the store is down) until it is settled
+//!   (acknowledged or given back). [`Queue::stats`] reports the oldest of them. That is the exact
+//!   age of the oldest unconsumed batch: the queue is FIFO and a consumer is always sent messages
+//!   while it has prefetch room, so a ready message is newer than every delivery already handed
+//!   out, and while messages are ready every consumer's prefetch window is full (not empty). With
+//!   several consumer processes each reports the oldest batch it holds; the deployment's lag is
+//!   the maximum over them. A process that does not consume cannot know it (see
+//!   [`QueueStats::oldest_received_at`]).
 //! - **Recovery**: a supervisor task on the queue's own runtime reconnects (backoff up to 2 s),
 //!   redeclares the topology and reopens the channels and the consumer after a broker restart or
 //!   a lost connection. Deliveries that were in flight on the old connection are redelivered by
@@ -111,13 +121,18 @@ struct Shared {
     opts: AmqpOptions,
     link: RwLock<Option<Arc<Link>>>,
     window: tokio::sync::Semaphore,
-    handed: Mutex<BTreeMap<u64, Acker>>,
+    /// Deliveries handed to the consumer, by sequence number: their acker and tracking id.
+    handed: Mutex<BTreeMap<u64, (Acker, u64)>>,
+    /// Every delivery received from the broker and not yet settled, by tracking id: its batch's
+    /// `received_at` (epoch ms), for the lag.
+    unsettled: Mutex<BTreeMap<u64, i64>>,
+    next_track: AtomicU64,
     next_seq: AtomicU64,
     published: AtomicU64,
     closed: AtomicBool,
     /// Wakes the supervisor (on close).
     wake: tokio::sync::Notify,
-    incoming: Mutex<mpsc::Sender<lapin::message::Delivery>>,
+    incoming: Mutex<mpsc::Sender<(u64, lapin::message::Delivery)>>,
 }
 
 impl Shared {
@@ -130,6 +145,38 @@ impl Shared {
             *l = link;
         }
     }
+
+    /// Starts tracking a delivery just received from the broker; returns its tracking id.
+    fn track(&self, data: &[u8]) -> u64 {
+        let id = self.next_track.fetch_add(1, Ordering::Relaxed);
+        // A message that is not an empmix batch is given back at once by `receive`.
+        if let (Some(t), Ok(mut u)) = (envelope_received_at(data), self.unsettled.lock()) {
+            u.insert(id, t);
+        }
+        id
+    }
+
+    /// Stops tracking deliveries that were acknowledged or given back.
+    fn untrack(&self, ids: impl IntoIterator<Item = u64>) {
+        if let Ok(mut u) = self.unsettled.lock() {
+            for id in ids {
+                u.remove(&id);
+            }
+        }
+    }
+
+    /// The oldest `received_at` of the deliveries not yet settled.
+    fn oldest_unsettled(&self) -> Option<i64> {
+        self.unsettled.lock().ok().and_then(|u| u.values().min().copied())
+    }
+}
+
+/// The `received_at` in a message's header (see `envelope`), without decoding the rest.
+fn envelope_received_at(data: &[u8]) -> Option<i64> {
+    let rest = data.strip_prefix(b"EMB1")?;
+    let len = usize::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?));
+    let at = rest.get(2 + len..2 + len + 8)?;
+    Some(i64::from_be_bytes(at.try_into().ok()?))
 }
 
 /// The RabbitMQ queue.
@@ -137,7 +184,7 @@ pub struct AmqpQueue {
     shared: Arc<Shared>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
-    deliveries: Mutex<mpsc::Receiver<lapin::message::Delivery>>,
+    deliveries: Mutex<mpsc::Receiver<(u64, lapin::message::Delivery)>>,
 }
 
 impl fmt::Debug for AmqpQueue {
@@ -200,12 +247,15 @@ async fn connect_once(shared: &Arc<Shared>) -> Result<Arc<Link>, lapin::Error> {
             .await?;
         let sender = shared.incoming.lock().map(|s| s.clone()).ok();
         let notify = broken.clone();
+        let tracker = shared.clone();
         tokio::spawn(async move {
             let _keep = ch;
             while let Some(item) = consumer.next().await {
                 match item {
                     Ok(delivery) => {
-                        if sender.as_ref().is_none_or(|s| s.send(delivery).is_err()) {
+                        let id = tracker.track(&delivery.data);
+                        if sender.as_ref().is_none_or(|s| s.send((id, delivery)).is_err()) {
+                            tracker.untrack([id]);
                             break;
                         }
                     }
@@ -283,6 +333,8 @@ impl AmqpQueue {
             link: RwLock::new(None),
             window: tokio::sync::Semaphore::new(PUBLISH_WINDOW),
             handed: Mutex::new(BTreeMap::new()),
+            unsettled: Mutex::new(BTreeMap::new()),
+            next_track: AtomicU64::new(0),
             next_seq: AtomicU64::new(1),
             published: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -386,12 +438,13 @@ impl Queue for AmqpQueue {
         };
         let mut out = Vec::with_capacity(raw.len());
         let mut bad = Vec::new();
+        let mut bad_ids = Vec::new();
         let mut handed = self.shared.handed.lock().map_err(|_| QueueError::Closed)?;
-        for d in raw {
+        for (id, d) in raw {
             let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
             match envelope::decode(&d.data) {
                 Ok(batch) => {
-                    handed.insert(seq, d.acker);
+                    handed.insert(seq, (d.acker, id));
                     out.push(Delivery { seq, batch });
                 }
                 Err(reason) => {
@@ -401,27 +454,34 @@ impl Queue for AmqpQueue {
                         "message is not an empmix batch; returned (dead-lettered after {DELIVERY_LIMIT} deliveries)"
                     );
                     bad.push(d.acker);
+                    bad_ids.push(id);
                 }
             }
         }
         drop(handed);
         self.settle(bad, Some(true));
+        self.shared.untrack(bad_ids);
         Ok(out)
     }
 
     fn ack(&self, through: u64) -> Result<(), QueueError> {
-        let ackers: Vec<Acker> = {
+        let (ackers, ids): (Vec<Acker>, Vec<u64>) = {
             let mut handed = self.shared.handed.lock().map_err(|_| QueueError::Closed)?;
             let rest = handed.split_off(&through.saturating_add(1));
-            std::mem::replace(&mut *handed, rest).into_values().collect()
+            std::mem::replace(&mut *handed, rest).into_values().unzip()
         };
         self.settle(ackers, None);
+        // Settled even when the acknowledgement was lost with the connection: the broker
+        // redelivers the batch, and it is tracked again when it arrives.
+        self.shared.untrack(ids);
         Ok(())
     }
 
     fn retry_later(&self, seq: u64) -> Result<(), QueueError> {
-        let acker = self.shared.handed.lock().map_err(|_| QueueError::Closed)?.remove(&seq);
+        let entry = self.shared.handed.lock().map_err(|_| QueueError::Closed)?.remove(&seq);
+        let (acker, id) = entry.unzip();
         self.settle(acker.into_iter().collect(), Some(true));
+        self.shared.untrack(id);
         Ok(())
     }
 
@@ -436,7 +496,21 @@ impl Queue for AmqpQueue {
             .await
         });
         match queue {
-            Ok(Ok(q)) => Ok(QueueStats { depth: u64::from(q.message_count()), oldest_received_at: None }),
+            Ok(Ok(q)) => {
+                let depth = u64::from(q.message_count());
+                if !self.shared.opts.consume {
+                    return Ok(QueueStats { depth, oldest_received_at: None });
+                }
+                let mut oldest = self.shared.oldest_unsettled();
+                // Ready messages and nothing handed to this consumer: the broker is sending
+                // some this very moment (prefetch has room); wait briefly for them.
+                let until = Instant::now() + Duration::from_millis(250);
+                while oldest.is_none() && depth > 0 && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(5));
+                    oldest = self.shared.oldest_unsettled();
+                }
+                Ok(QueueStats { depth, oldest_received_at: oldest })
+            }
             Ok(Err(e)) => Err(QueueError::Broker(e)),
             Err(_) => Err(QueueError::Unavailable),
         }

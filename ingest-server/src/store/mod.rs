@@ -89,8 +89,9 @@ impl StoreError {
 pub struct ProjectLock {
     /// The project.
     pub project: String,
-    /// The batch group has events that read and rewrite shared structure (identity links, shares,
-    /// registrations): the transaction must run alone for this project. Otherwise it only adds
+    /// The batch group merges identities (identify, alias), which may change every resolution
+    /// and credit: the transaction must run alone for this project (shares and registrations
+    /// lock their share codes instead, [`StoreTx::lock_share_codes`]). Otherwise it only adds
     /// facts and counters and may run beside other non-exclusive ones.
     pub exclusive: bool,
 }
@@ -545,6 +546,13 @@ pub trait StoreTx {
     fn insert_share(&mut self, project: &str, share: &ShareRow) -> Result<bool, StoreError>;
     /// A share by code.
     fn share(&mut self, project: &str, code: &str) -> Result<Option<ShareRow>, StoreError>;
+    /// Locks the share codes (project, code, `true` for a code this transaction may store) a
+    /// batch group stores or starts attribution walks from, in one fixed order, before applying
+    /// it (stores with concurrent writers; see `postgres`). A no-op by default.
+    fn lock_share_codes(&mut self, codes: &[(&str, &str, bool)]) -> Result<(), StoreError> {
+        let _ = codes;
+        Ok(())
+    }
     /// `code` and every code below it.
     fn share_subtree(&mut self, project: &str, code: &str) -> Result<Vec<String>, StoreError>;
     /// Codes shared by any of `sharers`.

@@ -3,14 +3,32 @@
 //!
 //! Several consumers, in several processes, write at once. Each consumer transaction (READ
 //! COMMITTED) first takes a transaction-scoped advisory lock per project: **shared** when its
-//! batches only add facts and counters (page views, check-ins, opens, custom events: dedup
+//! batches add facts and counters (page views, check-ins, opens, custom events: dedup
 //! `INSERT … ON CONFLICT DO NOTHING RETURNING`, visitor rows the same way, counters
 //! `ON CONFLICT DO UPDATE SET n = n + excluded.n`, all of which concurrent transactions get
-//! right), **exclusive** when they also read and rewrite shared structure (identify, alias,
-//! share, registration), so identity merges and attribution re-checks see every committed fact
-//! and no concurrent transaction acts on a stale identity. Multi-row statements take their rows
-//! in key order and the tables are written in one fixed order, so concurrent consumers do not
-//! deadlock; a serialization failure or deadlock is retried by the consumer anyway.
+//! right) and also for shares and registrations (below), **exclusive** when they merge
+//! identities (identify, alias), so a merge and its re-checks see every committed fact and no
+//! concurrent transaction acts on a stale identity.
+//!
+//! Shares and registrations under the shared lock: a registration's credit reads the shares on
+//! the path from its code up to the root; a new share re-checks the registrations below it.
+//! Shares are never changed once stored, so the only race is a walk that finds a code missing
+//! while another transaction is storing it (each would miss the other's uncommitted row). Both
+//! sides therefore take a transaction-scoped advisory lock on the code (two-key form, keyed by
+//! project and code, which works for rows that do not exist yet): `insert_share` before the
+//! insert, and `share` when the code is missing, then it reads again. Whichever commits first,
+//! the other sees it: a walk that waited re-reads the stored share; a share stored after a walk
+//! waits for it and its re-check sees the walk's registration. Only the transaction storing the
+//! lowest missing code of a chain can reach the registrations below it, so no two transactions
+//! re-check one registration at once, and the daily `share_conversions` deltas stay exact. The
+//! cycle check (a share whose parent is its descendant) walks the same way, so two shares
+//! naming each other as parents conflict (a deadlock PostgreSQL breaks; the consumer retries
+//! and the second sees the first).
+//!
+//! Multi-row statements take their rows in key order and the tables are written in one fixed
+//! order; the code locks are taken in the order the walks meet the codes, so two transactions
+//! touching the same trees in opposite orders can deadlock: PostgreSQL detects it, and a
+//! serialization failure or deadlock is retried by the consumer.
 //!
 //! See [`super::postgres_tx`] for the transaction and [`super::postgres_read`] for the queries.
 

@@ -1,8 +1,9 @@
 //! The consumer's PostgreSQL transaction: advisory locks first (see [`super::postgres`]), then
 //! one multi-row statement for the dedup insert of every event of the batch group, one for the
 //! identities it will resolve, and at commit one each for visitor rows (whose inserted rows
-//! count in `uv`), sessions, share opens and daily counters. Only identity merges, shares and
-//! registrations (in exclusive transactions) take round trips of their own.
+//! count in `uv`), sessions, share opens and daily counters. Only identity merges (in exclusive
+//! transactions), shares and registrations (which lock share codes) take round trips of their
+//! own.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -28,6 +29,13 @@ fn lock_key(project: &str) -> i64 {
     h as i64
 }
 
+/// The two-key advisory lock on a share code of `project` (a lock space of its own, apart from the
+/// one-key project locks; a hash collision only serialises two unrelated codes).
+fn code_lock(project: &str, code: &str) -> (i32, i32) {
+    let h = lock_key(&format!("{project}\u{0}{code}")) as u64;
+    ((h >> 32) as u32 as i32, h as u32 as i32)
+}
+
 pub(super) type Session = (String, i64, i64, i64);
 type Opts = Vec<Option<String>>;
 type Strs = Vec<String>;
@@ -42,6 +50,8 @@ pub(super) struct PgTx<'a> {
     pub(super) visitors: BTreeSet<(String, String, String, String)>,
     pub(super) opens: Vec<(String, String, String, String, i64)>,
     pub(super) ids: HashMap<(String, String), String>,
+    /// Share-code locks held, by key: `true` exclusive.
+    pub(super) code_locks: HashMap<(i32, i32), bool>,
 }
 
 impl Drop for PgTx<'_> {
@@ -96,11 +106,33 @@ impl<'a> PgTx<'a> {
             visitors: BTreeSet::new(),
             opens: Vec::new(),
             ids: HashMap::new(),
+            code_locks: HashMap::new(),
         })
     }
 
     fn conn(&mut self) -> Result<&mut PgConn, StoreError> {
         self.lease.get()
+    }
+
+    /// Takes the lock on a share code met during a walk (shared) or stored (exclusive), unless
+    /// the group's sorted pre-locking took it already. Taken out of that order, so it only
+    /// tries: when another transaction holds it, this one fails as a deadlock would (SQLSTATE
+    /// 40P01) and the consumer retries it at once, instead of waiting and risking a real
+    /// deadlock (which PostgreSQL detects only after `deadlock_timeout`).
+    fn lock_code(&mut self, project: &str, code: &str, exclusive: bool) -> Result<(), StoreError> {
+        let key = code_lock(project, code);
+        if self.code_locks.get(&key).is_some_and(|held| *held || !exclusive) {
+            return Ok(());
+        }
+        let f = if exclusive { "pg_try_advisory_xact_lock" } else { "pg_try_advisory_xact_lock_shared" };
+        let sql = format!(
+            "DO $$BEGIN IF NOT {f}({}, {}) THEN RAISE EXCEPTION 'share code locked by another consumer' \
+             USING ERRCODE = '40P01'; END IF; END$$",
+            key.0, key.1
+        );
+        self.conn()?.client.batch_execute(&sql)?;
+        self.code_locks.insert(key, exclusive);
+        Ok(())
     }
 
     pub(super) fn execute(
@@ -362,6 +394,9 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn insert_share(&mut self, project: &str, s: &ShareRow) -> Result<bool, StoreError> {
+        // Before the share is visible to anyone: a walk that found the code missing holds this
+        // lock until it commits, so this share's re-check (which follows) sees its registration.
+        self.lock_code(project, &s.code, true)?;
         let n = self.execute(
             "INSERT INTO shares (project, code, sharer, channel, target_url, parent_code, conference_id, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
@@ -379,12 +414,40 @@ impl StoreTx for PgTx<'_> {
         Ok(n == 1)
     }
 
+    fn lock_share_codes(&mut self, codes: &[(&str, &str, bool)]) -> Result<(), StoreError> {
+        let mut keys: Vec<((i32, i32), bool)> = codes.iter().map(|(p, c, x)| (code_lock(p, c), *x)).collect();
+        keys.sort_unstable();
+        keys.dedup_by(|a, b| {
+            if a.0 == b.0 {
+                b.1 |= a.1;
+                true
+            } else {
+                false
+            }
+        });
+        let mut sql = String::new();
+        for ((a, b), exclusive) in &keys {
+            let f = if *exclusive { "pg_advisory_xact_lock" } else { "pg_advisory_xact_lock_shared" };
+            sql.push_str(&format!("SELECT {f}({a}, {b});"));
+        }
+        self.conn()?.client.batch_execute(&sql)?;
+        self.code_locks.extend(keys);
+        Ok(())
+    }
+
     fn share(&mut self, project: &str, code: &str) -> Result<Option<ShareRow>, StoreError> {
-        let rows = self.query(
-            "SELECT code, sharer, channel, target_url, parent_code, conference_id, created_at FROM shares \
-             WHERE project = $1 AND code = $2",
-            &[&own(project), &own(code)],
-        )?;
+        const SQL: &str = "SELECT code, sharer, channel, target_url, parent_code, conference_id, created_at \
+                           FROM shares WHERE project = $1 AND code = $2";
+        let rows = self.query(SQL, &[&own(project), &own(code)])?;
+        if let Some(row) = rows.first() {
+            // Shares are never changed once stored: nothing to lock.
+            return Ok(Some(share_row(row)?));
+        }
+        // Missing: lock the code (waiting for a transaction storing it now), then read again
+        // (READ COMMITTED: a new snapshot). Whoever stores it later waits for this transaction,
+        // so its re-check sees what this one stores (see `super::postgres`).
+        self.lock_code(project, code, false)?;
+        let rows = self.query(SQL, &[&own(project), &own(code)])?;
         Ok(rows.first().map(share_row).transpose()?)
     }
 
