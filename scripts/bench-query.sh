@@ -13,6 +13,7 @@
 # query, 20), PROBES (50), WAIT_TIMEOUT (seconds for the consumer to store everything, 3600),
 # NO_BUILD=1 (use the binaries in target/release as they are), KEEP=1 (keep the data directory
 # and, with postgres, the database, for EXPLAIN; the script prints where they are),
+# ANALYZE (1: run ANALYZE after loading into PostgreSQL, as autovacuum would; 0: not),
 # BENCH_DB (bench_q), SPREAD_ORDER (ascending: event time advances with the load, as live
 # traffic arrives; random: a backfill, time order unrelated to arrival order).
 set -euo pipefail
@@ -124,6 +125,13 @@ while :; do
     sleep 5
 done
 say "all $n events stored $((SECONDS - load_start)) s after the load started (accepted after ${accepted_after} s)"
+if [ "$mode" = postgres ] && [ "${ANALYZE:-1}" = 1 ]; then
+    # What autovacuum's autoanalyze does on a default PostgreSQL; this machine runs with
+    # autovacuum off (ANALYZE=0 measures the planner without statistics).
+    started_analyze=$SECONDS
+    psql -h 127.0.0.1 -U postgres -d "$db" -qc ANALYZE >/dev/null
+    say "ANALYZE took $((SECONDS - started_analyze)) s"
+fi
 sleep 5 # let the consumer's last commit and the queue's cleanup settle
 
 say "query bench: $loadgen --addr $addr --read-key $read_key --query-bench --query-runs $runs"
