@@ -9,10 +9,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+
 use std::time::{Duration, Instant};
 
 use empmix_server::loopback::{Client, HttpResponse};
@@ -102,17 +102,8 @@ impl Proc {
             .stderr(log)
             .spawn()
             .expect("spawn empmix-server");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("empmix-server listening on http://") {
-                    let _ = tx.send(url.trim().to_string());
-                }
-            }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the server announced its address");
-        Proc { child, addr: addr.parse().expect("address") }
+        let addr = common::announced_addr(&mut child);
+        Proc { child, addr }
     }
 
     fn alive(&mut self) -> bool {

@@ -78,6 +78,23 @@ impl TestServer {
 
 pub use empmix_test_support::poll;
 
+/// The address a spawned `empmix-server` announces on stdout (within 30 s); stdout is drained
+/// afterwards so the child never blocks on a full pipe.
+pub fn announced_addr(child: &mut std::process::Child) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("empmix-server listening on http://") {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the server announced its address");
+    addr.parse().expect("an address")
+}
+
 /// [`poll`] for at most 10 s.
 pub fn poll_until<T>(f: impl FnMut() -> Option<T>) -> Option<T> {
     poll(Duration::from_secs(10), f)

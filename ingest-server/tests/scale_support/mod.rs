@@ -4,10 +4,9 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+
 use std::time::{Duration, Instant};
 
 use empmix_server::loopback::Client;
@@ -233,17 +232,8 @@ pub fn ingest(db: &TestDb, queue: &TestQueue) -> Proc {
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn empmix-server");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("empmix-server listening on http://") {
-                let _ = tx.send(url.trim().to_string());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("ingest process announced its address");
-    Proc { child, addr: Some(addr.parse().expect("address")), _dir: dir }
+    let addr = crate::common::announced_addr(&mut child);
+    Proc { child, addr: Some(addr), _dir: dir }
 }
 
 /// A consumer process (`consume`).
