@@ -403,8 +403,8 @@ pub fn aggregate(
     Ok(Statement { sql, params: b.params })
 }
 
-/// The rows a funnel is counted from: `(visitor, type, server_ts, seq)` of the steps' events in
-/// the period, in no order (the funnel sorts them).
+/// The rows a funnel is counted from: `(visitor, type, server_ts)` of the steps' events in the
+/// period, oldest first.
 pub fn funnel_events(
     dialect: Dialect,
     project: &str,
@@ -413,7 +413,7 @@ pub fn funnel_events(
     period: &Period,
 ) -> Result<Statement, QueryError> {
     let mut b = Builder { dialect, params: Vec::new() };
-    let mut sql = format!("SELECT {VISITOR}, e.name, e.server_ts, e.seq FROM events e{JOIN_IDENTITY} WHERE ");
+    let mut sql = format!("SELECT {VISITOR}, e.name, e.server_ts FROM events e{JOIN_IDENTITY} WHERE ");
     sql.push_str(&b.scope(project, period));
     let mut types: Vec<&String> = steps.iter().collect();
     types.sort();
@@ -425,6 +425,7 @@ pub fn funnel_events(
         sql.push_str(" AND ");
         sql.push_str(&c);
     }
+    sql.push_str(" ORDER BY e.server_ts, e.seq");
     Ok(Statement { sql, params: b.params })
 }
 
