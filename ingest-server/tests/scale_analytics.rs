@@ -7,12 +7,7 @@ mod common;
 mod scale_support;
 
 use common::*;
-use serde_json::{Value, json};
-
-fn event(kind: &str, who: &str, props: Value) -> Value {
-    json!({"event_id": id(), "type": kind, "distinct_id": who, "anonymous_id": who, "session_id": format!("s-{who}"),
-           "timestamp": now_ms(), "properties": props})
-}
+use serde_json::json;
 
 /// A shares `a`; B opens it and re-shares as `b`; C opens `b` and registers with `b`, sent
 /// newest first (one request each) so registrations are consumed before the shares; then an
@@ -25,24 +20,7 @@ fn share_tree_identity_sessions_and_events_from_postgres() {
     let (db, queue) = (scale_support::TestDb::create(), scale_support::TestQueue::new());
     let s = scale_support::start_scaled(&db, &queue, |c| c);
     let conf = "conf1";
-    let mut reg = event("registration", "C", json!({"conference_id": conf}));
-    reg["attribution"] = json!("b");
-    let scenario = vec![
-        event(
-            "share",
-            "A",
-            json!({"conference_id": conf, "share_code": "a", "channel": "wechat", "target_url": "https://m.example/c"}),
-        ),
-        event("share_open", "B", json!({"share_code": "a"})),
-        event(
-            "share",
-            "B",
-            json!({"conference_id": conf, "share_code": "b", "channel": "copy_link", "parent_share_code": "a"}),
-        ),
-        event("share_open", "C", json!({"share_code": "b"})),
-        event("share_open", "A", json!({"share_code": "a"})),
-        reg,
-    ];
+    let scenario = share_scenario();
     for e in scenario.into_iter().rev() {
         assert_eq!(s.post(&json!({"events": [e]}).to_string()).status, 200);
     }

@@ -158,18 +158,11 @@ pub unsafe extern "C" fn empmix_client_new(
     config: *const EmpmixConfig,
     out_client: *mut *mut EmpmixClient,
 ) -> EmpmixResult {
-    guard(|| {
-        if out_client.is_null() {
-            return Err(Failure::new(EmpmixResult::NullArgument, "out_client is NULL"));
-        }
-        // SAFETY: non-NULL and writable per the contract.
-        unsafe { *out_client = std::ptr::null_mut() };
-        // SAFETY: per the contract.
-        let config = unsafe { config.as_ref() }
-            .ok_or_else(|| Failure::new(EmpmixResult::NullArgument, "config is NULL"))?;
-        // SAFETY: the config's strings follow the contract.
-        let settings = unsafe {
-            Settings {
+    // SAFETY: per the contract.
+    guard(|| unsafe {
+        Settings::create(config, out_client, |config| {
+            // SAFETY: the config's strings follow the contract.
+            Ok(Settings {
                 ingest_key: Some(required_str(config.ingest_key, "config.ingest_key")?.to_string()),
                 endpoint: Some(required_str(config.endpoint, "config.endpoint")?.to_string()),
                 data_dir: optional_str(config.data_dir, "config.data_dir")?.map(str::to_string),
@@ -180,10 +173,8 @@ pub unsafe extern "C" fn empmix_client_new(
                 gzip: config.gzip,
                 debug: config.debug,
                 ..Settings::new()
-            }
-        };
-        // SAFETY: checked non-NULL above.
-        unsafe { settings.start(out_client) }
+            })
+        })
     })
 }
 

@@ -35,6 +35,29 @@ impl Settings {
         Settings { gzip: true, ..Settings::default() }
     }
 
+    /// What both client constructors do: refuse a NULL `out_client`, set `*out_client` to NULL
+    /// (it stays so on failure), refuse a NULL `config`, then start a client from the settings
+    /// `settings` reads out of it.
+    ///
+    /// # Safety
+    /// `config` is NULL or points to a live `C`; `out_client` is NULL or writable.
+    pub(crate) unsafe fn create<C>(
+        config: *const C,
+        out_client: *mut *mut EmpmixClient,
+        settings: impl FnOnce(&C) -> Result<Settings, Failure>,
+    ) -> Result<(), Failure> {
+        if out_client.is_null() {
+            return Err(Failure::new(EmpmixResult::NullArgument, "out_client is NULL"));
+        }
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { *out_client = std::ptr::null_mut() };
+        // SAFETY: per the contract.
+        let config = unsafe { config.as_ref() }
+            .ok_or_else(|| Failure::new(EmpmixResult::NullArgument, "config is NULL"))?;
+        // SAFETY: checked non-NULL above.
+        unsafe { settings(config)?.start(out_client) }
+    }
+
     /// Checks the settings and starts a client, written to `*out_client`.
     ///
     /// # Safety
@@ -442,16 +465,6 @@ pub unsafe extern "C" fn empmix_client_create(
     config: *const EmpmixConfigBuilder,
     out_client: *mut *mut EmpmixClient,
 ) -> EmpmixResult {
-    guard(|| {
-        if out_client.is_null() {
-            return Err(Failure::new(EmpmixResult::NullArgument, "out_client is NULL"));
-        }
-        // SAFETY: non-NULL and writable per the contract.
-        unsafe { *out_client = std::ptr::null_mut() };
-        // SAFETY: per the contract.
-        let config = unsafe { config.as_ref() }
-            .ok_or_else(|| Failure::new(EmpmixResult::NullArgument, "config is NULL"))?;
-        // SAFETY: checked non-NULL above.
-        unsafe { config.settings.start(out_client) }
-    })
+    // SAFETY: per the contract.
+    guard(|| unsafe { Settings::create(config, out_client, |c| Ok(c.settings.clone())) })
 }
