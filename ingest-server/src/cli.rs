@@ -134,6 +134,10 @@ pub enum Command {
         /// Exit once the queue is drained (catch-up runs and benchmarks).
         #[arg(long)]
         drain: bool,
+        /// Serve `/metrics`, `/healthz` and `/readyz` of this consumer on this address (port 0:
+        /// any free port; the address is printed). Without it, the process serves nothing.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
 }
 

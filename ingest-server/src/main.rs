@@ -10,6 +10,7 @@ use empmix_server::cli::{Cli, Command};
 use empmix_server::config::{KeySource, resolve_projects};
 use empmix_server::consumer::{self, Zones};
 use empmix_server::http::metrics::Metrics;
+use empmix_server::http::operator::OperatorServer;
 use empmix_server::store::StoreError;
 use empmix_server::{RunningServer, Server, ServerError, open_queue, open_store};
 
@@ -51,7 +52,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Consume { drain }) => consume(&cli, drain),
+        Some(Command::Consume { drain, metrics_listen }) => consume(&cli, drain, metrics_listen),
         Some(Command::Serve) | None => serve(&cli),
     };
     match result {
@@ -280,7 +281,11 @@ fn serve(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn consume(cli: &Cli, drain: bool) -> Result<(), Box<dyn std::error::Error>> {
+fn consume(
+    cli: &Cli,
+    drain: bool,
+    metrics_listen: Option<std::net::SocketAddr>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let config = cli.server_config()?;
     std::fs::create_dir_all(&config.data_dir)?;
     let (projects, _) = resolve_projects(&config.data_dir, &config.projects)?;
@@ -300,7 +305,19 @@ fn consume(cli: &Cli, drain: bool) -> Result<(), Box<dyn std::error::Error>> {
     };
     tracing::info!(data_dir = %config.data_dir.display(), ordered = queue.ordered(), "consumer started");
     let zones = Zones::new(&projects);
-    let metrics = Metrics::default();
+    let metrics = Arc::new(Metrics::default());
+    let operator = match metrics_listen {
+        Some(addr) => {
+            let operator = OperatorServer::start(addr, queue.clone(), store.clone(), metrics.clone())?;
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "empmix-server consumer metrics on http://{}",
+                operator.addr()
+            );
+            Some(operator)
+        }
+        None => None,
+    };
     let (queue, store) = (queue.as_ref(), store.as_ref());
     if drain {
         let started = std::time::Instant::now();
@@ -327,6 +344,7 @@ fn consume(cli: &Cli, drain: bool) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         consumer::run(queue, store, &zones, &metrics, &stop);
     }
+    drop(operator);
     queue.close();
     Ok(())
 }

@@ -92,3 +92,40 @@ fn broker_lag_is_not_known_without_a_consumer() {
     post(&server, "lag-nobody");
     assert!(lag(&server).is_nan());
 }
+
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A `consume` process serves `/metrics` (its own counters and the broker lag it knows
+/// exactly) and `/readyz` when asked to, beside an ingest process that has no consumer.
+#[test]
+fn a_consume_process_serves_its_metrics_and_readiness() {
+    if !services_available("a_consume_process_serves_its_metrics_and_readiness") {
+        return;
+    }
+    let (db, queue) = (TestDb::create(), TestQueue::new());
+    let ingest = start_scaled(&db, &queue, |mut c| {
+        c.run_consumer = false;
+        c
+    });
+    let consumer = consumer_with_metrics(&db, &queue);
+    let ready = consumer.client().get("/readyz", &[]).unwrap();
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    for i in 0..3 {
+        post(&ingest, &format!("metrics-{i}"));
+    }
+    let text = common::poll_until(|| {
+        let text = consumer.client().get("/metrics", &[]).unwrap().text();
+        (sample(&text, "empmix_events_consumed_total") == Some(3.0)).then_some(text)
+    })
+    .expect("the consumer's /metrics counts the 3 stored events");
+    assert_eq!(stored(&db), 3);
+    assert_eq!(sample(&text, "empmix_events_deduplicated_total"), Some(0.0));
+    let lag = common::poll_until(|| {
+        let text = consumer.client().get("/metrics", &[]).unwrap().text();
+        sample(&text, "empmix_consumer_lag_seconds").filter(|l| *l == 0.0)
+    });
+    assert_eq!(lag, Some(0.0), "a consumer holding nothing knows its lag is 0");
+    assert_eq!(consumer.client().get("/api/analytics/summary", &[]).unwrap().status, 404);
+}

@@ -23,6 +23,7 @@ pub mod links;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod operator;
 pub mod query;
 pub mod query_endpoint;
 

@@ -1,10 +1,11 @@
 //! Funnels: persons who did the steps in order, each within the window after their first step.
 //!
-//! SQL selects the steps' events with each one's resolved person, oldest first; the walk here
-//! keeps, per person and step, the latest start of a chain that reached the step in order. The
-//! latest start leaves the most window for the steps after, so one pass finds the furthest step
-//! any start reaches. Events arrive in any order, so the walk is over `server_ts`, never
-//! arrival; merged identities are one person because SQL resolves them.
+//! SQL selects the steps' events oldest first, each with the id its person is known by and the
+//! steps its type is; the ids are resolved to persons here, with the project's identity links
+//! (so merged identities are one person). The walk keeps, per person and step, the latest start
+//! of a chain that reached the step in order. The latest start leaves the most window for the
+//! steps after, so one pass finds the furthest step any start reaches. Events arrive in any
+//! order, so the walk is over `server_ts`, never arrival.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -22,31 +23,81 @@ pub fn count(
     period: &Period,
     deadline: Instant,
 ) -> Result<Vec<FunnelStep>, QueryError> {
+    let links = sql::identity_links(dialect, scope.project);
+    let links = scope.store.aggregate(&links.sql, &links.params, deadline)?;
+    let roots: HashMap<&str, &str> = links
+        .iter()
+        .filter_map(|r| match r.as_slice() {
+            [Cell::Text(id), Cell::Text(root)] => Some((id.as_str(), root.as_str())),
+            _ => None,
+        })
+        .collect();
     let stmt = sql::funnel_events(dialect, scope.project, query, &funnel.steps, period)?;
     let rows = scope.store.aggregate(&stmt.sql, &stmt.params, deadline)?;
+    let mut persons = Persons { roots: &roots, of_id: HashMap::new(), of_root: HashMap::new(), count: 0 };
     let events = rows.iter().filter_map(|r| match r.as_slice() {
-        [Cell::Text(person), Cell::Text(name), Cell::Int(ts)] => Some((person.as_str(), name.as_str(), *ts)),
+        [id, Cell::Int(steps), Cell::Int(ts)] => {
+            let id = match id {
+                Cell::Text(id) => Some(id.as_str()),
+                _ => None,
+            };
+            Some((persons.of(id), *steps, *ts))
+        }
         _ => None,
     });
-    let reached = walk(&funnel.steps, funnel.window_ms, events);
+    let reached = walk(funnel.steps.len(), funnel.window_ms, events);
     Ok(steps(&funnel.steps, &reached))
 }
 
-/// For each step, how many persons reached it (in order, within the window). `events` must be
-/// sorted by time.
-pub fn walk<'a>(
-    steps: &[String],
-    window_ms: i64,
-    events: impl Iterator<Item = (&'a str, &'a str, i64)>,
-) -> Vec<i64> {
-    let n = steps.len();
-    // Per person: for each step, the latest start of a chain reaching it.
-    let mut chains: HashMap<&str, Vec<Option<i64>>> = HashMap::new();
-    for (person, name, ts) in events {
-        let chain = chains.entry(person).or_insert_with(|| vec![None; n]);
+/// Numbers persons as their ids are met: merged ids (by the project's identity links) get
+/// their root's number, an event without an id a number of its own.
+struct Persons<'a> {
+    roots: &'a HashMap<&'a str, &'a str>,
+    of_id: HashMap<&'a str, usize>,
+    of_root: HashMap<&'a str, usize>,
+    count: usize,
+}
+
+impl<'a> Persons<'a> {
+    fn of(&mut self, id: Option<&'a str>) -> usize {
+        let Some(id) = id else { return self.fresh() };
+        if let Some(&n) = self.of_id.get(id) {
+            return n;
+        }
+        let root = self.roots.get(id).copied().unwrap_or(id);
+        let n = match self.of_root.get(root) {
+            Some(&n) => n,
+            None => {
+                let n = self.fresh();
+                self.of_root.insert(root, n);
+                n
+            }
+        };
+        self.of_id.insert(id, n);
+        n
+    }
+
+    fn fresh(&mut self) -> usize {
+        self.count += 1;
+        self.count - 1
+    }
+}
+
+/// For each of `n` steps, how many persons reached it (in order, within the window). `events`
+/// are `(person, steps, time)` sorted by time, persons numbered from 0 as they are met, and
+/// bit `i` of `steps` says the event is step `i`.
+pub fn walk(n: usize, window_ms: i64, events: impl Iterator<Item = (usize, i64, i64)>) -> Vec<i64> {
+    // Per person, `n` slots: for each step, the latest start of a chain reaching it.
+    let mut chains: Vec<Option<i64>> = Vec::new();
+    for (person, bits, ts) in events {
+        let at = person * n;
+        if chains.len() < at + n {
+            chains.resize(at + n, None);
+        }
+        let chain = &mut chains[at..at + n];
         // Later steps first, so one event never serves as two consecutive steps.
         for i in (0..n).rev() {
-            if steps[i] != name {
+            if bits & (1 << i) == 0 {
                 continue;
             }
             if i == 0 {
@@ -59,11 +110,9 @@ pub fn walk<'a>(
         }
     }
     let mut reached = vec![0i64; n];
-    for chain in chains.values() {
-        for (i, c) in chain.iter().enumerate() {
-            if c.is_some() {
-                reached[i] += 1;
-            }
+    for chain in chains.chunks(n.max(1)) {
+        for (r, c) in reached.iter_mut().zip(chain) {
+            *r += i64::from(c.is_some());
         }
     }
     reached
@@ -95,9 +144,27 @@ mod tests {
         s.iter().map(|x| x.to_string()).collect()
     }
 
+    /// Events as SQL hands them over: the step bits of each type, in time order.
+    fn walk_events(steps: &[&str], window_ms: i64, events: &[(&'static str, &str, i64)]) -> Vec<i64> {
+        let mut numbers: Vec<&str> = Vec::new();
+        let mut rows: Vec<(usize, i64, i64)> = events
+            .iter()
+            .map(|&(p, name, ts)| {
+                let bits = steps.iter().enumerate().filter(|(_, s)| **s == name).map(|(i, _)| 1 << i).sum();
+                let person = numbers.iter().position(|x| *x == p).unwrap_or_else(|| {
+                    numbers.push(p);
+                    numbers.len() - 1
+                });
+                (person, bits, ts)
+            })
+            .collect();
+        rows.sort_by_key(|&(_, _, ts)| ts);
+        walk(steps.len(), window_ms, rows.into_iter())
+    }
+
     #[test]
     fn steps_count_only_in_order_and_within_the_window() {
-        let steps = names(&["page_view", "share_open", "registration"]);
+        let steps = ["page_view", "share_open", "registration"];
         let events = [
             // A: in order.
             ("A", "page_view", 1),
@@ -115,14 +182,20 @@ mod tests {
             ("D", "share_open", 160),
             ("D", "registration", 170),
         ];
-        assert_eq!(walk(&steps, 100, events.into_iter()), vec![4, 2, 2]);
+        assert_eq!(walk_events(&steps, 100, &events), vec![4, 2, 2]);
     }
 
     #[test]
     fn one_event_never_fills_two_steps() {
-        let steps = names(&["page_view", "page_view"]);
-        assert_eq!(walk(&steps, 100, [("A", "page_view", 1)].into_iter()), vec![1, 0]);
-        assert_eq!(walk(&steps, 100, [("A", "page_view", 1), ("A", "page_view", 5)].into_iter()), vec![1, 1]);
+        let steps = ["page_view", "page_view"];
+        assert_eq!(walk_events(&steps, 100, &[("A", "page_view", 1)]), vec![1, 0]);
+        assert_eq!(walk_events(&steps, 100, &[("A", "page_view", 1), ("A", "page_view", 5)]), vec![1, 1]);
+    }
+
+    #[test]
+    fn one_persons_steps_do_not_complete_anothers() {
+        let steps = ["page_view", "share_open"];
+        assert_eq!(walk_events(&steps, 100, &[("A", "page_view", 1), ("B", "share_open", 2)]), vec![1, 0]);
     }
 
     #[test]

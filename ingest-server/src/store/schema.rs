@@ -86,4 +86,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     -- all: the index is ordered by (project, seq).
     CREATE INDEX events_project ON events (project);
 ",
+    "
+    -- Funnels read the type and ids of every event in a time range, in (time, seq) order: this
+    -- index holds them, so they are answered without reading the rows (twice as fast over a
+    -- million events). It replaces events_time, its prefix.
+    CREATE INDEX events_time_ids ON events (project, server_ts, seq, name, distinct_id, anonymous_id);
+    DROP INDEX events_time;
+",
 ];

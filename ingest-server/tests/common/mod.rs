@@ -81,12 +81,17 @@ pub use empmix_test_support::poll;
 /// The address a spawned `empmix-server` announces on stdout (within 30 s); stdout is drained
 /// afterwards so the child never blocks on a full pipe.
 pub fn announced_addr(child: &mut std::process::Child) -> std::net::SocketAddr {
+    announced(child, "empmix-server listening on http://")
+}
+
+/// The address a child prints after `prefix` on its standard output.
+pub fn announced(child: &mut std::process::Child, prefix: &'static str) -> std::net::SocketAddr {
     use std::io::{BufRead, BufReader};
     let stdout = child.stdout.take().expect("the child's stdout is piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("empmix-server listening on http://") {
+            if let Some(url) = line.strip_prefix(prefix) {
                 let _ = tx.send(url.trim().to_string());
             }
         }

@@ -196,7 +196,7 @@ impl Proc {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr.expect("an ingest process has an address")
+        self.addr.expect("an ingest process (or a consumer with --metrics-listen) has an address")
     }
 
     pub fn client(&self) -> Client {
@@ -242,6 +242,19 @@ pub fn consumer(db: &TestDb, queue: &TestQueue) -> Proc {
     let child =
         command(db, queue, dir.path()).arg("consume").stdout(Stdio::null()).spawn().expect("spawn consumer");
     Proc { child, addr: None, _dir: dir }
+}
+
+/// A consumer process serving its operator endpoints (`consume --metrics-listen`) on a free
+/// port.
+pub fn consumer_with_metrics(db: &TestDb, queue: &TestQueue) -> Proc {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = command(db, queue, dir.path())
+        .args(["consume", "--metrics-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn consumer");
+    let addr = crate::common::announced(&mut child, "empmix-server consumer metrics on http://");
+    Proc { child, addr: Some(addr), _dir: dir }
 }
 
 /// A page view body.
