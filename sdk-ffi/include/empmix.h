@@ -118,7 +118,7 @@ typedef struct EmpmixConfig {
   bool debug;
 } EmpmixConfig;
 
-// Counters of a client, as returned by `empmix_stats`.
+// Counters of a client or engine, as returned by `empmix_stats` and `empmix_engine_stats`.
 typedef struct EmpmixStats {
   // Events waiting to be sent.
   uint64_t queued;

@@ -3,11 +3,12 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use native::{Client, Error, Event, Properties};
+use empmix_ffi_boundary::{EmpmixResult, Failure, guard, optional_str, required_str, write_string};
+use empmix_native::{Client, Error, Event, Properties};
 
-use crate::boundary::{guard, optional_str, required_str, write_string};
+pub use empmix_ffi_boundary::EmpmixStats;
+
 use crate::config::Settings;
-use crate::error::{EmpmixResult, Failure};
 
 /// An opaque client. Create with `empmix_client_new`, free with `empmix_client_free`.
 #[derive(Debug)]
@@ -41,32 +42,6 @@ pub struct EmpmixConfig {
     pub gzip: bool,
     /// Log every event and request (through the library's `tracing` output).
     pub debug: bool,
-}
-
-/// Counters of a client, as returned by `empmix_stats`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EmpmixStats {
-    /// Events waiting to be sent.
-    pub queued: u64,
-    /// Events in requests awaiting an answer.
-    pub in_flight: u64,
-    /// Events delivered.
-    pub delivered: u64,
-    /// Event sends that failed and were scheduled again.
-    pub retried: u64,
-    /// Events dropped because the queue was full.
-    pub dropped_queue_full: u64,
-    /// Events dropped because they were older than the maximum age (7 days).
-    pub dropped_expired: u64,
-    /// Events dropped because they were too large.
-    pub dropped_too_large: u64,
-    /// Events the server refused.
-    pub dropped_rejected: u64,
-    /// Events dropped by opting out.
-    pub dropped_opted_out: u64,
-    /// Events unsent when an in-memory client stopped.
-    pub dropped_lost: u64,
 }
 
 pub(crate) fn map_error(e: Error) -> Failure {
@@ -110,12 +85,7 @@ unsafe fn client<'a>(client: *const EmpmixClient) -> Result<&'a Client, Failure>
 /// As [`optional_str`].
 unsafe fn properties(json: *const c_char) -> Result<Properties, Failure> {
     // SAFETY: forwarded.
-    match unsafe { optional_str(json, "properties_json") }? {
-        None => Ok(Properties::new()),
-        Some(text) => Properties::from_json(text).map_err(|e| {
-            Failure::new(EmpmixResult::InvalidJson, format!("properties_json must be a JSON object: {e}"))
-        }),
-    }
+    unsafe { empmix_ffi_boundary::properties(json, false) }
 }
 
 fn tracked<T>(result: Result<T, Error>) -> Result<(), Failure> {
@@ -557,19 +527,7 @@ pub unsafe extern "C" fn empmix_stats(
         if out_stats.is_null() {
             return Err(Failure::new(EmpmixResult::NullArgument, "out_stats is NULL"));
         }
-        let s = c.stats();
-        let stats = EmpmixStats {
-            queued: s.queued as u64,
-            in_flight: s.in_flight as u64,
-            delivered: s.delivered,
-            retried: s.retried,
-            dropped_queue_full: s.dropped.queue_full,
-            dropped_expired: s.dropped.expired,
-            dropped_too_large: s.dropped.too_large,
-            dropped_rejected: s.dropped.rejected,
-            dropped_opted_out: s.dropped.opted_out,
-            dropped_lost: s.dropped.lost,
-        };
+        let stats = EmpmixStats::from(c.stats());
         // SAFETY: checked non-NULL and writable per the contract.
         unsafe { out_stats.write(stats) };
         Ok(())

@@ -4,11 +4,10 @@
 
 use std::ffi::c_char;
 
-use native::{Client, ClientBuilder};
+use empmix_ffi_boundary::{EmpmixResult, Failure, guard, optional_str, required_str};
+use empmix_native::{Client, ClientBuilder};
 
-use crate::boundary::{guard, optional_str, required_str};
 use crate::client::{EmpmixClient, map_error, ms};
-use crate::error::{EmpmixResult, Failure};
 
 /// Every setting of a client, owned.
 #[derive(Debug, Clone, Default)]

@@ -3,8 +3,9 @@
 //! iOS and Android apps (and anything else with a C FFI) link `libempmix.a` or
 //! `libempmix.so` and include `include/empmix.h`, generated from this crate by a pinned
 //! cbindgen. Underneath is the same engine as the Rust and browser SDKs: this crate is a thin
-//! C ABI over the Rust client ([`native::Client`]), which runs one background thread per
-//! client for timers and HTTP.
+//! C ABI over the Rust client ([`empmix_native::Client`], the `empmix` crate in `sdk-native/`),
+//! which runs one background thread per client for timers and HTTP. Apps that bring their own
+//! networking link the engine-only `libempmix_engine` (`sdk-ffi-engine/`) instead.
 //!
 //! Every entry point runs inside a panic boundary, checks its pointers, and returns an
 //! [`EmpmixResult`] whose values never change; `empmix_last_error_message` gives the detail of
@@ -34,24 +35,19 @@
 //! (The example is C: the crate builds only a `cdylib` and a `staticlib`, so its examples and
 //! tests are the C programs in `tests/c/`, compiled and run by `tests/c_programs.rs`.)
 
-mod boundary;
 mod client;
 mod config;
-mod error;
 
 use std::ffi::c_char;
 
 pub use client::{EmpmixClient, EmpmixConfig, EmpmixStats};
 pub use config::EmpmixConfigBuilder;
-pub use error::EmpmixResult;
+pub use empmix_ffi_boundary::EmpmixResult;
 
 /// A static, NUL-terminated message for a result code (unknown codes get a generic message).
 #[unsafe(no_mangle)]
 pub extern "C" fn empmix_result_message(code: u32) -> *const c_char {
-    match EmpmixResult::from_u32(code) {
-        Some(r) => r.message_c().as_ptr(),
-        None => c"unknown result code".as_ptr(),
-    }
+    empmix_ffi_boundary::result_message(code)
 }
 
 /// Copies the calling thread's last error detail into `buf` (always NUL-terminated when
@@ -63,7 +59,8 @@ pub extern "C" fn empmix_result_message(code: u32) -> *const c_char {
 /// `buf` is NULL or writable for `len` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn empmix_last_error_message(buf: *mut c_char, len: usize) -> usize {
-    std::panic::catch_unwind(|| error::last_error_into(buf, len)).unwrap_or(0)
+    // SAFETY: forwarded contract.
+    std::panic::catch_unwind(|| unsafe { empmix_ffi_boundary::last_error_into(buf, len) }).unwrap_or(0)
 }
 
 /// Frees a string the library returned. NULL is ignored.
@@ -72,10 +69,9 @@ pub unsafe extern "C" fn empmix_last_error_message(buf: *mut c_char, len: usize)
 /// `s` is NULL or a string returned by this library, not freed before.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn empmix_string_free(s: *mut c_char) {
-    if !s.is_null() {
-        // SAFETY: made by `CString::into_raw` in this library, freed once per the contract.
-        drop(unsafe { std::ffi::CString::from_raw(s) });
-    }
+    // SAFETY: forwarded contract (every string this library returns is made by
+    // `empmix_ffi_boundary::write_string`).
+    unsafe { empmix_ffi_boundary::string_free(s) }
 }
 
 /// The library version, for example "0.1.0" (the same as `EMPMIX_VERSION`).

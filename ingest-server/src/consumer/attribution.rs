@@ -46,14 +46,14 @@ pub fn on_registration(
     person: &str,
     key: DayKey,
 ) -> Result<(), StoreError> {
-    tx.bump_daily(project, &key, DailyField::Registrations, 1)?;
+    tx.deferred().bump_daily(project, &key, DailyField::Registrations, 1)?;
     let code = e.attribution.or_else(|| prop(e, "attribution")).filter(|c| !c.is_empty());
     let credited = match code {
         Some(code) => credited(tx, project, code, person)?,
         None => false,
     };
     if credited {
-        tx.bump_daily(project, &key, DailyField::ShareConversions, 1)?;
+        tx.deferred().bump_daily(project, &key, DailyField::ShareConversions, 1)?;
     }
     tx.insert_registration(
         project,
@@ -145,7 +145,12 @@ fn recheck(tx: &mut dyn StoreTx, project: &str, regs: Vec<RegistrationRow>) -> R
         let now = credited(tx, project, code, &reg.registrant)?;
         if now != reg.credited {
             tx.set_credited(project, &reg.event_id, now)?;
-            tx.bump_daily(project, &reg.key, DailyField::ShareConversions, if now { 1 } else { -1 })?;
+            tx.deferred().bump_daily(
+                project,
+                &reg.key,
+                DailyField::ShareConversions,
+                if now { 1 } else { -1 },
+            )?;
         }
     }
     Ok(())

@@ -18,7 +18,7 @@ pub fn merge(tx: &mut dyn StoreTx, project: &str, from: &str, to: &str) -> Resul
     }
     tx.link_identity(project, &from_root, &to_root)?;
     for key in tx.rekey_daily_visitors(project, &from_root, &to_root)? {
-        tx.bump_daily(project, &key, DailyField::Uv, -1)?;
+        tx.deferred().bump_daily(project, &key, DailyField::Uv, -1)?;
     }
     attribution::recheck_visitor(tx, project, &to_root)
 }

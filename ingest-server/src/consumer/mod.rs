@@ -256,15 +256,6 @@ pub(crate) fn prop<'a>(e: &'a StoredEvent<'_>, key: &str) -> Option<&'a str> {
     e.properties.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
-/// Applies one event; `false` when it was a duplicate (and so changed nothing).
-pub fn process_event(tx: &mut dyn StoreTx, tz: &TimeZone, e: &StoredEvent<'_>) -> Result<bool, StoreError> {
-    if !tx.insert_event(e)? {
-        return Ok(false);
-    }
-    apply_event(tx, tz, e)?;
-    Ok(true)
-}
-
 /// Applies the effects of one newly stored event (sessions, identity, attribution, daily).
 pub fn apply_event(tx: &mut dyn StoreTx, tz: &TimeZone, e: &StoredEvent<'_>) -> Result<(), StoreError> {
     let fallback;
@@ -278,16 +269,16 @@ pub fn apply_event(tx: &mut dyn StoreTx, tz: &TimeZone, e: &StoredEvent<'_>) -> 
     };
     let project = e.project;
     if let Some(session) = e.session_id {
-        tx.touch_session(project, session, person, e.server_ts)?;
+        tx.deferred().touch_session(project, session, person, e.server_ts)?;
     }
     let key =
         || DayKey { conference_id: e.conference_id.unwrap_or("").to_string(), day: day_of(e.server_ts, tz) };
     match e.name {
         "page_view" => {
             let key = key();
-            tx.bump_daily(project, &key, DailyField::Pv, 1)?;
+            tx.deferred().bump_daily(project, &key, DailyField::Pv, 1)?;
             let visitor = tx.resolve(project, person)?;
-            tx.count_daily_visitor(project, &key, &visitor)?;
+            tx.deferred().count_daily_visitor(project, &key, &visitor)?;
         }
         "identify" => {
             let anon = e.anonymous_id.or_else(|| prop(e, "anonymous_id"));
@@ -300,17 +291,17 @@ pub fn apply_event(tx: &mut dyn StoreTx, tz: &TimeZone, e: &StoredEvent<'_>) -> 
                 identity::merge(tx, project, alias, user)?;
             }
         }
-        "checkin" => tx.bump_daily(project, &key(), DailyField::Checkins, 1)?,
+        "checkin" => tx.deferred().bump_daily(project, &key(), DailyField::Checkins, 1)?,
         "registration" => attribution::on_registration(tx, project, e, person, key())?,
         "share" => {
             // Counted in the share's conference, which may be its parent's.
             let conference = attribution::on_share(tx, project, e, person)?;
             let key = DayKey { conference_id: conference.unwrap_or_default(), day: day_of(e.server_ts, tz) };
-            tx.bump_daily(project, &key, DailyField::Shares, 1)?;
+            tx.deferred().bump_daily(project, &key, DailyField::Shares, 1)?;
         }
         "share_open" => {
             if let Some(code) = prop(e, "share_code") {
-                tx.insert_open(project, code, person, &e.event_id, e.server_ts)?;
+                tx.deferred().insert_open(project, code, person, &e.event_id, e.server_ts)?;
             }
         }
         _ => {}

@@ -3,428 +3,69 @@
 //! [`Store`] is the seam: the consumer's logic ([`crate::consumer`]) is written against
 //! [`StoreTx`]'s small operations, so a PostgreSQL store implements those operations rather than
 //! the analytics. The embedded implementation is [`sqlite::SqliteStore`]; the scale-out one is
-//! [`postgres::PgStore`], which batches the hot operations ([`StoreTx::insert_events`],
-//! [`StoreTx::count_daily_visitor`], sessions, opens and counters) into a few multi-row
+//! [`postgres::PgStore`], which batches the hot operations ([`StoreTx::insert_events`], and the
+//! [`DeferredWrites`]: sessions, visitor rows, opens and daily counters) into a few multi-row
 //! statements per transaction.
+//!
+//! Layout: this file holds the traits and [`StoreError`]; [`rows`] the values they take and
+//! return; `links` the dashboard-link SQL both backends run; each backend lives in its own
+//! folder with its own error type ([`sqlite::SqliteError`], [`postgres::PgError`]), which also
+//! decides which of its failures are transient.
 
 use std::fmt;
 
-use serde::Serialize;
-use serde_json::{Map, Value};
-
+mod links;
 pub mod postgres;
-mod postgres_flush;
-mod postgres_read;
-mod postgres_schema;
-mod postgres_tx;
-mod read;
-mod schema;
+pub mod rows;
 pub mod sqlite;
 
-/// Why the store could not do something.
+pub use rows::*;
+
+/// Why the store could not do something. Callers act on three questions, each answered by the
+/// failing backend's own error type in one place: [`StoreError::is_transient`] (retry later),
+/// [`StoreError::is_conflict`] (retry at once) and [`StoreError::is_disk_full`] (tell the
+/// operator).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The underlying database failed.
-    #[error("analytics storage: {0}")]
-    Storage(#[from] rusqlite::Error),
-    /// The database file or directory could not be opened.
-    #[error("analytics storage: {0}")]
-    Io(#[from] std::io::Error),
-    /// A lock was poisoned by a panic in another thread.
-    #[error("analytics storage lock poisoned")]
-    Poisoned,
-    /// PostgreSQL failed (or could not be reached).
-    #[error("analytics database: {0}")]
-    Postgres(#[from] ::postgres::Error),
-    /// The store URL is unusable.
-    #[error("analytics database configuration: {0}")]
-    Config(String),
+    /// The embedded SQLite store failed.
+    #[error(transparent)]
+    Sqlite(#[from] sqlite::SqliteError),
+    /// The PostgreSQL store failed (or could not be reached, or is misconfigured).
+    #[error(transparent)]
+    Postgres(#[from] postgres::PgError),
     /// A query ran past its deadline and was cancelled.
     #[error("query cancelled at its deadline")]
     Timeout,
 }
 
 impl StoreError {
-    /// Whether retrying the same work later can succeed: the database is unreachable, shutting
-    /// down or out of resources, or the transaction lost a serialization race or a deadlock.
+    /// Whether retrying the same work later can succeed: the database is unreachable, busy,
+    /// shutting down or out of resources, or the transaction lost a serialization race or a
+    /// deadlock ([`sqlite::SqliteError::is_transient`], [`postgres::PgError::is_transient`]).
     /// Other errors are about the data (the batch is retried a few times, then dead-lettered).
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Postgres(e) => match e.code() {
-                // No SQLSTATE: connecting failed, the connection broke, or I/O failed.
-                None => true,
-                Some(code) => {
-                    let c = code.code();
-                    c.starts_with("08") || c.starts_with("40") || c.starts_with("53") || c.starts_with("57")
-                }
-            },
-            StoreError::Io(_) => true,
-            StoreError::Storage(rusqlite::Error::SqliteFailure(e, _)) => {
-                matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-            }
-            _ => false,
+            StoreError::Sqlite(e) => e.is_transient(),
+            StoreError::Postgres(e) => e.is_transient(),
+            StoreError::Timeout => false,
         }
     }
 
-    /// Whether it is the disk being full (SQLite's `SQLITE_FULL` or `ENOSPC`).
+    /// Whether it is the disk being full ([`sqlite::SqliteError::is_disk_full`]).
     pub fn is_disk_full(&self) -> bool {
         match self {
-            StoreError::Storage(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
-            StoreError::Io(e) => e.kind() == std::io::ErrorKind::StorageFull,
-            _ => false,
+            StoreError::Sqlite(e) => e.is_disk_full(),
+            StoreError::Postgres(_) | StoreError::Timeout => false,
         }
     }
 
-    /// Whether the transaction lost a serialization race or a deadlock (retry at once).
+    /// Whether the transaction lost a serialization race or a deadlock, so retrying at once can
+    /// succeed (a kind of [`StoreError::is_transient`]; [`postgres::PgError::is_conflict`]).
     pub fn is_conflict(&self) -> bool {
         match self {
-            StoreError::Postgres(e) => e.code().is_some_and(|c| c.code() == "40001" || c.code() == "40P01"),
-            _ => false,
+            StoreError::Postgres(e) => e.is_conflict(),
+            StoreError::Sqlite(_) | StoreError::Timeout => false,
         }
-    }
-}
-
-/// How a consumer transaction must be isolated from other consumers writing the same project.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProjectLock {
-    /// The project.
-    pub project: String,
-    /// The batch group merges identities (identify, alias), which may change every resolution
-    /// and credit: the transaction must run alone for this project (shares and registrations
-    /// lock their share codes instead, [`StoreTx::lock_share_codes`]). Otherwise it only adds
-    /// facts and counters and may run beside other non-exclusive ones.
-    pub exclusive: bool,
-}
-
-/// An event ready to be stored: decoded, with its final id and server time.
-#[derive(Debug, Clone)]
-pub struct StoredEvent<'a> {
-    /// The project.
-    pub project: &'a str,
-    /// The client's event id, or the one assigned at ingest.
-    pub event_id: String,
-    /// Type name.
-    pub name: &'a str,
-    /// Who did it.
-    pub distinct_id: Option<&'a str>,
-    /// The device's anonymous id.
-    pub anonymous_id: Option<&'a str>,
-    /// The session.
-    pub session_id: Option<&'a str>,
-    /// Corrected time, epoch ms (see [`crate::consumer::server_ts`]).
-    pub server_ts: i64,
-    /// When the server received the batch, epoch ms.
-    pub received_at: i64,
-    /// The client's own timestamp, epoch ms.
-    pub client_ts: Option<i64>,
-    /// `properties.conference_id`.
-    pub conference_id: Option<&'a str>,
-    /// The share code the user is attributed to.
-    pub attribution: Option<&'a str>,
-    /// Properties.
-    pub properties: &'a Map<String, Value>,
-    /// Context.
-    pub context: &'a Map<String, Value>,
-}
-
-/// A conference and a day (`YYYY-MM-DD` in the project's time zone).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct DayKey {
-    /// `properties.conference_id`, empty when the event had none.
-    pub conference_id: String,
-    /// The day.
-    pub day: String,
-}
-
-/// A counter of the daily summary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DailyField {
-    /// Page views.
-    Pv,
-    /// Distinct resolved visitors with a page view.
-    Uv,
-    /// Registrations.
-    Registrations,
-    /// Check-ins.
-    Checkins,
-    /// Share events.
-    Shares,
-    /// Registrations credited to at least one share.
-    ShareConversions,
-}
-
-/// Daily counter changes gathered during one transaction and written at commit with one
-/// upsert per (project, day row), so counters are never bumped a statement at a time. Each row
-/// holds the six counters in [`DailyField::ALL`] order.
-pub type DailyDeltas = std::collections::HashMap<(String, DayKey), [i64; 6]>;
-
-/// Adds `delta` to one counter of a day row in `deltas`.
-pub(crate) fn add_daily_delta(
-    deltas: &mut DailyDeltas,
-    project: String,
-    key: DayKey,
-    field: DailyField,
-    delta: i64,
-) {
-    deltas.entry((project, key)).or_insert([0; 6])[field.slot()] += delta;
-}
-
-impl DailyField {
-    /// Position in [`DailyField::ALL`] and in a [`DailyDeltas`] row.
-    pub fn slot(self) -> usize {
-        self as usize
-    }
-
-    /// All fields, in summary order.
-    pub const ALL: [DailyField; 6] = [
-        DailyField::Pv,
-        DailyField::Uv,
-        DailyField::Registrations,
-        DailyField::Checkins,
-        DailyField::Shares,
-        DailyField::ShareConversions,
-    ];
-
-    /// Column name.
-    pub fn column(self) -> &'static str {
-        match self {
-            DailyField::Pv => "pv",
-            DailyField::Uv => "uv",
-            DailyField::Registrations => "registrations",
-            DailyField::Checkins => "checkins",
-            DailyField::Shares => "shares",
-            DailyField::ShareConversions => "share_conversions",
-        }
-    }
-}
-
-/// A share link as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShareRow {
-    /// The code.
-    pub code: String,
-    /// Distinct id of who shared it.
-    pub sharer: String,
-    /// Channel (`wechat`, `copy_link`, ...).
-    pub channel: Option<String>,
-    /// The shared URL.
-    pub target_url: Option<String>,
-    /// The code this one was re-shared from (never making a cycle).
-    pub parent_code: Option<String>,
-    /// `properties.conference_id` of the share event.
-    pub conference_id: Option<String>,
-    /// Server time of the share event.
-    pub created_at: i64,
-}
-
-/// A registration as stored, with whether it is currently credited to a share.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegistrationRow {
-    /// The registration event.
-    pub event_id: String,
-    /// Distinct id of who registered.
-    pub registrant: String,
-    /// Conference and day it counts in.
-    pub key: DayKey,
-    /// The attribution code it carried.
-    pub code: Option<String>,
-    /// Counted in `share_conversions`.
-    pub credited: bool,
-}
-
-/// One daily summary, in the seed's shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DailySummary {
-    /// `YYYY-MM-DD` in the project's time zone.
-    pub date: String,
-    /// The conference.
-    pub conference_id: String,
-    /// Page views.
-    pub pv: i64,
-    /// Distinct resolved visitors with a page view.
-    pub uv: i64,
-    /// Registrations.
-    pub registrations: i64,
-    /// Check-ins.
-    pub checkins: i64,
-    /// Share events.
-    pub shares: i64,
-    /// Registrations credited to at least one share.
-    pub share_conversions: i64,
-}
-
-/// Everything the share tree is computed from, with every person already resolved to their
-/// visitor (identity root).
-#[derive(Debug, Clone, Default)]
-pub struct ShareFacts {
-    /// Shares with their sharer's visitor.
-    pub shares: Vec<(ShareRow, String)>,
-    /// Opens: code and opener's visitor.
-    pub opens: Vec<(String, String)>,
-    /// Registrations with a code: code, registrant's visitor, conference, day.
-    pub registrations: Vec<(String, String, String, String)>,
-}
-
-/// One session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SessionRow {
-    /// The session id.
-    pub session_id: String,
-    /// Distinct id of its first event.
-    pub distinct_id: String,
-    /// First event, epoch ms.
-    pub started_at: i64,
-    /// Last event, epoch ms.
-    pub last_activity_at: i64,
-    /// `last_activity_at - started_at`, ms.
-    pub duration_ms: i64,
-    /// Events in it.
-    pub event_count: i64,
-}
-
-/// Which stored events to list.
-#[derive(Debug, Clone, Default)]
-pub struct EventFilter {
-    /// Only this distinct id.
-    pub distinct_id: Option<String>,
-    /// Only this type.
-    pub name: Option<String>,
-    /// Only this conference.
-    pub conference_id: Option<String>,
-    /// Only events stored before this cursor (paging, newest first).
-    pub before: Option<i64>,
-    /// At most this many.
-    pub limit: usize,
-}
-
-/// A stored event, for the debugging endpoint.
-#[derive(Debug, Clone, Serialize)]
-pub struct EventRow {
-    /// Paging cursor: pass as `before` to get older events.
-    pub cursor: i64,
-    /// Event id.
-    pub event_id: String,
-    /// Type.
-    #[serde(rename = "type")]
-    pub name: String,
-    /// Distinct id.
-    pub distinct_id: Option<String>,
-    /// Anonymous id.
-    pub anonymous_id: Option<String>,
-    /// Session id.
-    pub session_id: Option<String>,
-    /// Server time, epoch ms.
-    pub server_ts: i64,
-    /// Receive time, epoch ms.
-    pub received_at: i64,
-    /// Client time, epoch ms.
-    pub client_ts: Option<i64>,
-    /// Attribution code.
-    pub attribution: Option<String>,
-    /// Properties.
-    pub properties: Value,
-    /// Context.
-    pub context: Value,
-}
-
-/// A value in a row of [`Store::aggregate`]'s answer. Ordered (NULL first, then numbers, then
-/// text by bytes) so results sort the same whichever store computed them.
-#[derive(Debug, Clone)]
-pub enum Cell {
-    /// SQL NULL.
-    Null,
-    /// An integer.
-    Int(i64),
-    /// A floating-point number.
-    Real(f64),
-    /// Text.
-    Text(String),
-}
-
-impl Cell {
-    fn rank(&self) -> u8 {
-        match self {
-            Cell::Null => 0,
-            Cell::Int(_) => 1,
-            Cell::Real(_) => 2,
-            Cell::Text(_) => 3,
-        }
-    }
-}
-
-impl PartialEq for Cell {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other).is_eq()
-    }
-}
-
-impl Eq for Cell {}
-
-impl PartialOrd for Cell {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Cell {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        match (self, other) {
-            (Cell::Int(a), Cell::Int(b)) => a.cmp(b),
-            (Cell::Real(a), Cell::Real(b)) => a.total_cmp(b),
-            (Cell::Text(a), Cell::Text(b)) => a.as_bytes().cmp(b.as_bytes()),
-            (a, b) => a.rank().cmp(&b.rank()),
-        }
-    }
-}
-
-impl std::hash::Hash for Cell {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.rank().hash(state);
-        match self {
-            Cell::Null => {}
-            Cell::Int(n) => n.hash(state),
-            Cell::Real(x) => x.to_bits().hash(state),
-            Cell::Text(s) => s.hash(state),
-        }
-    }
-}
-
-/// A parameter of an [`Store::aggregate`] statement.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Param {
-    /// Text.
-    Text(String),
-    /// A number.
-    Real(f64),
-}
-
-/// A read-only dashboard link: whoever holds its token sees one conference of one project.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LinkRow {
-    /// Public id (for listing and revoking).
-    pub id: String,
-    /// The project.
-    #[serde(skip)]
-    pub project: String,
-    /// The one conference it shows.
-    pub conference_id: String,
-    /// A name for the organizer's list.
-    pub label: Option<String>,
-    /// SHA-256 of the token, hex (the token itself is shown once, at creation).
-    #[serde(skip)]
-    pub token_hash: String,
-    /// Created, epoch ms.
-    pub created_at: i64,
-    /// Stops working at, epoch ms.
-    pub expires_at: Option<i64>,
-    /// Revoked at, epoch ms.
-    pub revoked_at: Option<i64>,
-}
-
-impl LinkRow {
-    /// Whether the link still works at `now_ms`.
-    pub fn active(&self, now_ms: i64) -> bool {
-        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now_ms < e)
     }
 }
 
@@ -485,18 +126,20 @@ pub trait Store: Send + Sync + fmt::Debug {
 }
 
 /// The consumer's write transaction. Dropping it without [`StoreTx::commit`] rolls back.
+///
+/// Its operations come in two kinds. The methods here take effect at once: what they write,
+/// the next read of this transaction sees. The writes behind [`StoreTx::deferred`] (sessions,
+/// daily counters, page-view visitor rows, share opens) may be held back until
+/// [`StoreTx::commit`]: no method of this trait reads sessions, counters or opens, and the one
+/// that reads visitor rows ([`StoreTx::rekey_daily_visitors`]) applies the pending ones first.
 pub trait StoreTx {
     /// Sequence number of the last queue batch applied.
     fn cursor(&mut self) -> Result<u64, StoreError>;
     /// Records the last queue batch applied.
     fn set_cursor(&mut self, seq: u64) -> Result<(), StoreError>;
-    /// Stores an event; `false` when (project, event_id) was already stored (a duplicate).
-    fn insert_event(&mut self, event: &StoredEvent<'_>) -> Result<bool, StoreError>;
     /// Stores events in order; for each, `false` when (project, event_id) was already stored
     /// (before, or earlier in `events`). One statement in stores with round trips.
-    fn insert_events(&mut self, events: &[StoredEvent<'_>]) -> Result<Vec<bool>, StoreError> {
-        events.iter().map(|e| self.insert_event(e)).collect()
-    }
+    fn insert_events(&mut self, events: &[StoredEvent<'_>]) -> Result<Vec<bool>, StoreError>;
     /// Hints that these ids will be resolved (stores with round trips load them at once).
     fn prefetch_identities(&mut self, project: &str, ids: &[&str]) -> Result<(), StoreError> {
         let _ = (project, ids);
@@ -508,34 +151,11 @@ pub trait StoreTx {
     fn link_identity(&mut self, project: &str, from: &str, to: &str) -> Result<(), StoreError>;
     /// Every id whose visitor is `root`, `root` included.
     fn identity_members(&mut self, project: &str, root: &str) -> Result<Vec<String>, StoreError>;
-    /// Counts an event in its session.
-    fn touch_session(
-        &mut self,
-        project: &str,
-        session_id: &str,
-        distinct_id: &str,
-        ts: i64,
-    ) -> Result<(), StoreError>;
-    /// Adds `delta` to a daily counter.
-    fn bump_daily(
-        &mut self,
-        project: &str,
-        key: &DayKey,
-        field: DailyField,
-        delta: i64,
-    ) -> Result<(), StoreError>;
-    /// Records a page-view visitor for a day; `true` when new for that day.
-    fn add_daily_visitor(&mut self, project: &str, key: &DayKey, visitor: &str) -> Result<bool, StoreError>;
-    /// Records a page-view visitor for a day and counts it in `uv` when new. Stores with round
-    /// trips defer both to one statement at commit (or before the next re-keying).
-    fn count_daily_visitor(&mut self, project: &str, key: &DayKey, visitor: &str) -> Result<(), StoreError> {
-        if self.add_daily_visitor(project, key, visitor)? {
-            self.bump_daily(project, key, DailyField::Uv, 1)?;
-        }
-        Ok(())
-    }
+    /// The writes this transaction may defer until [`StoreTx::commit`] (see [`DeferredWrites`]).
+    fn deferred(&mut self) -> &mut dyn DeferredWrites;
     /// Re-keys page-view visitor rows of `from` to `to`; returns the days where `to` already had
-    /// a row (so the day's `uv` is one lower now).
+    /// a row (so the day's `uv` is one lower now). Sees every visitor counted so far in this
+    /// transaction, deferred ones included (a store that defers them writes them first).
     fn rekey_daily_visitors(
         &mut self,
         project: &str,
@@ -557,15 +177,6 @@ pub trait StoreTx {
     fn share_subtree(&mut self, project: &str, code: &str) -> Result<Vec<String>, StoreError>;
     /// Codes shared by any of `sharers`.
     fn shares_by(&mut self, project: &str, sharers: &[String]) -> Result<Vec<String>, StoreError>;
-    /// Records an open of a share code.
-    fn insert_open(
-        &mut self,
-        project: &str,
-        code: &str,
-        opener: &str,
-        event_id: &str,
-        ts: i64,
-    ) -> Result<(), StoreError>;
     /// Records a registration.
     fn insert_registration(&mut self, project: &str, reg: &RegistrationRow) -> Result<(), StoreError>;
     /// Registrations carrying any of `codes`.
@@ -582,24 +193,46 @@ pub trait StoreTx {
     ) -> Result<Vec<RegistrationRow>, StoreError>;
     /// Marks whether a registration counts in `share_conversions`.
     fn set_credited(&mut self, project: &str, event_id: &str, credited: bool) -> Result<(), StoreError>;
-    /// Commits everything.
+    /// Applies the deferred writes, then commits everything.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn daily_deltas_follow_the_summary_order() {
-        for (i, field) in DailyField::ALL.into_iter().enumerate() {
-            assert_eq!(field.slot(), i);
-        }
-        let mut deltas = DailyDeltas::new();
-        let key = DayKey { conference_id: "c".into(), day: "2026-06-20".into() };
-        add_daily_delta(&mut deltas, "p".into(), key.clone(), DailyField::Shares, 2);
-        add_daily_delta(&mut deltas, "p".into(), key.clone(), DailyField::Pv, 1);
-        add_daily_delta(&mut deltas, "p".into(), key.clone(), DailyField::Shares, -1);
-        assert_eq!(deltas[&("p".to_string(), key)], [1, 0, 0, 0, 1, 0]);
-    }
+/// The writes of a [`StoreTx`] that a store may hold back until commit, to send them in a few
+/// multi-row statements. Write-only on purpose: nothing here returns what was stored, and no
+/// read of the same transaction may rely on seeing these writes before the commit (only
+/// [`StoreTx::rekey_daily_visitors`] does, and it applies the pending visitor rows itself).
+/// Every delta is applied exactly once, at commit at the latest; a rollback drops them.
+///
+/// PostgreSQL buffers all four and writes them at commit (visitor rows also before a
+/// re-keying); SQLite writes sessions, visitor rows and opens at once and sums daily counters
+/// in memory until commit.
+pub trait DeferredWrites {
+    /// Counts an event in its session (created with `distinct_id` when new).
+    fn touch_session(
+        &mut self,
+        project: &str,
+        session_id: &str,
+        distinct_id: &str,
+        ts: i64,
+    ) -> Result<(), StoreError>;
+    /// Adds `delta` to a daily counter.
+    fn bump_daily(
+        &mut self,
+        project: &str,
+        key: &DayKey,
+        field: DailyField,
+        delta: i64,
+    ) -> Result<(), StoreError>;
+    /// Records a page-view visitor for a day and counts it in `uv` when new for that day
+    /// (decided when the row is written: at commit, or before a re-keying, where deferred).
+    fn count_daily_visitor(&mut self, project: &str, key: &DayKey, visitor: &str) -> Result<(), StoreError>;
+    /// Records an open of a share code.
+    fn insert_open(
+        &mut self,
+        project: &str,
+        code: &str,
+        opener: &str,
+        event_id: &str,
+        ts: i64,
+    ) -> Result<(), StoreError>;
 }

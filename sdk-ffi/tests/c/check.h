@@ -1,34 +1,11 @@
-/* Tiny assertion helpers shared by the C test programs. */
+/* What the libempmix test programs share: the assertions (expect.h) and a client. */
 #ifndef EMPMIX_TEST_CHECK_H
 #define EMPMIX_TEST_CHECK_H
-#include <stdio.h>
-#include <stdlib.h>
 #include <time.h>
 #include "empmix.h"
-
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
-            exit(1);                                                                   \
-        }                                                                              \
-    } while (0)
-
-/* Expects `call` to return `want`; prints the library's messages when it does not. */
-#define EXPECT(want, call)                                                             \
-    do {                                                                               \
-        EmpmixResult got_ = (call);                                                    \
-        if (got_ != (want)) {                                                          \
-            char detail_[256];                                                         \
-            empmix_last_error_message(detail_, sizeof detail_);                        \
-            fprintf(stderr, "%s:%d: %s returned %u (%s: %s), wanted %u\n", __FILE__,   \
-                    __LINE__, #call, (unsigned)got_, empmix_result_message(got_),      \
-                    detail_, (unsigned)(want));                                        \
-            exit(1);                                                                   \
-        }                                                                              \
-    } while (0)
-
-#define OK(call) EXPECT(EMPMIX_OK, call)
+#define EXPECT_RESULT_MESSAGE empmix_result_message
+#define EXPECT_LAST_ERROR empmix_last_error_message
+#include "expect.h"
 
 /* Reads the client's counters into `s` every 10 ms until `cond` (over `s`) holds, for at most
    10 s: for what the client's background thread does in its own time. */
@@ -40,11 +17,6 @@
             nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);          \
         }                                                                              \
     } while (0)
-
-static const char *env_or(const char *name, const char *fallback) {
-    const char *v = getenv(name);
-    return v ? v : fallback;
-}
 
 /* A client through the configuration ABI (empmix_config_new, setters, empmix_client_create),
    with the device context a mobile host passes. */

@@ -30,7 +30,8 @@
 //! touching the same trees in opposite orders can deadlock: PostgreSQL detects it, and a
 //! serialization failure or deadlock is retried by the consumer.
 //!
-//! See [`super::postgres_tx`] for the transaction and [`super::postgres_read`] for the queries.
+//! See `tx.rs` for the transaction, `flush.rs` for its deferred writes, `read.rs` for the queries
+//! and [`PgError`] for how it fails and which failures are transient.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -40,12 +41,22 @@ use std::time::Duration;
 
 use postgres::{Client, NoTls, Statement};
 
-use super::ShareRow;
-use super::postgres_schema::MIGRATIONS;
-use super::postgres_tx::PgTx;
-use super::{
-    DailySummary, EventFilter, EventRow, ProjectLock, SessionRow, ShareFacts, Store, StoreError, StoreTx,
+use super::links;
+use crate::query::Dialect;
+use crate::store::{
+    Cell, ChangeFeed, DailySummary, EventFilter, EventRow, LinkRow, Param, ProjectLock, SessionRow,
+    ShareFacts, ShareRow, Store, StoreError, StoreTx,
 };
+
+mod error;
+mod flush;
+mod read;
+mod schema;
+mod tx;
+
+pub use error::PgError;
+use schema::MIGRATIONS;
+use tx::PgTx;
 
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 16;
@@ -53,14 +64,14 @@ const MAX_IDLE: usize = 16;
 const MIGRATION_LOCK: i64 = 0x656d_706d_6978_0001;
 
 /// A pooled connection with its prepared statements.
-pub(super) struct PgConn {
-    pub(super) client: Client,
+struct PgConn {
+    client: Client,
     statements: HashMap<&'static str, Statement>,
 }
 
 impl PgConn {
     /// A prepared statement for `sql`, prepared once per connection.
-    pub(super) fn prep(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
+    fn prep(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
@@ -71,16 +82,16 @@ impl PgConn {
 }
 
 /// A connection borrowed from the pool; returned on drop unless broken.
-pub(super) struct Lease<'a> {
+struct Lease<'a> {
     store: &'a PgStore,
     conn: Option<PgConn>,
     /// Set when the connection may be in a bad state (an error mid-transaction).
-    pub(super) discard: bool,
+    discard: bool,
 }
 
 impl Lease<'_> {
-    pub(super) fn get(&mut self) -> Result<&mut PgConn, StoreError> {
-        self.conn.as_mut().ok_or_else(|| StoreError::Config("connection already returned".into()))
+    fn get(&mut self) -> Result<&mut PgConn, StoreError> {
+        self.conn.as_mut().ok_or_else(|| PgError::config("connection already returned"))
     }
 }
 
@@ -128,12 +139,12 @@ impl fmt::Debug for PgStore {
 }
 
 /// `s` without NUL characters (PostgreSQL text cannot hold them); U+FFFD in their place.
-pub(super) fn clean(s: &str) -> Cow<'_, str> {
+fn clean(s: &str) -> Cow<'_, str> {
     if s.contains('\0') { Cow::Owned(s.replace('\0', "\u{FFFD}")) } else { Cow::Borrowed(s) }
 }
 
 /// JSON text of a map for a `jsonb` column (which cannot hold `\u0000` either).
-pub(super) fn json_text(map: &serde_json::Map<String, serde_json::Value>) -> String {
+fn json_text(map: &serde_json::Map<String, serde_json::Value>) -> String {
     let text = serde_json::to_string(map).unwrap_or_else(|_| "{}".into());
     if !text.contains("\\u0000") {
         return text;
@@ -157,7 +168,7 @@ impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/db`, libpq key/value strings work too) and
     /// applies the missing migrations.
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        let mut config: postgres::Config = url.parse().map_err(|e| StoreError::Config(format!("{e}")))?;
+        let mut config: postgres::Config = url.parse().map_err(|e| PgError::config(format!("{e}")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
@@ -199,9 +210,9 @@ impl PgStore {
     }
 
     /// A connection from the pool, or a new one.
-    pub(super) fn lease(&self) -> Result<Lease<'_>, StoreError> {
+    fn lease(&self) -> Result<Lease<'_>, StoreError> {
         let pooled = loop {
-            let next = self.idle.lock().map_err(|_| StoreError::Poisoned)?.pop();
+            let next = self.idle.lock().map_err(|_| PgError::Poisoned)?.pop();
             match next {
                 Some(c) if c.client.is_closed() => continue,
                 other => break other,
@@ -215,10 +226,7 @@ impl PgStore {
     }
 
     /// Runs `f` on a pooled connection; a failing connection is not returned to the pool.
-    pub(super) fn with_conn<T>(
-        &self,
-        f: impl FnOnce(&mut PgConn) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    fn with_conn<T>(&self, f: impl FnOnce(&mut PgConn) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut lease = self.lease()?;
         let result = f(lease.get()?);
         if result.is_err() {
@@ -260,68 +268,66 @@ impl Store for PgStore {
         from: &str,
         to: &str,
     ) -> Result<Vec<DailySummary>, StoreError> {
-        self.with_conn(|c| super::postgres_read::daily(c, project, conference_id, from, to))
+        self.with_conn(|c| read::daily(c, project, conference_id, from, to))
     }
 
     fn share_facts(&self, project: &str) -> Result<ShareFacts, StoreError> {
-        self.with_conn(|c| super::postgres_read::share_facts(c, project))
+        self.with_conn(|c| read::share_facts(c, project))
     }
 
     fn sessions(&self, project: &str, distinct_id: &str) -> Result<Vec<SessionRow>, StoreError> {
-        self.with_conn(|c| super::postgres_read::sessions(c, project, distinct_id))
+        self.with_conn(|c| read::sessions(c, project, distinct_id))
     }
 
     fn events(&self, project: &str, filter: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
-        self.with_conn(|c| super::postgres_read::events(c, project, filter))
+        self.with_conn(|c| read::events(c, project, filter))
     }
 
-    fn create_link(&self, link: &super::LinkRow) -> Result<(), StoreError> {
-        self.with_conn(|c| super::postgres_read::create_link(c, link))
+    fn create_link(&self, link: &LinkRow) -> Result<(), StoreError> {
+        self.with_conn(|c| read::create_link(c, link))
     }
 
-    fn links(&self, project: &str) -> Result<Vec<super::LinkRow>, StoreError> {
-        self.with_conn(|c| {
-            super::postgres_read::links(c, "project = $1 ORDER BY created_at DESC, id", &clean(project))
-        })
+    fn links(&self, project: &str) -> Result<Vec<LinkRow>, StoreError> {
+        self.with_conn(|c| read::find_links(c, &links::by_project(), &clean(project)))
     }
 
     fn revoke_link(&self, project: &str, id: &str, at: i64) -> Result<bool, StoreError> {
         self.with_conn(|c| {
             let n = c.client.execute(
-                "UPDATE share_links SET revoked_at = COALESCE(revoked_at, $3) WHERE project = $1 AND id = $2",
+                links::sql(links::REVOKE, Dialect::Postgres).as_ref(),
                 &[&clean(project).into_owned(), &clean(id).into_owned(), &at],
             )?;
             Ok(n == 1)
         })
     }
 
-    fn link_by_token(&self, token_hash: &str) -> Result<Option<super::LinkRow>, StoreError> {
-        self.with_conn(|c| Ok(super::postgres_read::links(c, "token_hash = $1", &clean(token_hash))?.pop()))
+    fn link_by_token(&self, token_hash: &str) -> Result<Option<LinkRow>, StoreError> {
+        self.with_conn(|c| Ok(read::find_links(c, &links::by_token(), &clean(token_hash))?.pop()))
     }
 
-    fn changes(&self) -> Result<Box<dyn super::ChangeFeed>, StoreError> {
+    fn changes(&self) -> Result<Box<dyn ChangeFeed>, StoreError> {
         let mut client = self.config.connect(NoTls)?;
         client.batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))?;
         Ok(Box::new(PgChanges { client: Some(client) }))
     }
 
     fn dialect(&self) -> crate::query::Dialect {
-        crate::query::Dialect::Postgres
+        Dialect::Postgres
     }
 
     fn aggregate(
         &self,
         sql: &str,
-        params: &[super::Param],
+        params: &[Param],
         deadline: std::time::Instant,
-    ) -> Result<Vec<Vec<super::Cell>>, StoreError> {
-        self.with_conn(|c| super::postgres_read::aggregate(c, sql, params, deadline))
+    ) -> Result<Vec<Vec<Cell>>, StoreError> {
+        self.with_conn(|c| read::aggregate(c, sql, params, deadline))
     }
 }
 
 /// The `LISTEN`/`NOTIFY` channel every consumer commit notifies (with no payload: listeners
 /// re-read what they show).
-pub(super) const CHANGES_CHANNEL: &str = "empmix_changes";
+const CHANGES_CHANNEL: &str = "empmix_changes";
 
 /// Commits by any consumer process, through `LISTEN`.
 struct PgChanges {
@@ -337,7 +343,7 @@ impl Drop for PgChanges {
     }
 }
 
-impl super::ChangeFeed for PgChanges {
+impl ChangeFeed for PgChanges {
     fn wait(&mut self, timeout: Duration) -> Result<bool, StoreError> {
         use postgres::fallible_iterator::FallibleIterator;
         let Some(client) = self.client.as_mut() else { return Ok(false) };
@@ -350,7 +356,7 @@ impl super::ChangeFeed for PgChanges {
 }
 
 /// A [`ShareRow`] from the first seven columns of a row, in the `shares` table's order.
-pub(super) fn share_row(r: &postgres::Row) -> Result<ShareRow, postgres::Error> {
+fn share_row(r: &postgres::Row) -> Result<ShareRow, postgres::Error> {
     Ok(ShareRow {
         code: r.try_get(0)?,
         sharer: r.try_get(1)?,

@@ -1,9 +1,13 @@
-//! The query side of [`super::postgres::PgStore`]: what the query endpoints read.
+//! The query side of [`super::PgStore`]: what the query endpoints read.
 
 use postgres::types::ToSql;
 
-use super::postgres::{PgConn, clean, share_row};
-use super::{Cell, DailySummary, EventFilter, EventRow, LinkRow, Param, SessionRow, ShareFacts, StoreError};
+use super::{PgConn, clean, share_row};
+use crate::query::Dialect;
+use crate::store::links;
+use crate::store::{
+    Cell, DailySummary, EventFilter, EventRow, LinkRow, Param, SessionRow, ShareFacts, StoreError,
+};
 
 pub(super) fn daily(
     c: &mut PgConn,
@@ -196,8 +200,7 @@ pub(super) fn aggregate(
 
 pub(super) fn create_link(c: &mut PgConn, l: &LinkRow) -> Result<(), StoreError> {
     c.client.execute(
-        "INSERT INTO share_links (id, project, conference_id, label, token_hash, created_at, expires_at, revoked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        links::sql(links::INSERT, Dialect::Postgres).as_ref(),
         &[
             &l.id,
             &clean(&l.project).into_owned(),
@@ -212,15 +215,9 @@ pub(super) fn create_link(c: &mut PgConn, l: &LinkRow) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Links matching a condition on one text parameter.
-pub(super) fn links(c: &mut PgConn, condition: &str, arg: &str) -> Result<Vec<LinkRow>, StoreError> {
-    let rows = c.client.query(
-        &format!(
-            "SELECT id, project, conference_id, label, token_hash, created_at, expires_at, revoked_at \
-             FROM share_links WHERE {condition}"
-        ),
-        &[&arg],
-    )?;
+/// The links a `share_links` query with one text parameter finds (see `store::links`).
+pub(super) fn find_links(c: &mut PgConn, sql: &str, arg: &str) -> Result<Vec<LinkRow>, StoreError> {
+    let rows = c.client.query(links::sql(sql, Dialect::Postgres).as_ref(), &[&arg])?;
     rows.iter()
         .map(|r| {
             Ok(LinkRow {

@@ -1,21 +1,21 @@
-//! The consumer's PostgreSQL transaction: advisory locks first (see [`super::postgres`]), then
-//! one multi-row statement for the dedup insert of every event of the batch group, one for the
-//! identities it will resolve, and at commit one each for visitor rows (whose inserted rows
-//! count in `uv`), sessions, share opens and daily counters. Only identity merges (in exclusive
-//! transactions), shares and registrations (which lock share codes) take round trips of their
-//! own.
+//! The consumer's PostgreSQL transaction: advisory locks first (see [`super`]), then one
+//! multi-row statement for the dedup insert of every event of the batch group, one for the
+//! identities it will resolve, and at commit one each for the deferred writes (`flush.rs`):
+//! visitor rows (whose inserted rows count in `uv`), sessions, share opens and daily counters.
+//! Only identity merges (in exclusive transactions), shares and registrations (which lock share
+//! codes) take round trips of their own.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use postgres::types::ToSql;
 
-use super::postgres::{Lease, PgConn, clean, json_text, share_row};
-use super::{
-    DailyDeltas, DailyField, DayKey, ProjectLock, RegistrationRow, ShareRow, StoreError, StoreTx,
-    StoredEvent, add_daily_delta,
+use super::flush::Pending;
+use super::{CHANGES_CHANNEL, Lease, PgConn, clean, json_text, share_row};
+use crate::store::{
+    DayKey, DeferredWrites, ProjectLock, RegistrationRow, ShareRow, StoreError, StoreTx, StoredEvent,
 };
 
-/// Advisory lock key every consumer transaction takes (shared) and [`super::Store::begin`]
+/// Advisory lock key every consumer transaction takes (shared) and [`crate::store::Store::begin`]
 /// takes exclusively.
 const GLOBAL_LOCK: i64 = 0x656d_706d_6978_0002;
 
@@ -36,22 +36,20 @@ fn code_lock(project: &str, code: &str) -> (i32, i32) {
     ((h >> 32) as u32 as i32, h as u32 as i32)
 }
 
-pub(super) type Session = (String, i64, i64, i64);
 type Opts = Vec<Option<String>>;
 type Strs = Vec<String>;
 
-/// The transaction; its pending rows are written by the `flush_*` methods
-/// (`postgres_flush.rs`) at commit.
+/// The transaction.
 pub(super) struct PgTx<'a> {
-    pub(super) lease: Lease<'a>,
-    pub(super) open: bool,
-    pub(super) daily: DailyDeltas,
-    pub(super) sessions: HashMap<(String, String), Session>,
-    pub(super) visitors: BTreeSet<(String, String, String, String)>,
-    pub(super) opens: Vec<(String, String, String, String, i64)>,
-    pub(super) ids: HashMap<(String, String), String>,
+    lease: Lease<'a>,
+    /// Until committed or rolled back.
+    open: bool,
+    /// The deferred writes, sent at commit (`flush.rs`).
+    pub(super) pending: Pending,
+    /// Identity roots resolved (or prefetched) so far, by (project, id).
+    ids: HashMap<(String, String), String>,
     /// Share-code locks held, by key: `true` exclusive.
-    pub(super) code_locks: HashMap<(i32, i32), bool>,
+    code_locks: HashMap<(i32, i32), bool>,
 }
 
 impl Drop for PgTx<'_> {
@@ -101,10 +99,7 @@ impl<'a> PgTx<'a> {
         Ok(PgTx {
             lease,
             open: true,
-            daily: DailyDeltas::new(),
-            sessions: HashMap::new(),
-            visitors: BTreeSet::new(),
-            opens: Vec::new(),
+            pending: Pending::default(),
             ids: HashMap::new(),
             code_locks: HashMap::new(),
         })
@@ -205,10 +200,6 @@ impl StoreTx for PgTx<'_> {
         let seq = i64::try_from(seq).unwrap_or(i64::MAX);
         self.execute("UPDATE consumer_state SET cursor = $1 WHERE id = 1", &[&seq])?;
         Ok(())
-    }
-
-    fn insert_event(&mut self, event: &StoredEvent<'_>) -> Result<bool, StoreError> {
-        Ok(self.insert_events(std::slice::from_ref(event))?.first().copied().unwrap_or(false))
     }
 
     fn insert_events(&mut self, events: &[StoredEvent<'_>]) -> Result<Vec<bool>, StoreError> {
@@ -330,48 +321,9 @@ impl StoreTx for PgTx<'_> {
         Ok(out)
     }
 
-    fn touch_session(
-        &mut self,
-        project: &str,
-        session_id: &str,
-        distinct_id: &str,
-        ts: i64,
-    ) -> Result<(), StoreError> {
-        let entry = self
-            .sessions
-            .entry((own(project), own(session_id)))
-            .or_insert_with(|| (own(distinct_id), ts, ts, 0));
-        entry.1 = entry.1.min(ts);
-        entry.2 = entry.2.max(ts);
-        entry.3 += 1;
-        Ok(())
-    }
-
-    fn bump_daily(
-        &mut self,
-        project: &str,
-        key: &DayKey,
-        field: DailyField,
-        delta: i64,
-    ) -> Result<(), StoreError> {
-        let key = DayKey { conference_id: own(&key.conference_id), day: key.day.clone() };
-        add_daily_delta(&mut self.daily, own(project), key, field, delta);
-        Ok(())
-    }
-
-    fn add_daily_visitor(&mut self, project: &str, key: &DayKey, visitor: &str) -> Result<bool, StoreError> {
-        self.flush_visitors()?;
-        let n = self.execute(
-            "INSERT INTO daily_visitors (project, conference_id, day, visitor) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT DO NOTHING",
-            &[&own(project), &own(&key.conference_id), &key.day, &own(visitor)],
-        )?;
-        Ok(n == 1)
-    }
-
-    fn count_daily_visitor(&mut self, project: &str, key: &DayKey, visitor: &str) -> Result<(), StoreError> {
-        self.visitors.insert((own(project), own(&key.conference_id), key.day.clone(), own(visitor)));
-        Ok(())
+    fn deferred(&mut self) -> &mut dyn DeferredWrites {
+        // Buffered until commit; `flush_visitors` before visitor rows are read.
+        &mut self.pending
     }
 
     fn rekey_daily_visitors(
@@ -445,7 +397,7 @@ impl StoreTx for PgTx<'_> {
         }
         // Missing: lock the code (waiting for a transaction storing it now), then read again
         // (READ COMMITTED: a new snapshot). Whoever stores it later waits for this transaction,
-        // so its re-check sees what this one stores (see `super::postgres`).
+        // so its re-check sees what this one stores (see `super`).
         self.lock_code(project, code, false)?;
         let rows = self.query(SQL, &[&own(project), &own(code)])?;
         Ok(rows.first().map(share_row).transpose()?)
@@ -465,18 +417,6 @@ impl StoreTx for PgTx<'_> {
             "SELECT code FROM shares WHERE project = $1 AND sharer = ANY($2)",
             &[&own(project), &sharers],
         )
-    }
-
-    fn insert_open(
-        &mut self,
-        project: &str,
-        code: &str,
-        opener: &str,
-        event_id: &str,
-        ts: i64,
-    ) -> Result<(), StoreError> {
-        self.opens.push((own(project), own(event_id), own(code), own(opener), ts));
-        Ok(())
     }
 
     fn insert_registration(&mut self, project: &str, r: &RegistrationRow) -> Result<(), StoreError> {
@@ -531,12 +471,9 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        self.flush_visitors()?;
-        self.flush_sessions()?;
-        self.flush_opens()?;
-        self.flush_daily()?;
+        self.flush()?;
         // Delivered to listeners (the live streams of every process) when the commit is.
-        self.conn()?.client.batch_execute(&format!("NOTIFY {}; COMMIT", super::postgres::CHANGES_CHANNEL))?;
+        self.conn()?.client.batch_execute(&format!("NOTIFY {CHANGES_CHANNEL}; COMMIT"))?;
         self.open = false;
         Ok(())
     }

@@ -2,8 +2,10 @@
 
 use rusqlite::{params, params_from_iter, types::Value as SqlValue};
 
-use super::sqlite::{SqliteStore, share_row};
-use super::{Cell, DailySummary, EventFilter, EventRow, LinkRow, Param, SessionRow, ShareFacts, StoreError};
+use super::{SqliteStore, share_row};
+use crate::store::{
+    Cell, DailySummary, EventFilter, EventRow, LinkRow, Param, SessionRow, ShareFacts, StoreError,
+};
 
 impl SqliteStore {
     pub(super) fn read_daily(
@@ -179,17 +181,14 @@ impl SqliteStore {
             rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::OperationInterrupted => {
                 StoreError::Timeout
             }
-            e => StoreError::Storage(e),
+            e => StoreError::from(e),
         })
     }
 
-    /// Links matching a condition on one parameter.
-    pub(super) fn read_links(&self, condition: &str, arg: &str) -> Result<Vec<LinkRow>, StoreError> {
+    /// The links a `share_links` query with one parameter finds (see `store::links`).
+    pub(super) fn read_links(&self, sql: &str, arg: &str) -> Result<Vec<LinkRow>, StoreError> {
         let conn = self.read_conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT id, project, conference_id, label, token_hash, created_at, expires_at, revoked_at \
-             FROM share_links WHERE {condition}"
-        ))?;
+        let mut stmt = conn.prepare_cached(sql)?;
         let rows = stmt.query_map([arg], |r| {
             Ok(LinkRow {
                 id: r.get(0)?,
