@@ -21,6 +21,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -q >/dev/null
     apt-get install -y -q gcc python3 valgrind >/dev/null
 fi
+if ! command -v javac >/dev/null; then
+    echo "installing: openjdk-17-jdk-headless (javac and jni.h, for the JVM binding of libempmix_engine)"
+    apt-get update -q >/dev/null
+    apt-get install -y -q openjdk-17-jdk-headless >/dev/null
+fi
 if ! python3 -m pip --version >/dev/null 2>&1; then
     echo "installing: python3-pip"
     apt-get update -q >/dev/null
@@ -40,6 +45,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "empmix-core builds for the browser without serde_json or env imports"
 bash scripts/check-core-wasm.sh
+
+step "libempmix_engine: at most 600 KB stripped (x86_64, aarch64-linux-android), no tokio/reqwest/rustls"
+bash sdk-ffi-engine/scripts/size.sh
 
 step "cargo test --workspace"
 cargo test --workspace --locked
