@@ -59,6 +59,8 @@ fn attempt(queue: &dyn Queue, store: &dyn Store, zones: &Zones, group: &[Deliver
             Err(e) if e.is_conflict() && conflicts < 5 => {
                 conflicts += 1;
                 tracing::debug!(error = %e, "transaction conflict; retrying");
+                // A lock another consumer holds is held for one transaction: give it that long.
+                std::thread::sleep(std::time::Duration::from_millis(1 << conflicts));
             }
             Err(e) if e.is_transient() => return Attempt::Hold(e),
             Err(e) if group.len() > 1 => {

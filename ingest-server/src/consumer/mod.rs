@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::config::ProjectConfig;
 use crate::http::metrics::Metrics;
 use crate::queue::{Delivery, Queue, QueueError};
-use crate::store::{DailyField, DayKey, ProjectLock, Store, StoreError, StoreTx, StoredEvent};
+use crate::store::{DailyField, DayKey, Store, StoreError, StoreTx, StoredEvent};
 
 pub mod attribution;
 pub mod broker;
@@ -113,12 +113,14 @@ pub fn decodes(delivery: &Delivery) -> bool {
     decode_batch(&delivery.batch.body).is_ok()
 }
 
-/// Event types whose processing rewrites identities (every later resolution, and so every
-/// registration's credit, may change) and so must not run beside another consumer's
-/// transaction on the project. Shares and registrations do not need that: the store locks the
-/// share codes their attribution walks find missing (see `store::postgres`).
-fn structural(name: &str) -> bool {
-    matches!(name, "identify" | "alias")
+/// The two ids an identify or alias event joins (`from` goes under `to`'s person), if it
+/// names both.
+fn merged_ids<'a>(e: &'a StoredEvent<'_>) -> Option<(&'a str, &'a str)> {
+    match e.name {
+        "identify" => Some((e.anonymous_id.or_else(|| prop(e, "anonymous_id"))?, e.distinct_id?)),
+        "alias" => Some((prop(e, "alias")?, e.distinct_id?)),
+        _ => None,
+    }
 }
 
 fn apply_with(
@@ -134,15 +136,7 @@ fn apply_with(
             Err(e) => tracing::error!(seq = d.seq, error = %e, "queued batch no longer decodes; skipped"),
         }
     }
-    let mut locks: Vec<ProjectLock> = Vec::new();
-    for (d, b) in &decoded {
-        let exclusive = b.events.iter().any(|e| structural(&e.name));
-        match locks.iter_mut().find(|l| l.project == d.batch.project) {
-            Some(l) => l.exclusive |= exclusive,
-            None => locks.push(ProjectLock { project: d.batch.project.clone(), exclusive }),
-        }
-    }
-    let mut tx = store.begin_batch(&locks)?;
+    let mut tx = store.begin_batch()?;
     let cursor = if ordered { tx.cursor()? } else { 0 };
     let mut last = cursor;
     let applicable: Vec<_> = decoded.iter().filter(|(d, _)| !ordered || d.seq > cursor).collect();
@@ -176,14 +170,21 @@ fn apply_with(
         last = deliveries.iter().map(|d| d.seq).fold(last, u64::max);
     }
     let fresh = tx.insert_events(&events)?;
-    for lock in &locks {
-        let ids: Vec<&str> = events
-            .iter()
-            .zip(&fresh)
-            .filter(|(e, new)| **new && e.project == lock.project)
-            .filter_map(|(e, _)| e.distinct_id.or(e.anonymous_id))
-            .collect();
-        tx.prefetch_identities(&lock.project, &ids)?;
+    // The persons of the new events, held (merged ones alone) before anything is decided
+    // about them (see `store::postgres`).
+    let mut projects: Vec<&str> = events.iter().map(|e| e.project).collect();
+    projects.sort_unstable();
+    projects.dedup();
+    for project in projects {
+        let new = events.iter().zip(&fresh).filter(|(e, new)| **new && e.project == project).map(|(e, _)| e);
+        let (mut ids, mut merging) = (Vec::new(), Vec::new());
+        for e in new {
+            ids.extend(e.distinct_id.or(e.anonymous_id));
+            if let Some((from, to)) = merged_ids(e) {
+                merging.extend([from, to]);
+            }
+        }
+        tx.hold_identities(project, &ids, &merging)?;
     }
     // The share codes this group stores (exclusive) or starts walks from (shared), in one order
     // for every consumer, so these locks cannot deadlock (see `store::postgres`).
@@ -280,15 +281,9 @@ pub fn apply_event(tx: &mut dyn StoreTx, tz: &TimeZone, e: &StoredEvent<'_>) -> 
             let visitor = tx.resolve(project, person)?;
             tx.deferred().count_daily_visitor(project, &key, &visitor)?;
         }
-        "identify" => {
-            let anon = e.anonymous_id.or_else(|| prop(e, "anonymous_id"));
-            if let (Some(user), Some(anon)) = (e.distinct_id, anon) {
-                identity::merge(tx, project, anon, user)?;
-            }
-        }
-        "alias" => {
-            if let (Some(alias), Some(user)) = (prop(e, "alias"), e.distinct_id) {
-                identity::merge(tx, project, alias, user)?;
+        "identify" | "alias" => {
+            if let Some((from, to)) = merged_ids(e) {
+                identity::merge(tx, project, from, to)?;
             }
         }
         "checkin" => tx.deferred().bump_daily(project, &key(), DailyField::Checkins, 1)?,

@@ -1,11 +1,11 @@
 //! Funnels: persons who did the steps in order, each within the window after their first step.
 //!
-//! SQL selects the steps' events oldest first, each with the id its person is known by and the
-//! steps its type is; the ids are resolved to persons here, with the project's identity links
-//! (so merged identities are one person). The walk keeps, per person and step, the latest start
-//! of a chain that reached the step in order. The latest start leaves the most window for the
-//! steps after, so one pass finds the furthest step any start reaches. Events arrive in any
-//! order, so the walk is over `server_ts`, never arrival.
+//! SQL selects the steps' events, each with the id its person is known by and the steps its
+//! type is; here they are put in time order and their ids resolved to persons with the
+//! project's identity links (so merged identities are one person). The walk keeps, per person
+//! and step, the latest start of a chain that reached the step in order. The latest start
+//! leaves the most window for the steps after, so one pass finds the furthest step any start
+//! reaches. Events arrive in any order, so the walk is over `server_ts`, never arrival.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -35,16 +35,22 @@ pub fn count(
     let stmt = sql::funnel_events(dialect, scope.project, query, &funnel.steps, period)?;
     let rows = scope.store.aggregate(&stmt.sql, &stmt.params, deadline)?;
     let mut persons = Persons { roots: &roots, of_id: HashMap::new(), of_root: HashMap::new(), count: 0 };
-    let events = rows.iter().filter_map(|r| match r.as_slice() {
-        [id, Cell::Int(steps), Cell::Int(ts)] => {
-            let id = match id {
-                Cell::Text(id) => Some(id.as_str()),
-                _ => None,
-            };
-            Some((persons.of(id), *steps, *ts))
-        }
-        _ => None,
-    });
+    let mut events: Vec<(i64, i64, usize, i64)> = rows
+        .iter()
+        .filter_map(|r| match r.as_slice() {
+            [id, Cell::Int(steps), Cell::Int(ts), Cell::Int(seq)] => {
+                let id = match id {
+                    Cell::Text(id) => Some(id.as_str()),
+                    _ => None,
+                };
+                Some((*ts, *seq, persons.of(id), *steps))
+            }
+            _ => None,
+        })
+        .collect();
+    // Already in this order from SQLite (a linear check then); see `sql::funnel_events`.
+    events.sort_unstable_by_key(|&(ts, seq, _, _)| (ts, seq));
+    let events = events.into_iter().map(|(ts, _, person, steps)| (person, steps, ts));
     let reached = walk(funnel.steps.len(), funnel.window_ms, events);
     Ok(steps(&funnel.steps, &reached))
 }

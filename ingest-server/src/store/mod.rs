@@ -79,10 +79,11 @@ pub trait ChangeFeed: Send {
 pub trait Store: Send + Sync + fmt::Debug {
     /// Starts the consumer's write transaction (exclusive).
     fn begin(&self) -> Result<Box<dyn StoreTx + '_>, StoreError>;
-    /// Starts the consumer's write transaction for batches of these projects. Stores with
-    /// several concurrent writers isolate it as `locks` say; the default is [`Store::begin`].
-    fn begin_batch(&self, locks: &[ProjectLock]) -> Result<Box<dyn StoreTx + '_>, StoreError> {
-        let _ = locks;
+    /// Starts a consumer's write transaction for queue batches. Stores with several
+    /// concurrent writers let it run beside others and isolate what it touches as it goes
+    /// ([`StoreTx::hold_identities`], [`StoreTx::lock_share_codes`]); the default is
+    /// [`Store::begin`].
+    fn begin_batch(&self) -> Result<Box<dyn StoreTx + '_>, StoreError> {
         self.begin()
     }
     /// Sequence number of the last queue batch applied.
@@ -140,9 +141,14 @@ pub trait StoreTx {
     /// Stores events in order; for each, `false` when (project, event_id) was already stored
     /// (before, or earlier in `events`). One statement in stores with round trips.
     fn insert_events(&mut self, events: &[StoredEvent<'_>]) -> Result<Vec<bool>, StoreError>;
-    /// Hints that these ids will be resolved (stores with round trips load them at once).
-    fn prefetch_identities(&mut self, project: &str, ids: &[&str]) -> Result<(), StoreError> {
-        let _ = (project, ids);
+    /// Resolves these ids now and holds their persons until the transaction ends: no other
+    /// transaction merges a person this one has resolved, and none resolves a person of
+    /// `merging` (the ids this transaction's identify and alias events join), so a merge and
+    /// its re-checks see every fact written about its persons, and nobody acts on a stale
+    /// identity. [`StoreTx::resolve`] and [`StoreTx::link_identity`] hold what they touch the
+    /// same way. Stores with one writer at a time hold nothing.
+    fn hold_identities(&mut self, project: &str, ids: &[&str], merging: &[&str]) -> Result<(), StoreError> {
+        let _ = (project, ids, merging);
         Ok(())
     }
     /// The visitor an id belongs to (the root of its identity links; itself when unlinked).

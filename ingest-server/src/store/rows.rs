@@ -4,18 +4,6 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// How a consumer transaction must be isolated from other consumers writing the same project.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProjectLock {
-    /// The project.
-    pub project: String,
-    /// The batch group merges identities (identify, alias), which may change every resolution
-    /// and credit: the transaction must run alone for this project (shares and registrations
-    /// lock their share codes instead, [`super::StoreTx::lock_share_codes`]). Otherwise it only adds
-    /// facts and counters and may run beside other non-exclusive ones.
-    pub exclusive: bool,
-}
-
 /// An event ready to be stored: decoded, with its final id and server time.
 #[derive(Debug, Clone)]
 pub struct StoredEvent<'a> {

@@ -14,6 +14,10 @@ pub enum PgError {
     /// The connection pool's lock was poisoned by a panic in another thread.
     #[error("analytics storage lock poisoned")]
     Poisoned,
+    /// Other consumers kept changing what this transaction was locking (identities merged
+    /// again and again while it read them): a lost race, retried like a deadlock.
+    #[error("analytics database: {0}")]
+    Contended(&'static str),
 }
 
 /// SQLSTATE classes after which the same work can succeed later: 08 connection exception,
@@ -22,7 +26,7 @@ pub enum PgError {
 const TRANSIENT_CLASSES: [&str; 4] = ["08", "40", "53", "57"];
 
 /// SQLSTATEs of a lost race, worth retrying at once: serialization failure, deadlock (also
-/// raised by the consumer's own share-code try-lock, see `tx.rs`).
+/// raised by the consumer's own try-locks on share codes and persons, see `tx.rs`).
 const CONFLICTS: [&str; 2] = ["40001", "40P01"];
 
 impl PgError {
@@ -35,6 +39,7 @@ impl PgError {
                 None => true,
                 Some(code) => TRANSIENT_CLASSES.iter().any(|class| code.code().starts_with(class)),
             },
+            PgError::Contended(_) => true,
             PgError::Config(_) | PgError::Poisoned => false,
         }
     }
@@ -44,6 +49,7 @@ impl PgError {
     pub fn is_conflict(&self) -> bool {
         match self {
             PgError::Postgres(e) => e.code().is_some_and(|c| CONFLICTS.contains(&c.code())),
+            PgError::Contended(_) => true,
             PgError::Config(_) | PgError::Poisoned => false,
         }
     }

@@ -1,22 +1,27 @@
 //! The scale-out store: PostgreSQL (the synchronous `postgres` client; the consumer and the
 //! query endpoints call the store from blocking threads).
 //!
-//! Several consumers, in several processes, write at once. Each consumer transaction (READ
-//! COMMITTED) first takes a transaction-scoped advisory lock per project: **shared** when its
-//! batches add facts and counters (page views, check-ins, opens, custom events: dedup
-//! `INSERT … ON CONFLICT DO NOTHING RETURNING`, visitor rows the same way, counters
-//! `ON CONFLICT DO UPDATE SET n = n + excluded.n`, all of which concurrent transactions get
-//! right) and also for shares and registrations (below), **exclusive** when they merge
-//! identities (identify, alias), so a merge and its re-checks see every committed fact and no
-//! concurrent transaction acts on a stale identity.
+//! Several consumers, in several processes, write at once, each transaction READ COMMITTED
+//! and beside the others: facts and counters (page views, check-ins, opens, custom events:
+//! dedup `INSERT … ON CONFLICT DO NOTHING RETURNING`, visitor rows the same way, counters
+//! `ON CONFLICT DO UPDATE SET n = n + excluded.n`) are right whatever runs beside them. What
+//! is read to decide something is locked, row by row, with transaction-scoped advisory locks
+//! (two-key form, keyed by project and value, which works for rows that do not exist yet):
 //!
-//! Shares and registrations under the shared lock: a registration's credit reads the shares on
+//! **Persons.** Every person a transaction resolves an id to is held with a shared lock on
+//! its root, taken before the resolution is trusted (the root is read again once the lock is
+//! held); a merge (identify, alias) holds both roots exclusively. So a merge waits for every
+//! transaction that has counted, stored or credited something for either person, then
+//! re-keys visitor rows and re-checks credits seeing all of it; and a transaction that
+//! resolves a person being merged waits, then reads the merged root. The batch group's ids are
+//! locked at once, in key order (`hold_identities`); an id met later (a sharer during a credit
+//! walk) only tries its lock, as share codes do below.
+//!
+//! **Share codes.** A registration's credit reads the shares on
 //! the path from its code up to the root; a new share re-checks the registrations below it.
 //! Shares are never changed once stored, so the only race is a walk that finds a code missing
 //! while another transaction is storing it (each would miss the other's uncommitted row). Both
-//! sides therefore take a transaction-scoped advisory lock on the code (two-key form, keyed by
-//! project and code, which works for rows that do not exist yet): `insert_share` before the
-//! insert, and `share` when the code is missing, then it reads again. Whichever commits first,
+//! sides therefore lock the code: `insert_share` before the insert, and `share` when the code is missing, then it reads again. Whichever commits first,
 //! the other sees it: a walk that waited re-reads the stored share; a share stored after a walk
 //! waits for it and its re-check sees the walk's registration. Only the transaction storing the
 //! lowest missing code of a chain can reach the registrations below it, so no two transactions
@@ -26,9 +31,10 @@
 //! and the second sees the first).
 //!
 //! Multi-row statements take their rows in key order and the tables are written in one fixed
-//! order; the code locks are taken in the order the walks meet the codes, so two transactions
-//! touching the same trees in opposite orders can deadlock: PostgreSQL detects it, and a
-//! serialization failure or deadlock is retried by the consumer.
+//! order. Locks are waited for only in one order (the group's persons, then its share codes,
+//! each sorted by key); a lock needed later is only tried, and a transaction that finds one
+//! taken fails as a deadlock would (SQLSTATE 40P01) and is retried by the consumer. So no two
+//! consumers wait for each other.
 //!
 //! See `tx.rs` for the transaction, `flush.rs` for its deferred writes, `read.rs` for the queries
 //! and [`PgError`] for how it fails and which failures are transient.
@@ -44,8 +50,8 @@ use postgres::{Client, NoTls, Statement};
 use super::links;
 use crate::query::Dialect;
 use crate::store::{
-    Cell, ChangeFeed, DailySummary, EventFilter, EventRow, LinkRow, Param, ProjectLock, SessionRow,
-    ShareFacts, ShareRow, Store, StoreError, StoreTx,
+    Cell, ChangeFeed, DailySummary, EventFilter, EventRow, LinkRow, Param, SessionRow, ShareFacts, ShareRow,
+    Store, StoreError, StoreTx,
 };
 
 mod error;
@@ -239,11 +245,11 @@ impl PgStore {
 impl Store for PgStore {
     fn begin(&self) -> Result<Box<dyn StoreTx + '_>, StoreError> {
         // Without knowing the projects: serialise with every other writer.
-        Ok(Box::new(PgTx::begin(self.lease()?, &[], true)?))
+        Ok(Box::new(PgTx::begin(self.lease()?, true)?))
     }
 
-    fn begin_batch(&self, locks: &[ProjectLock]) -> Result<Box<dyn StoreTx + '_>, StoreError> {
-        Ok(Box::new(PgTx::begin(self.lease()?, locks, false)?))
+    fn begin_batch(&self) -> Result<Box<dyn StoreTx + '_>, StoreError> {
+        Ok(Box::new(PgTx::begin(self.lease()?, false)?))
     }
 
     fn cursor(&self) -> Result<u64, StoreError> {

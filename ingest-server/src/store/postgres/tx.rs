@@ -2,18 +2,17 @@
 //! multi-row statement for the dedup insert of every event of the batch group, one for the
 //! identities it will resolve, and at commit one each for the deferred writes (`flush.rs`):
 //! visitor rows (whose inserted rows count in `uv`), sessions, share opens and daily counters.
-//! Only identity merges (in exclusive transactions), shares and registrations (which lock share
-//! codes) take round trips of their own.
+//! The persons the group's ids resolve to are locked in one more (see [`super`]); identity
+//! merges, shares and registrations take round trips of their own.
 
 use std::collections::{HashMap, HashSet};
 
 use postgres::types::ToSql;
 
+use super::PgError;
 use super::flush::Pending;
 use super::{CHANGES_CHANNEL, Lease, PgConn, clean, json_text, share_row};
-use crate::store::{
-    DayKey, DeferredWrites, ProjectLock, RegistrationRow, ShareRow, StoreError, StoreTx, StoredEvent,
-};
+use crate::store::{DayKey, DeferredWrites, RegistrationRow, ShareRow, StoreError, StoreTx, StoredEvent};
 
 /// Advisory lock key every consumer transaction takes (shared) and [`crate::store::Store::begin`]
 /// takes exclusively.
@@ -29,12 +28,28 @@ fn lock_key(project: &str) -> i64 {
     h as i64
 }
 
-/// The two-key advisory lock on a share code of `project` (a lock space of its own, apart from the
-/// one-key project locks; a hash collision only serialises two unrelated codes).
-fn code_lock(project: &str, code: &str) -> (i32, i32) {
-    let h = lock_key(&format!("{project}\u{0}{code}")) as u64;
+/// A two-key advisory lock: a lock space apart from the one-key global lock. A hash collision
+/// only serialises two unrelated codes or persons.
+type RowLock = (i32, i32);
+
+fn row_lock(kind: char, project: &str, value: &str) -> RowLock {
+    let h = lock_key(&format!("{project}{kind}{value}")) as u64;
     ((h >> 32) as u32 as i32, h as u32 as i32)
 }
+
+/// The lock on a share code of `project`.
+fn code_lock(project: &str, code: &str) -> RowLock {
+    row_lock('\u{0}', project, code)
+}
+
+/// The lock on a person (an identity root) of `project`.
+fn person_lock(project: &str, root: &str) -> RowLock {
+    row_lock('\u{1}', project, root)
+}
+
+/// How often a transaction re-reads roots that moved while it locked them before it gives up
+/// as a conflict (each round means another merge committed in between).
+const MAX_HOLD_ROUNDS: usize = 4;
 
 type Opts = Vec<Option<String>>;
 type Strs = Vec<String>;
@@ -48,8 +63,8 @@ pub(super) struct PgTx<'a> {
     pub(super) pending: Pending,
     /// Identity roots resolved (or prefetched) so far, by (project, id).
     ids: HashMap<(String, String), String>,
-    /// Share-code locks held, by key: `true` exclusive.
-    code_locks: HashMap<(i32, i32), bool>,
+    /// Share-code and person locks held, by key: `true` exclusive.
+    row_locks: HashMap<RowLock, bool>,
 }
 
 impl Drop for PgTx<'_> {
@@ -64,34 +79,11 @@ impl Drop for PgTx<'_> {
 }
 
 impl<'a> PgTx<'a> {
-    /// `BEGIN` and the advisory locks, in one round trip.
-    pub(super) fn begin(
-        mut lease: Lease<'a>,
-        locks: &[ProjectLock],
-        global: bool,
-    ) -> Result<Self, StoreError> {
-        let mut sql = String::from("BEGIN ISOLATION LEVEL READ COMMITTED;");
-        if global {
-            sql.push_str(&format!("SELECT pg_advisory_xact_lock({GLOBAL_LOCK});"));
-        } else {
-            sql.push_str(&format!("SELECT pg_advisory_xact_lock_shared({GLOBAL_LOCK});"));
-            let mut keys: Vec<(i64, bool)> =
-                locks.iter().map(|l| (lock_key(&l.project), l.exclusive)).collect();
-            keys.sort_unstable();
-            keys.dedup_by(|a, b| {
-                // Same key twice: keep one, exclusive if either is.
-                if a.0 == b.0 {
-                    b.1 |= a.1;
-                    true
-                } else {
-                    false
-                }
-            });
-            for (key, exclusive) in keys {
-                let f = if exclusive { "pg_advisory_xact_lock" } else { "pg_advisory_xact_lock_shared" };
-                sql.push_str(&format!("SELECT {f}({key});"));
-            }
-        }
+    /// `BEGIN` and the global lock (exclusive: alone; else beside other consumers), in one
+    /// round trip.
+    pub(super) fn begin(mut lease: Lease<'a>, exclusive: bool) -> Result<Self, StoreError> {
+        let f = if exclusive { "pg_advisory_xact_lock" } else { "pg_advisory_xact_lock_shared" };
+        let sql = format!("BEGIN ISOLATION LEVEL READ COMMITTED; SELECT {f}({GLOBAL_LOCK});");
         if let Err(e) = lease.get()?.client.batch_execute(&sql) {
             lease.discard = true;
             return Err(e.into());
@@ -101,7 +93,7 @@ impl<'a> PgTx<'a> {
             open: true,
             pending: Pending::default(),
             ids: HashMap::new(),
-            code_locks: HashMap::new(),
+            row_locks: HashMap::new(),
         })
     }
 
@@ -109,25 +101,93 @@ impl<'a> PgTx<'a> {
         self.lease.get()
     }
 
-    /// Takes the lock on a share code met during a walk (shared) or stored (exclusive), unless
-    /// the group's sorted pre-locking took it already. Taken out of that order, so it only
-    /// tries: when another transaction holds it, this one fails as a deadlock would (SQLSTATE
-    /// 40P01) and the consumer retries it at once, instead of waiting and risking a real
-    /// deadlock (which PostgreSQL detects only after `deadlock_timeout`).
-    fn lock_code(&mut self, project: &str, code: &str, exclusive: bool) -> Result<(), StoreError> {
-        let key = code_lock(project, code);
-        if self.code_locks.get(&key).is_some_and(|held| *held || !exclusive) {
+    /// Takes a lock met out of the group's sorted order (a share code a walk meets, a person a
+    /// walk resolves), unless held already. Out of order, it only tries: when another
+    /// transaction holds it, this one fails as a deadlock would (SQLSTATE 40P01) and the
+    /// consumer retries it, instead of waiting and risking a real deadlock (which PostgreSQL
+    /// detects only after `deadlock_timeout`).
+    fn try_lock(&mut self, key: RowLock, exclusive: bool) -> Result<(), StoreError> {
+        if self.row_locks.get(&key).is_some_and(|held| *held || !exclusive) {
             return Ok(());
         }
         let f = if exclusive { "pg_try_advisory_xact_lock" } else { "pg_try_advisory_xact_lock_shared" };
         let sql = format!(
-            "DO $$BEGIN IF NOT {f}({}, {}) THEN RAISE EXCEPTION 'share code locked by another consumer' \
+            "DO $$BEGIN IF NOT {f}({}, {}) THEN RAISE EXCEPTION 'locked by another consumer' \
              USING ERRCODE = '40P01'; END IF; END$$",
             key.0, key.1
         );
         self.conn()?.client.batch_execute(&sql)?;
-        self.code_locks.insert(key, exclusive);
+        self.row_locks.insert(key, exclusive);
         Ok(())
+    }
+
+    /// Waits for these locks, in key order (the one order every transaction waits in), and
+    /// holds them.
+    fn lock_sorted(&mut self, keys: impl IntoIterator<Item = (RowLock, bool)>) -> Result<(), StoreError> {
+        let mut wanted: std::collections::BTreeMap<RowLock, bool> = std::collections::BTreeMap::new();
+        for (key, exclusive) in keys {
+            *wanted.entry(key).or_insert(false) |= exclusive;
+        }
+        wanted.retain(|key, exclusive| !self.row_locks.get(key).is_some_and(|held| *held || !*exclusive));
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let mut sql = String::new();
+        for ((a, b), exclusive) in &wanted {
+            let f = if *exclusive { "pg_advisory_xact_lock" } else { "pg_advisory_xact_lock_shared" };
+            sql.push_str(&format!("SELECT {f}({a}, {b});"));
+        }
+        self.conn()?.client.batch_execute(&sql)?;
+        self.row_locks.extend(wanted);
+        Ok(())
+    }
+
+    /// Reads the roots of these ids (of one project) into the cache, unlinked ids as their own.
+    fn read_roots(&mut self, project: &str, ids: &[String]) -> Result<(), StoreError> {
+        let project = own(project);
+        let rows = self.query(
+            "SELECT id, root FROM identity_links WHERE project = $1 AND id = ANY($2)",
+            &[&project, &ids],
+        )?;
+        for id in ids {
+            self.ids.insert((project.clone(), id.clone()), id.clone());
+        }
+        for r in rows {
+            self.ids.insert((project.clone(), r.try_get(0)?), r.try_get(1)?);
+        }
+        Ok(())
+    }
+
+    /// The cached root of an id read by [`Self::read_roots`].
+    fn cached_root(&self, project: &str, id: &str) -> String {
+        self.ids.get(&(project.to_string(), id.to_string())).cloned().unwrap_or_else(|| id.to_string())
+    }
+
+    /// Locks the persons of `ids` (exclusively those of `merging`), then reads their roots
+    /// again: a root that moved meanwhile (a merge committed between the read and the lock) is
+    /// locked in turn. The first round waits in key order; later ones only try.
+    fn hold(&mut self, project: &str, ids: &[String], merging: &HashSet<String>) -> Result<(), StoreError> {
+        for round in 0..MAX_HOLD_ROUNDS {
+            let keys: Vec<(RowLock, bool, String, String)> = ids
+                .iter()
+                .map(|id| {
+                    let root = self.cached_root(project, id);
+                    (person_lock(project, &root), merging.contains(id), id.clone(), root)
+                })
+                .collect();
+            if round == 0 {
+                self.lock_sorted(keys.iter().map(|k| (k.0, k.1)))?;
+            } else {
+                for (key, exclusive, _, _) in &keys {
+                    self.try_lock(*key, *exclusive)?;
+                }
+            }
+            self.read_roots(project, ids)?;
+            if keys.iter().all(|(_, _, id, root)| self.cached_root(project, id) == *root) {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Postgres(PgError::Contended("identities kept moving while they were locked")))
     }
 
     pub(super) fn execute(
@@ -249,48 +309,41 @@ impl StoreTx for PgTx<'_> {
         Ok(first.into_iter().map(|k| k.is_some_and(|k| inserted.contains(&k))).collect())
     }
 
-    fn prefetch_identities(&mut self, project: &str, ids: &[&str]) -> Result<(), StoreError> {
+    fn hold_identities(&mut self, project: &str, ids: &[&str], merging: &[&str]) -> Result<(), StoreError> {
         let project = own(project);
-        let wanted: Vec<String> = ids
-            .iter()
-            .map(|i| own(i))
-            .filter(|i| !self.ids.contains_key(&(project.clone(), i.clone())))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        if wanted.is_empty() {
+        let merging: HashSet<String> = merging.iter().map(|i| own(i)).collect();
+        let mut all: Vec<String> = ids.iter().map(|i| own(i)).chain(merging.iter().cloned()).collect();
+        all.sort_unstable();
+        all.dedup();
+        if all.is_empty() {
             return Ok(());
         }
-        let rows = self.query(
-            "SELECT id, root FROM identity_links WHERE project = $1 AND id = ANY($2)",
-            &[&project, &wanted],
-        )?;
-        for id in wanted {
-            self.ids.insert((project.clone(), id.clone()), id);
-        }
-        for r in rows {
-            self.ids.insert((project.clone(), r.try_get(0)?), r.try_get(1)?);
-        }
-        Ok(())
+        self.read_roots(&project, &all)?;
+        self.hold(&project, &all, &merging)
     }
 
     fn resolve(&mut self, project: &str, id: &str) -> Result<String, StoreError> {
         let key = (own(project), own(id));
-        if let Some(root) = self.ids.get(&key) {
-            return Ok(root.clone());
-        }
-        let rows =
-            self.query("SELECT root FROM identity_links WHERE project = $1 AND id = $2", &[&key.0, &key.1])?;
-        let root = match rows.first() {
-            Some(r) => r.try_get(0)?,
-            None => key.1.clone(),
+        let root = match self.ids.get(&key) {
+            Some(root) => root.clone(),
+            None => {
+                self.read_roots(&key.0, std::slice::from_ref(&key.1))?;
+                self.cached_root(&key.0, &key.1)
+            }
         };
-        self.ids.insert(key, root.clone());
-        Ok(root)
+        if self.row_locks.contains_key(&person_lock(&key.0, &root)) {
+            return Ok(root);
+        }
+        // Met outside the group's ids (a sharer of a credit walk): held as the group's are.
+        self.hold(&key.0, std::slice::from_ref(&key.1), &HashSet::new())?;
+        Ok(self.cached_root(&key.0, &key.1))
     }
 
     fn link_identity(&mut self, project: &str, from: &str, to: &str) -> Result<(), StoreError> {
         let (project, from, to) = (own(project), own(from), own(to));
+        // Both persons alone (normally held so since `hold_identities`).
+        self.try_lock(person_lock(&project, &from), true)?;
+        self.try_lock(person_lock(&project, &to), true)?;
         self.execute(
             "UPDATE identity_links SET root = $3 WHERE project = $1 AND root = $2",
             &[&project, &from, &to],
@@ -348,7 +401,7 @@ impl StoreTx for PgTx<'_> {
     fn insert_share(&mut self, project: &str, s: &ShareRow) -> Result<bool, StoreError> {
         // Before the share is visible to anyone: a walk that found the code missing holds this
         // lock until it commits, so this share's re-check (which follows) sees its registration.
-        self.lock_code(project, &s.code, true)?;
+        self.try_lock(code_lock(project, &s.code), true)?;
         let n = self.execute(
             "INSERT INTO shares (project, code, sharer, channel, target_url, parent_code, conference_id, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
@@ -367,24 +420,7 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn lock_share_codes(&mut self, codes: &[(&str, &str, bool)]) -> Result<(), StoreError> {
-        let mut keys: Vec<((i32, i32), bool)> = codes.iter().map(|(p, c, x)| (code_lock(p, c), *x)).collect();
-        keys.sort_unstable();
-        keys.dedup_by(|a, b| {
-            if a.0 == b.0 {
-                b.1 |= a.1;
-                true
-            } else {
-                false
-            }
-        });
-        let mut sql = String::new();
-        for ((a, b), exclusive) in &keys {
-            let f = if *exclusive { "pg_advisory_xact_lock" } else { "pg_advisory_xact_lock_shared" };
-            sql.push_str(&format!("SELECT {f}({a}, {b});"));
-        }
-        self.conn()?.client.batch_execute(&sql)?;
-        self.code_locks.extend(keys);
-        Ok(())
+        self.lock_sorted(codes.iter().map(|(p, c, x)| (code_lock(p, c), *x)))
     }
 
     fn share(&mut self, project: &str, code: &str) -> Result<Option<ShareRow>, StoreError> {
@@ -398,7 +434,7 @@ impl StoreTx for PgTx<'_> {
         // Missing: lock the code (waiting for a transaction storing it now), then read again
         // (READ COMMITTED: a new snapshot). Whoever stores it later waits for this transaction,
         // so its re-check sees what this one stores (see `super`).
-        self.lock_code(project, code, false)?;
+        self.try_lock(code_lock(project, code), false)?;
         let rows = self.query(SQL, &[&own(project), &own(code)])?;
         Ok(rows.first().map(share_row).transpose()?)
     }
