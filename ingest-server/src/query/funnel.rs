@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::range::Period;
 use super::{Dialect, Funnel, FunnelStep, Query, QueryError, Scope, sql};
-use crate::store::Cell;
+use crate::store::{Cell, CellRef};
 
 /// Counts persons per step.
 pub fn count(
@@ -33,21 +33,18 @@ pub fn count(
         })
         .collect();
     let stmt = sql::funnel_events(dialect, scope.project, query, &funnel.steps, period)?;
-    let rows = scope.store.aggregate(&stmt.sql, &stmt.params, deadline)?;
     let mut persons = Persons { roots: &roots, of_id: HashMap::new(), of_root: HashMap::new(), count: 0 };
-    let mut events: Vec<(i64, i64, usize, i64)> = rows
-        .iter()
-        .filter_map(|r| match r.as_slice() {
-            [id, Cell::Int(steps), Cell::Int(ts), Cell::Int(seq)] => {
-                let id = match id {
-                    Cell::Text(id) => Some(id.as_str()),
-                    _ => None,
-                };
-                Some((*ts, *seq, persons.of(id), *steps))
-            }
-            _ => None,
-        })
-        .collect();
+    // (time, seq, person, steps) per event.
+    let mut events: Vec<(i64, i64, usize, i64)> = Vec::new();
+    scope.store.scan(&stmt.sql, &stmt.params, deadline, &mut |row| {
+        if let [id, CellRef::Int(steps), CellRef::Int(ts), CellRef::Int(seq)] = row {
+            let id = match id {
+                CellRef::Text(id) => Some(id.as_ref()),
+                _ => None,
+            };
+            events.push((*ts, *seq, persons.of(id), *steps));
+        }
+    })?;
     // Already in this order from SQLite (a linear check then); see `sql::funnel_events`.
     events.sort_unstable_by_key(|&(ts, seq, _, _)| (ts, seq));
     let events = events.into_iter().map(|(ts, _, person, steps)| (person, steps, ts));
@@ -59,13 +56,13 @@ pub fn count(
 /// their root's number, an event without an id a number of its own.
 struct Persons<'a> {
     roots: &'a HashMap<&'a str, &'a str>,
-    of_id: HashMap<&'a str, usize>,
-    of_root: HashMap<&'a str, usize>,
+    of_id: HashMap<String, usize>,
+    of_root: HashMap<String, usize>,
     count: usize,
 }
 
-impl<'a> Persons<'a> {
-    fn of(&mut self, id: Option<&'a str>) -> usize {
+impl Persons<'_> {
+    fn of(&mut self, id: Option<&str>) -> usize {
         let Some(id) = id else { return self.fresh() };
         if let Some(&n) = self.of_id.get(id) {
             return n;
@@ -75,11 +72,11 @@ impl<'a> Persons<'a> {
             Some(&n) => n,
             None => {
                 let n = self.fresh();
-                self.of_root.insert(root, n);
+                self.of_root.insert(root.to_string(), n);
                 n
             }
         };
-        self.of_id.insert(id, n);
+        self.of_id.insert(id.to_string(), n);
         n
     }
 

@@ -407,10 +407,11 @@ pub fn aggregate(
 /// `NULL` for an event that is its own person), the bit set of the steps its type is (bit `i`
 /// for step `i`), its time and its sequence number. Ids are resolved to persons by the
 /// caller, with [`identity_links`]: joining the links here costs an index lookup per event,
-/// for a table that holds one row per merged id. The caller sorts by (time, seq): SQLite
-/// reads them in that order from the `events_time_ids` index anyway (without filters it
-/// answers from the index alone); PostgreSQL would sort a million rows on disk with a
-/// default `work_mem`, three times slower than reading them.
+/// for a table that holds one row per merged id. Both stores read these columns from the
+/// `events_time_ids` index alone when there are no filters. The caller sorts by (time, seq):
+/// SQLite reads that order from the index anyway; PostgreSQL, when it plans a sequential
+/// scan instead (no visibility map yet), would sort a million rows on disk with a default
+/// `work_mem`, three times slower than reading them.
 pub fn funnel_events(
     dialect: Dialect,
     project: &str,

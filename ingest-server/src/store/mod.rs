@@ -116,14 +116,27 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn changes(&self) -> Result<Box<dyn ChangeFeed>, StoreError>;
     /// The SQL this store's [`Store::aggregate`] runs.
     fn dialect(&self) -> crate::query::Dialect;
-    /// Runs a read-only statement compiled by [`crate::query::sql`] and returns its rows;
-    /// cancels it with [`StoreError::Timeout`] once `deadline` passes.
+    /// Runs a read-only statement compiled by [`crate::query::sql`], handing each row to
+    /// `row` as it is read (a million rows need not be held at once); cancels it with
+    /// [`StoreError::Timeout`] once `deadline` passes.
+    fn scan(
+        &self,
+        sql: &str,
+        params: &[Param],
+        deadline: std::time::Instant,
+        row: &mut dyn FnMut(&[CellRef<'_>]),
+    ) -> Result<(), StoreError>;
+    /// [`Store::scan`], the rows collected.
     fn aggregate(
         &self,
         sql: &str,
         params: &[Param],
         deadline: std::time::Instant,
-    ) -> Result<Vec<Vec<Cell>>, StoreError>;
+    ) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let mut rows = Vec::new();
+        self.scan(sql, params, deadline, &mut |r| rows.push(r.iter().map(CellRef::to_owned).collect()))?;
+        Ok(rows)
+    }
 }
 
 /// The consumer's write transaction. Dropping it without [`StoreTx::commit`] rolls back.

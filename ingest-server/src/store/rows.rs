@@ -237,6 +237,31 @@ pub enum Cell {
     Text(String),
 }
 
+/// A [`Cell`] borrowed from the row being read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CellRef<'a> {
+    /// SQL NULL.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// A floating-point number.
+    Real(f64),
+    /// Text (bytes that are not UTF-8 replaced, as `String::from_utf8_lossy` does).
+    Text(std::borrow::Cow<'a, str>),
+}
+
+impl CellRef<'_> {
+    /// The owned cell.
+    pub fn to_owned(&self) -> Cell {
+        match self {
+            CellRef::Null => Cell::Null,
+            CellRef::Int(n) => Cell::Int(*n),
+            CellRef::Real(x) => Cell::Real(*x),
+            CellRef::Text(t) => Cell::Text(t.to_string()),
+        }
+    }
+}
+
 impl Cell {
     fn rank(&self) -> u8 {
         match self {

@@ -50,8 +50,8 @@ use postgres::{Client, NoTls, Statement};
 use super::links;
 use crate::query::Dialect;
 use crate::store::{
-    Cell, ChangeFeed, DailySummary, EventFilter, EventRow, LinkRow, Param, SessionRow, ShareFacts, ShareRow,
-    Store, StoreError, StoreTx,
+    CellRef, ChangeFeed, DailySummary, EventFilter, EventRow, LinkRow, Param, SessionRow, ShareFacts,
+    ShareRow, Store, StoreError, StoreTx,
 };
 
 mod error;
@@ -321,13 +321,14 @@ impl Store for PgStore {
         Dialect::Postgres
     }
 
-    fn aggregate(
+    fn scan(
         &self,
         sql: &str,
         params: &[Param],
         deadline: std::time::Instant,
-    ) -> Result<Vec<Vec<Cell>>, StoreError> {
-        self.with_conn(|c| read::aggregate(c, sql, params, deadline))
+        row: &mut dyn FnMut(&[CellRef<'_>]),
+    ) -> Result<(), StoreError> {
+        self.with_conn(|c| read::scan(c, sql, params, deadline, row))
     }
 }
 

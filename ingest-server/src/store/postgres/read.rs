@@ -6,7 +6,7 @@ use super::{PgConn, clean, share_row};
 use crate::query::Dialect;
 use crate::store::links;
 use crate::store::{
-    Cell, DailySummary, EventFilter, EventRow, LinkRow, Param, SessionRow, ShareFacts, StoreError,
+    CellRef, DailySummary, EventFilter, EventRow, LinkRow, Param, SessionRow, ShareFacts, StoreError,
 };
 
 pub(super) fn daily(
@@ -150,13 +150,14 @@ pub(super) fn events(c: &mut PgConn, project: &str, f: &EventFilter) -> Result<V
 }
 
 /// Runs an aggregate statement in a read-only transaction whose `statement_timeout` ends at
-/// `deadline`.
-pub(super) fn aggregate(
+/// `deadline`, handing each row to `each`.
+pub(super) fn scan(
     c: &mut PgConn,
     sql: &str,
     params: &[Param],
     deadline: std::time::Instant,
-) -> Result<Vec<Vec<Cell>>, StoreError> {
+    each: &mut dyn FnMut(&[CellRef<'_>]),
+) -> Result<(), StoreError> {
     use postgres::types::Type;
     let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis().max(1);
     let args: Vec<Box<dyn ToSql + Sync>> = params
@@ -169,33 +170,34 @@ pub(super) fn aggregate(
         })
         .collect();
     let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref()).collect();
+    let timed_out = |e: &postgres::Error| e.code().is_some_and(|c| c.code() == "57014");
     let mut tx = c.client.build_transaction().read_only(true).start()?;
     tx.batch_execute(&format!("SET LOCAL statement_timeout = {left}"))?;
+    // All rows at once, then handed over one by one (see the measurement in
+    // docs/performance.md: the synchronous client's row iterator costs more per row).
     let rows = match tx.query(sql, &refs) {
         Ok(rows) => rows,
-        Err(e) if e.code().is_some_and(|c| c.code() == "57014") => return Err(StoreError::Timeout),
+        Err(e) if timed_out(&e) => return Err(StoreError::Timeout),
         Err(e) => return Err(e.into()),
     };
-    tx.commit()?;
-    let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let mut cells = Vec::with_capacity(r.len());
         for (i, col) in r.columns().iter().enumerate() {
             let t = col.type_();
-            let cell = if *t == Type::INT8 {
-                r.try_get::<_, Option<i64>>(i)?.map_or(Cell::Null, Cell::Int)
+            cells.push(if *t == Type::INT8 {
+                r.try_get::<_, Option<i64>>(i)?.map_or(CellRef::Null, CellRef::Int)
             } else if *t == Type::INT4 {
-                r.try_get::<_, Option<i32>>(i)?.map_or(Cell::Null, |n| Cell::Int(i64::from(n)))
+                r.try_get::<_, Option<i32>>(i)?.map_or(CellRef::Null, |n| CellRef::Int(i64::from(n)))
             } else if *t == Type::FLOAT8 {
-                r.try_get::<_, Option<f64>>(i)?.map_or(Cell::Null, Cell::Real)
+                r.try_get::<_, Option<f64>>(i)?.map_or(CellRef::Null, CellRef::Real)
             } else {
-                r.try_get::<_, Option<String>>(i)?.map_or(Cell::Null, Cell::Text)
-            };
-            cells.push(cell);
+                r.try_get::<_, Option<&str>>(i)?.map_or(CellRef::Null, |t| CellRef::Text(t.into()))
+            });
         }
-        out.push(cells);
+        each(&cells);
     }
-    Ok(out)
+    tx.commit()?;
+    Ok(())
 }
 
 pub(super) fn create_link(c: &mut PgConn, l: &LinkRow) -> Result<(), StoreError> {

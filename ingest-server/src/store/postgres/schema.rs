@@ -87,4 +87,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX share_links_project ON share_links (project, created_at);
     ",
+    // 4: funnels read the type and ids of every event in a time range: with this index (and
+    // the visibility map autovacuum keeps) PostgreSQL answers them with an index-only scan,
+    // in (time, seq) order, without reading the rows. It replaces events_time, its prefix.
+    "
+    CREATE INDEX IF NOT EXISTS events_time_ids ON events (project, server_ts, seq)
+        INCLUDE (name, distinct_id, anonymous_id);
+    DROP INDEX IF EXISTS events_time;
+    ",
 ];

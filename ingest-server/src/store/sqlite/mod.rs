@@ -164,13 +164,14 @@ impl Store for SqliteStore {
         Dialect::Sqlite
     }
 
-    fn aggregate(
+    fn scan(
         &self,
         sql: &str,
         params: &[crate::store::Param],
         deadline: std::time::Instant,
-    ) -> Result<Vec<Vec<crate::store::Cell>>, StoreError> {
-        self.read_aggregate(sql, params, deadline)
+        row: &mut dyn FnMut(&[crate::store::CellRef<'_>]),
+    ) -> Result<(), StoreError> {
+        self.read_scan(sql, params, deadline, row)
     }
 }
 

@@ -4,7 +4,7 @@ use rusqlite::{params, params_from_iter, types::Value as SqlValue};
 
 use super::{SqliteStore, share_row};
 use crate::store::{
-    Cell, DailySummary, EventFilter, EventRow, LinkRow, Param, SessionRow, ShareFacts, StoreError,
+    CellRef, DailySummary, EventFilter, EventRow, LinkRow, Param, SessionRow, ShareFacts, StoreError,
 };
 
 impl SqliteStore {
@@ -142,16 +142,17 @@ impl SqliteStore {
     }
 
     /// Runs an aggregate statement; a progress handler cancels it at `deadline`.
-    pub(super) fn read_aggregate(
+    pub(super) fn read_scan(
         &self,
         sql: &str,
         params: &[Param],
         deadline: std::time::Instant,
-    ) -> Result<Vec<Vec<Cell>>, StoreError> {
+        each: &mut dyn FnMut(&[CellRef<'_>]),
+    ) -> Result<(), StoreError> {
         let conn = self.read_conn()?;
         // Checked every 10,000 virtual-machine steps: well under a millisecond apart.
         conn.progress_handler(10_000, Some(move || std::time::Instant::now() >= deadline));
-        let result = (|| -> Result<Vec<Vec<Cell>>, rusqlite::Error> {
+        let result = (|| -> Result<(), rusqlite::Error> {
             let mut stmt = conn.prepare(sql)?;
             let args = params.iter().map(|p| match p {
                 Param::Text(s) => SqlValue::Text(s.clone()),
@@ -159,22 +160,21 @@ impl SqliteStore {
             });
             let width = stmt.column_count();
             let mut rows = stmt.query(params_from_iter(args))?;
-            let mut out = Vec::new();
             while let Some(row) = rows.next()? {
                 let mut cells = Vec::with_capacity(width);
                 for i in 0..width {
                     cells.push(match row.get_ref(i)? {
-                        rusqlite::types::ValueRef::Null => Cell::Null,
-                        rusqlite::types::ValueRef::Integer(n) => Cell::Int(n),
-                        rusqlite::types::ValueRef::Real(x) => Cell::Real(x),
+                        rusqlite::types::ValueRef::Null => CellRef::Null,
+                        rusqlite::types::ValueRef::Integer(n) => CellRef::Int(n),
+                        rusqlite::types::ValueRef::Real(x) => CellRef::Real(x),
                         rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
-                            Cell::Text(String::from_utf8_lossy(t).into_owned())
+                            CellRef::Text(String::from_utf8_lossy(t))
                         }
                     });
                 }
-                out.push(cells);
+                each(&cells);
             }
-            Ok(out)
+            Ok(())
         })();
         conn.progress_handler(0, None::<fn() -> bool>);
         result.map_err(|e| match e {
