@@ -155,7 +155,7 @@ pub fn encode_batch<'e>(sent_at: Timestamp, events: impl IntoIterator<Item = &'e
 /// persisted storage.
 pub(crate) fn read_event_header(encoded: &str) -> Option<(EventId, Timestamp)> {
     let members = json::members(encoded).ok()?;
-    let id = EventId::parse(&json::as_str(json::get(&members, "event_id")?)?)?;
+    let id = EventId::parse_hyphenated(&json::as_str(json::get(&members, "event_id")?)?)?;
     let ts = json::as_u64(json::get(&members, "timestamp")?)?;
     Some((id, Timestamp::from_unix_millis(ts)))
 }
