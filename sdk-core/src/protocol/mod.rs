@@ -18,6 +18,7 @@ mod response;
 #[cfg(feature = "decode")]
 pub use decode::{DecodeError, DecodedBatch, DecodedEvent, decode_batch, parse_rfc3339_millis};
 pub use http_date::retry_after;
+pub(crate) use response::rejected_events;
 pub use response::{BatchResponse, ErrorBody, RejectReason, Rejection};
 
 use crate::event::EventId;
