@@ -2,7 +2,8 @@
 //!
 //! The C library returns these numbers as `EmpmixResult` (its `enum` in `empmix.h` is
 //! generated from [`ErrorCode::ALL`]), and the browser package's wasm returns them to its
-//! JavaScript, which names them from `sdk-wasm/js/codes.js`, also generated from this list.
+//! JavaScript, which names them from `sdk-wasm/js/core.js`, also generated from this list
+//! ([`crate::frontend::js_module`]).
 //! Tests in both frontends fail when their list drifts from this one.
 //!
 //! A code's number never changes and is never reused: new codes are added at the end.
@@ -108,23 +109,6 @@ impl From<&TrackError> for ErrorCode {
             TrackError::InvalidUrl(_) => ErrorCode::InvalidUrl,
         }
     }
-}
-
-/// The JavaScript the browser package names its codes with (`sdk-wasm/js/codes.js`): one
-/// `E_<NAME>` constant per code and `ERRORS`, the names by number. Generated; a test keeps the
-/// committed file equal to it.
-pub fn js_table() -> String {
-    use core::fmt::Write;
-    let mut out = String::from(
-        "// Generated from sdk-core/src/code.rs (empmix_core::code::js_table); do not edit by hand.\n\
-         // UPDATE_CODES=1 cargo test -p empmix-core --test frontend_codes rewrites it.\n",
-    );
-    for code in ErrorCode::ALL {
-        let _ = writeln!(out, "const E_{} = {};", code.name().to_ascii_uppercase(), *code as u32);
-    }
-    let names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.name()).collect();
-    let _ = writeln!(out, "const ERRORS = '{}'.split(',');", names.join(","));
-    out
 }
 
 #[cfg(test)]

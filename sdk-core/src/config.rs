@@ -75,6 +75,22 @@ pub enum ConfigError {
     MaxInFlight(usize),
 }
 
+impl ConfigError {
+    /// The setting the error is about, as [`ConfigBuilder`] names it (`flush_at`,
+    /// `backoff_cap`, …).
+    pub fn setting(&self) -> &'static str {
+        match self {
+            ConfigError::FlushAt { .. } => "flush_at",
+            ConfigError::MaxBatchEvents(_) => "max_batch_events",
+            ConfigError::MaxBatchBytes { .. } => "max_batch_bytes",
+            ConfigError::MaxQueue { .. } => "max_queue",
+            ConfigError::ZeroDuration(name) => name,
+            ConfigError::BackoffCap => "backoff_cap",
+            ConfigError::MaxInFlight(_) => "max_in_flight",
+        }
+    }
+}
+
 /// Smallest batch byte limit: one maximal event and the batch envelope.
 pub const MIN_BATCH_BYTES: usize = MAX_EVENT_BYTES + crate::protocol::BATCH_OVERHEAD_BYTES;
 
@@ -159,7 +175,7 @@ impl Config {
 /// Builds a [`Config`]; [`ConfigBuilder::build`] checks every value.
 #[derive(Debug, Clone)]
 pub struct ConfigBuilder {
-    config: Config,
+    pub(crate) config: Config,
 }
 
 macro_rules! setters {
@@ -276,5 +292,24 @@ mod tests {
             Err(ConfigError::BackoffCap)
         );
         assert_eq!(b().max_in_flight(0).build(), Err(ConfigError::MaxInFlight(0)));
+    }
+
+    #[test]
+    fn every_error_names_its_setting_as_the_builder_does() {
+        let b = Config::builder;
+        let named = |r: Result<Config, ConfigError>| r.map_err(|e| (e.setting(), e.to_string()));
+        for (result, setting) in [
+            (b().flush_at(0).build(), "flush_at"),
+            (b().max_batch_events(0).build(), "max_batch_events"),
+            (b().max_batch_bytes(1).build(), "max_batch_bytes"),
+            (b().max_queue(1).build(), "max_queue"),
+            (b().session_timeout(Duration::ZERO).build(), "session_timeout"),
+            (b().backoff_cap(Duration::ZERO).build(), "backoff_cap"),
+            (b().max_in_flight(17).build(), "max_in_flight"),
+        ] {
+            let (name, message) = named(result).unwrap_err();
+            assert_eq!(name, setting);
+            assert!(message.starts_with(setting), "{message}");
+        }
     }
 }

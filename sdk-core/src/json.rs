@@ -1,12 +1,13 @@
 //! Minimal JSON reading and writing.
 //!
 //! Written by hand on purpose: the browser package links this crate, and `serde_json` alone
-//! costs about 15 KB gzip, more than the whole package budget (see `shared/design.md`). The
-//! core only needs to validate property objects, find their top-level members, and read the
-//! server's small response body and its own persisted state, so the reader is a validating
-//! scanner that builds no tree: it hands back slices of the text (members and items as their
-//! raw JSON, keys as written) and decodes a string or number only when asked. Servers decode
-//! requests with `serde_json` behind the `decode` feature instead.
+//! costs about 15 KB gzip, more than the whole package budget (10 KB gzip, the browser
+//! package's target in `docs/performance.md`). The core only needs to validate property
+//! objects, find their top-level members, and read the server's small response body and its
+//! own persisted state, so the reader is a validating scanner that builds no tree: it hands
+//! back slices of the text (members and items as their raw JSON, keys as written) and decodes
+//! a string or number only when asked. Servers decode requests with `serde_json` behind the
+//! `decode` feature instead.
 
 use std::borrow::Cow;
 
@@ -83,7 +84,7 @@ pub fn same_key(a: &str, b: &str) -> bool {
 /// Whether a key as written has an escape, so that only such keys are decoded. Keys are
 /// short: a byte scan beats `str::contains`' searcher.
 fn escaped(written: &str) -> bool {
-    written.as_bytes().contains(&b'\\')
+    written.bytes().any(|b| b == b'\\')
 }
 
 /// Appends `"key":raw` for a key as written and a raw value, both already valid JSON.
@@ -99,15 +100,23 @@ pub fn as_str(raw: &str) -> Option<Cow<'_, str>> {
     unescape(raw.strip_prefix('"')?.strip_suffix('"')?)
 }
 
-/// A raw JSON value that is a non-negative integer.
+/// A raw JSON value that is a non-negative integer of at most 19 digits (which cannot
+/// overflow). A digit loop rather than `str::parse`, which costs the browser package more.
 pub fn as_u64(raw: &str) -> Option<u64> {
-    raw.parse().ok()
+    if raw.is_empty() || raw.len() > 19 {
+        return None;
+    }
+    raw.bytes().try_fold(0u64, |n, b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        Some(n * 10 + u64::from(digit))
+    })
 }
 
 /// The body of a JSON string (between its quotes) with its escapes decoded; `None` when an
 /// escape is malformed.
 pub fn unescape(body: &str) -> Option<Cow<'_, str>> {
-    let Some(first) = body.find('\\') else {
+    // A byte scan rather than `str::find`, whose char searcher costs the browser package bytes.
+    let Some(first) = body.bytes().position(|b| b == b'\\') else {
         return Some(Cow::Borrowed(body));
     };
     let mut out = String::with_capacity(body.len());
@@ -429,6 +438,27 @@ pub fn write_str_array<'s>(out: &mut String, items: impl IntoIterator<Item = &'s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_u64_reads_whole_numbers_only() {
+        assert_eq!(as_u64("0"), Some(0));
+        assert_eq!(as_u64("20"), Some(20));
+        assert_eq!(as_u64("9999999999999999999"), Some(9_999_999_999_999_999_999));
+        for bad in [
+            "",
+            "18446744073709551615",
+            "00000000000000000001",
+            "-1",
+            "+5",
+            "1.5",
+            "1e3",
+            " 1",
+            "\"1\"",
+            "null",
+        ] {
+            assert_eq!(as_u64(bad), None, "{bad}");
+        }
+    }
 
     fn valid(text: &str) -> Result<(), JsonError> {
         let mut s = Scanner { text, pos: 0 };

@@ -19,7 +19,9 @@
 //! | [`persist`] | storage operations, snapshots, the state record |
 //! | [`protocol`] | the v1 wire format, limits, status classes, golden fixtures |
 //! | [`config`] | validated settings and their defaults |
+//! | [`settings`] | the one decoder of settings given by name (the browser's options) |
 //! | [`code`] | the stable error codes every frontend returns |
+//! | [`frontend`] | the source frontends take from the core, generated (the browser's `js/core.js`) |
 //! | [`json`] | the small JSON reader/writer that keeps `serde_json` out of the browser |
 //!
 //! # The driver's contract
@@ -103,10 +105,12 @@ pub mod config;
 mod engine;
 pub mod entropy;
 pub mod event;
+pub mod frontend;
 mod identity;
 pub mod json;
 pub mod persist;
 pub mod protocol;
+pub mod settings;
 pub mod time;
 
 pub use attribution::{AttributionModel, IncomingUrl, ShareCode, ShareLink};
@@ -119,4 +123,5 @@ pub use engine::{
 };
 pub use entropy::{Entropy, SeededEntropy};
 pub use event::{Context, Event, EventError, EventId, Properties, PropertyValue};
+pub use settings::SettingError;
 pub use time::Timestamp;

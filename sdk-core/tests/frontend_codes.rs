@@ -1,6 +1,8 @@
 //! Every frontend's list of error codes is the core's ([`empmix_core::ErrorCode::ALL`]): the C
-//! header's `EmpmixResult` and the browser package's `sdk-wasm/js/codes.js`. After adding a code:
-//! `UPDATE_CODES=1 cargo test -p empmix-core --test frontend_codes` (the JS table) and
+//! header's `EmpmixResult` and the browser package's `sdk-wasm/js/core.js`, which also holds the
+//! protocol's paths and limits and the option names of the settings decoder
+//! ([`empmix_core::frontend::js_module`]). After changing any of them:
+//! `UPDATE_CODES=1 cargo test -p empmix-core --test frontend_codes` (the JS module) and
 //! `UPDATE_HEADER=1 cargo test -p empmix-ffi --test header` (the C header).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on an unexpected error")]
 
@@ -40,15 +42,15 @@ fn the_c_header_lists_the_core_codes() {
 }
 
 #[test]
-fn the_browser_table_is_the_core_codes() {
-    let path = workspace_file("sdk-wasm/js/codes.js");
-    let generated = empmix_core::code::js_table();
+fn the_browser_module_is_the_cores() {
+    let path = workspace_file("sdk-wasm/js/core.js");
+    let generated = empmix_core::frontend::js_module();
     if std::env::var_os("UPDATE_CODES").is_some() {
         std::fs::write(&path, &generated).unwrap();
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "sdk-wasm/js/codes.js drifted from empmix_core::ErrorCode: run UPDATE_CODES=1 cargo test -p empmix-core --test frontend_codes"
+        "sdk-wasm/js/core.js drifted from empmix_core::frontend::js_module: run UPDATE_CODES=1 cargo test -p empmix-core --test frontend_codes"
     );
 }

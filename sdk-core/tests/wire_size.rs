@@ -1,5 +1,6 @@
 //! Bytes on the wire: a 50-event batch of ten-property events costs at most 100 bytes per event
-//! after gzip (design.md's target), and what one queued event holds in memory.
+//! after gzip (the target in `docs/performance.md`, "Bytes on the wire"), and what one queued
+//! event holds in memory.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on an unexpected error")]
 
 use std::io::Write;

@@ -47,13 +47,16 @@
  *
  * Errors: every call returns an EmpmixResult (the core's stable codes). NULL where a pointer
  * is required, invalid UTF-8 and invalid JSON arguments are codes, never crashes; a bug caught
- * at the boundary is EMPMIX_ERR_PANIC. After empmix_engine_shutdown, commands return
- * EMPMIX_ERR_SHUT_DOWN; the driving calls (poll_*, handle_*, is_*, stats) keep working so the
- * queue can drain. empmix_engine_result_message() gives a static message for a code;
+ * at the boundary is EMPMIX_ERR_PANIC (if it was inside the engine, that engine then answers
+ * every call with EMPMIX_ERR_PANIC: free it and create a new one from storage). After
+ * empmix_engine_shutdown, commands return EMPMIX_ERR_SHUT_DOWN; the driving calls (poll_*,
+ * handle_*, is_*, flush, stats) keep working so the queue can drain.
+ * empmix_engine_result_message() gives a static message for a code;
  * empmix_engine_last_error_message() the detail of the calling thread's last failure.
- * Data from storage and from the network is taken as it comes: a stored record or state that is
- * not UTF-8 is skipped as corrupt, a Retry-After that is not UTF-8 is ignored, a response body
- * that is not UTF-8 is read with replacement characters.
+ * Data from storage and from the network is taken as it comes: a stored record that is not
+ * UTF-8 is skipped as corrupt, a stored state that is not UTF-8 counts as none (a fresh
+ * identity), a Retry-After that is not UTF-8 is ignored, and a response body that is not UTF-8
+ * is read with replacement characters.
  *
  * Memory: strings returned through out-parameters are the caller's, freed with
  * empmix_engine_string_free(); requests with empmix_engine_request_free(), persistence
@@ -414,7 +417,8 @@ EmpmixResult empmix_engine_create(const struct EmpmixEngineConfig *config,
 
 // Frees an engine. NULL is ignored. Without a prior shutdown drained to idle, what is still
 // unsent is in the app's storage (with persistence on, sent by the next engine created from
-// it) or lost. Requests, operations and strings it returned stay valid.
+// it) or lost. Requests, operations and strings it returned stay valid; answers to requests
+// still out must not be reported to it (the handle is gone).
 //
 // # Safety
 // `engine` is NULL or a live handle, not used by another thread during or after this call.
@@ -545,7 +549,8 @@ EmpmixResult empmix_engine_handle_incoming_url(const struct EmpmixEngine *engine
 EmpmixResult empmix_engine_flush(const struct EmpmixEngine *engine, uint64_t *out_ticket);
 
 // `*out_done` is whether every event tracked before the flush that returned `ticket` is
-// delivered or dropped (and counted).
+// delivered or dropped (and counted). A number this engine never returned is
+// `EMPMIX_ERR_INVALID_CONFIG` (the core has no code for a bad argument value).
 //
 // # Safety
 // `engine` is NULL or a live handle; `out_done` is NULL or writable.

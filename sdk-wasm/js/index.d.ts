@@ -5,6 +5,13 @@ export type PropertyValue = string | number | boolean | null | PropertyValue[] |
 /** Event properties: a plain object (sent as its `JSON.stringify` form). */
 export type Properties = { [key: string]: PropertyValue | undefined };
 
+/**
+ * The options of {@link EmpMix.init}. Every value is checked by the engine's settings decoder
+ * (in the core, `empmix_core::settings`): a value of the wrong type or out of range makes `init`
+ * reject with an `Error` naming the option and what it must be (`[empmix] flushAt must be a
+ * whole number above 0`); nothing falls back to a default. Numbers are whole numbers above 0.
+ * Options this version does not know are ignored.
+ */
 export interface EmpMixOptions {
   /** The project's public ingest key (sent as `X-API-Key`, or `?api_key=` on beacons). */
   apiKey: string;
@@ -16,11 +23,11 @@ export interface EmpMixOptions {
   conferenceId?: string;
   /** Where to load the engine from: a URL, a `Response`, bytes or a compiled module. Default: `empmix.wasm` next to this file. */
   wasm?: string | URL | Response | Promise<Response> | BufferSource | WebAssembly.Module;
-  /** Send when this many events wait. Default 20. */
+  /** Send when this many events wait: 1 to 500. Default 20. */
   flushAt?: number;
-  /** Send when the oldest event has waited this many milliseconds. Default 10000. */
+  /** Send when the oldest event has waited this many milliseconds (a whole number). Default 10000. */
   flushInterval?: number;
-  /** Most events held unsent (the oldest is dropped beyond). Default 10000. */
+  /** Most events held unsent (the oldest is dropped beyond): from `flushAt` to 1,000,000. Default 10000. */
   maxQueue?: number;
   /** Which opened share link gets the credit: the first (default) or the last. */
   attribution?: 'first' | 'last';
@@ -46,8 +53,15 @@ export interface PageView extends Properties {
   /** Default: `document.referrer`. */
   referrer?: string;
 }
+/**
+ * The typed events (`page_view`, `registration`, `checkin`, `ai_chat`) are built by the engine
+ * from these arguments, as in every EmpMix SDK; any other properties are added on top (and win
+ * over the typed ones). Without `conferenceId` the event is in the one given to `init`, else in
+ * none (no `conference_id`).
+ */
 export interface Registration extends Properties { conferenceId?: string; formId?: string }
 export interface Checkin extends Properties { conferenceId?: string; method: 'qr' | 'manual' | string }
+/** `messageLength` must be a whole number (else the call returns `false`). */
 export interface AiChat extends Properties { conferenceId?: string; messageLength: number }
 
 export interface ShareLink {
@@ -92,11 +106,16 @@ export interface Stats {
 }
 
 /**
- * The client. No method throws or waits: refused calls return `false` (or `null`), are counted
+ * The client. No method throws or waits (only `init` rejects, for a bad option): refused calls
+ * return `false` (or `null`), are counted
  * in {@link EmpMix.stats} and, with `debug`, logged.
  */
 export declare class EmpMix {
-  /** Loads the engine, restores stored identity and events, and starts (page view, share link). */
+  /**
+   * Loads the engine, restores stored identity and events, and starts (page view, share link).
+   * Rejects when the engine cannot be loaded, or with an `Error` naming the first bad option
+   * (see {@link EmpMixOptions}); then nothing is stored or sent.
+   */
   static init(options: EmpMixOptions): Promise<EmpMix>;
   /** Records an event. `true` when queued. */
   track(name: string, properties?: Properties): boolean;

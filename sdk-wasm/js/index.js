@@ -2,10 +2,11 @@
 // The engine decides everything; this file does the IO: fetch/sendBeacon, timers,
 // localStorage, the browser context. No public method throws or waits.
 
-const BEACON_MAX = 61440; // empmix_core::protocol::BEACON_MAX_BYTES
 const MAX_ARG = 1 << 20; // longest string handed to wasm (UTF-16 units); longer is refused
-// The error codes (E_OPTED_OUT, …) and their names by number (ERRORS) are the core's, in
-// js/codes.js: generated from sdk-core/src/code.rs and put before this file by scripts/build.sh.
+// The core's constants are in js/core.js, generated from the core (empmix_core::frontend) and put
+// before this file by scripts/build.sh: the error codes (E_OPTED_OUT, …) and their names by
+// number (ERRORS); the protocol's EVENTS_PATH, API_KEY_HEADER, API_KEY_PARAM, SHARE_PARAM and
+// BEACON_MAX_BYTES; and EVENT_ID_LEN, the length of an event id in storage ops.
 // Separates the events of one stored chunk: the ASCII record separator, which JSON text (every
 // record is) can never contain unescaped, as in JSON text sequences (RFC 7464).
 const RS = '\x1e';
@@ -42,7 +43,7 @@ const opts = o => Object.assign({}, o && typeof o == 'object' ? o : null);
 
 const unescapeParam = s => { try { return decodeURIComponent(s.replace(/\+/g, ' ')); } catch (e) { return null; } };
 
-// Reads the `_s` share parameter of an absolute URL as empmix_core::attribution::url does
+// Reads the `_s` share parameter (SHARE_PARAM) of an absolute URL as empmix_core::attribution::url does
 // (both are checked against sdk-core/fixtures/share_urls.json), keeping every other byte as
 // given: { base, kept: the other parameters, f: the fragment, code: the first `_s` decoded,
 // had: whether there was any `_s` }.
@@ -55,7 +56,7 @@ function shareParam(url) {
   let code = null, had = false;
   const kept = q < 0 ? [] : r.slice(q + 1).split('&').filter(p => {
     const i = p.indexOf('='), k = i < 0 ? p : p.slice(0, i);
-    if (!p || (k != '_s' && unescapeParam(k) != '_s')) return !!p;
+    if (!p || (k != SHARE_PARAM && unescapeParam(k) != SHARE_PARAM)) return !!p;
     if (code == null && i >= 0) code = unescapeParam(p.slice(i + 1));
     return !(had = true);
   });
@@ -146,9 +147,10 @@ function browserContext() {
 
 export class EmpMix {
   /**
-   * Loads the engine, restores what this site stored, and starts tracking. Never rejects for
-   * bad options (they fall back to defaults, with a warning in debug mode); rejects only when
-   * the wasm file cannot be loaded.
+   * Loads the engine, restores what this site stored, and starts tracking. Rejects when the
+   * wasm file cannot be loaded, and with an Error naming the option when one has a bad value
+   * (the engine's settings decoder, in the core, checks every option; nothing is stored or
+   * sent then).
    */
   static async init(options) {
     const o = opts(options);
@@ -165,11 +167,15 @@ export class EmpMix {
   constructor(w, o) {
     this.w = w;
     this.o = o;
-    this.key = String(o.apiKey || '');
-    this.url = String(o.endpoint || '').replace(/\/+$/, '') + '/api/analytics/events';
+    this.ls = o.persist === false ? null : openStorage();
+    // Every option but the engine's bytes goes to the core's settings decoder first: a bad value
+    // throws, naming it (options over MAX_ARG reach it as none, which is no object).
+    const n = w.em_settings((this._args(JSON.stringify(o, (k, v) => (k == 'wasm' ? void 0 : v))) || [-1])[0], this.ls ? 1 : 0);
+    if (n >= 0) throw new Error('[empmix] ' + this._out(n));
+    this.key = o.apiKey || '';
+    this.url = (o.endpoint || '').replace(/\/+$/, '') + EVENTS_PATH;
     this.p = 'empmix:' + (o.project || 'default') + ':';
     this.tab = Math.random().toString(36).slice(2, 10);
-    this.ls = o.persist === false ? null : openStorage();
     this.keys = new Map(); // event id -> its chunk { k: key, n: events left, b: their record bytes }, per stored event
     this.storedBytes = 0;
     this.pend = []; // id, record, id, record… appended in this task, not yet written
@@ -308,8 +314,8 @@ export class EmpMix {
     if (t == 115) {
       if (this.ls) this._set(this.p + 's', text(1, n));
     } else if (t == 97) {
-      const id = text(1, 37), rec = text(37, n);
-      const max = this.o.maxStoredEvents || 1000, maxBytes = this.o.maxStoredBytes || 2e6;
+      const id = text(1, EVENT_ID_LEN + 1), rec = text(EVENT_ID_LEN + 1, n);
+      const max = this.o.maxStoredEvents || 1000, maxBytes = this.o.maxStoredBytes || 2e6; // checked by the core
       if (this.ls && this.keys.size + this.pend.length / 2 < max && this.storedBytes + this.pendBytes + rec.length <= maxBytes) {
         if (this.pendBytes + rec.length > CHUNK_MAX) this._commit();
         this._stage(id, rec);
@@ -321,8 +327,8 @@ export class EmpMix {
   _remove(ids) {
     this._commit(); // the ids may be this task's
     const partial = new Set();
-    for (let i = 0; i < ids.length; i += 36) {
-      const id = ids.slice(i, i + 36), c = this.keys.get(id);
+    for (let i = 0; i < ids.length; i += EVENT_ID_LEN) {
+      const id = ids.slice(i, i + EVENT_ID_LEN), c = this.keys.get(id);
       if (!c) continue;
       this.keys.delete(id);
       if (--c.n) partial.add(c);
@@ -337,8 +343,8 @@ export class EmpMix {
     for (const c of partial) {
       const v = this._get(c.k);
       if (!v) continue;
-      const left = v.split(RS).filter(e => this.keys.get(e.slice(0, 36)) == c);
-      const b = left.reduce((sum, e) => sum + e.length - 36, 0);
+      const left = v.split(RS).filter(e => this.keys.get(e.slice(0, EVENT_ID_LEN)) == c);
+      const b = left.reduce((sum, e) => sum + e.length - EVENT_ID_LEN, 0);
       if (this._set(c.k, RS + left.join(RS))) {
         this.storedBytes += b - c.b;
         c.b = b;
@@ -356,7 +362,7 @@ export class EmpMix {
   _orphans() {
     const ls = this.ls, p = this.p, now = Date.now(), byTab = new Map(), beats = [];
     for (let i = 0; i < ls.length; i++) {
-      const k = ls.key(i) || '', t = k.slice(p.length + 2, -37);
+      const k = ls.key(i) || '', t = k.slice(p.length + 2, -EVENT_ID_LEN - 1);
       if (k.startsWith(p + 'e:')) t != this.tab && byTab.set(t, (byTab.get(t) || []).concat(k));
       else if (k.startsWith(p + 't:')) beats.push(k);
     }
@@ -374,14 +380,15 @@ export class EmpMix {
   // dedups), a full quota leaves it for a later start; neither loses it.
   _adopt(keys) {
     const entries = [];
-    keys.sort((a, b) => (a.slice(-36) < b.slice(-36) ? -1 : 1)); // UUIDv7 ids sort by time
+    keys.sort((a, b) => (a.slice(-EVENT_ID_LEN) < b.slice(-EVENT_ID_LEN) ? -1 : 1)); // UUIDv7 ids sort by time
     for (const k of keys) {
       const v = this._get(k);
       if (!v) continue;
       // A chunk, or a single record under its event id (the layout before chunks).
-      for (const e of v[0] == RS ? v.slice(1).split(RS) : [k.slice(-36) + v]) {
-        if (this.keys.has(e.slice(0, 36))) continue;
-        this._stage(e.slice(0, 36), e.slice(36));
+      for (const e of v[0] == RS ? v.slice(1).split(RS) : [k.slice(-EVENT_ID_LEN) + v]) {
+        const id = e.slice(0, EVENT_ID_LEN);
+        if (this.keys.has(id)) continue;
+        this._stage(id, e.slice(EVENT_ID_LEN));
         entries.push(e);
       }
       if (this._commit()) this._del(k);
@@ -430,17 +437,14 @@ export class EmpMix {
     // A record the engine cannot read is skipped at start, and no removal will name it: it goes
     // from storage here.
     for (const e of entries) {
-      const a = this._args(e.slice(36));
-      if (!a || !w.em_stage(a[0])) unreadable += e.slice(0, 36);
+      const a = this._args(e.slice(EVENT_ID_LEN));
+      if (!a || !w.em_stage(a[0])) unreadable += e.slice(0, EVENT_ID_LEN);
     }
     this._remove(unreadable);
     const seed = crypto.getRandomValues(new Uint32Array(2));
-    const state = (this.ls && this._get(this.p + 's')) || '';
-    // The configured conference goes to the engine, which gives it to shares and share opens.
-    const a = this._args(state, this._str(o.conferenceId)) || [0, 0];
-    const num = (x, d) => (typeof x == 'number' && x > 0 && x < 4e9 ? x : d);
-    this._warn('options', w.em_start(Date.now(), seed[0], seed[1], num(o.flushAt, 20), num(o.flushInterval, 10000),
-      num(o.maxQueue, 10000), (o.attribution == 'last' ? 1 : 0) | (this.ls ? 2 : 0), a[0], a[1]));
+    // The engine starts with the options the constructor had decoded (em_settings).
+    const a = this._args((this.ls && this._get(this.p + 's')) || '') || [0];
+    w.em_start(Date.now(), seed[0], seed[1], a[0]);
     this._context();
     if (this.ls && g.addEventListener) {
       // Another tab of this site saved its state (identify, reset, opt-out, a link opened):
@@ -515,23 +519,22 @@ export class EmpMix {
     if (this.waiters.length && w.em_is_flushed()) for (const f of this.waiters.splice(0)) f(true);
   }
 
+  // A request's outcome: the status (0: failed), Retry-After as sent (the core reads seconds and
+  // HTTP dates) and the body.
   _send(body, handle) {
     const done = (status, retry, text) => this._safe('response', () => {
-      const a = this._args(text.slice(0, 65536)) || [0];
-      this.w.em_response(Date.now(), handle, status, retry, a[0]);
+      const a = this._args(retry || '', text.slice(0, 65536)) || [0, 0];
+      this.w.em_response(Date.now(), handle, status, a[0], a[1]);
       this._pump();
     });
     fetch(this.url, {
       method: 'POST',
-      keepalive: body.byteLength < BEACON_MAX,
-      headers: { 'Content-Type': 'application/json', 'X-API-Key': this.key },
+      keepalive: body.byteLength < BEACON_MAX_BYTES,
+      headers: { 'Content-Type': 'application/json', [API_KEY_HEADER]: this.key },
       body,
     }).then(
-      r => r.text().then(t => {
-        const ra = +r.headers.get('Retry-After');
-        done(r.status, ra >= 0 && r.headers.has('Retry-After') ? ra * 1000 : -1, t);
-      }),
-      () => done(0, -1, ''),
+      r => r.text().then(t => done(r.status, r.headers.get('Retry-After'), t)),
+      () => done(0, '', ''),
     );
   }
 
@@ -540,8 +543,8 @@ export class EmpMix {
   _unload() {
     const w = this.w, now = Date.now();
     this._persist();
-    const url = this.url + '?api_key=' + encodeURIComponent(this.key);
-    for (let n; (n = w.em_poll_unload(now, BEACON_MAX)) >= 0;) {
+    const url = this.url + '?' + API_KEY_PARAM + '=' + encodeURIComponent(this.key);
+    for (let n; (n = w.em_poll_unload(now, BEACON_MAX_BYTES)) >= 0;) {
       const body = this._out(n), h = w.em_last_handle();
       this.beaconed.push(h);
       if (navigator.sendBeacon && navigator.sendBeacon(url, body)) this.c.beacons++;
@@ -550,7 +553,7 @@ export class EmpMix {
 
   _back() {
     this._beat();
-    for (const h of this.beaconed.splice(0)) this.w.em_response(Date.now(), h, 0, -1, 0);
+    for (const h of this.beaconed.splice(0)) this.w.em_response(Date.now(), h, 0, 0, 0);
     this._pump();
   }
 
@@ -573,30 +576,34 @@ export class EmpMix {
     }
   }
 
+  // The typed events are built by the core (em_event, kind 0-3) from their arguments; the other
+  // properties go on top. The conference defaults to the one given to init, in the engine.
   pageView(p) {
-    p = opts(p);
-    const { conferenceId, referrer, url, ...rest } = p;
-    return this.track('page_view', Object.assign({
-      url: url || (g.location ? location.href : ''),
-      conference_id: conferenceId ?? this.o.conferenceId,
-      referrer: referrer ?? (g.document ? document.referrer || undefined : undefined),
-      title: g.document ? document.title : undefined,
-    }, rest));
+    const { conferenceId, referrer, url, ...rest } = opts(p), d = g.document;
+    return this._event(0, conferenceId, url || (g.location ? location.href : ''), referrer ?? (d ? d.referrer : ''), 0,
+      Object.assign({ title: d ? d.title : undefined }, rest));
   }
 
   registration(p) {
     const { conferenceId, formId, ...rest } = opts(p);
-    return this.track('registration', Object.assign({ conference_id: conferenceId ?? this.o.conferenceId, form_id: formId }, rest));
+    return this._event(1, conferenceId, formId, '', 0, rest);
   }
 
   checkin(p) {
     const { conferenceId, method, ...rest } = opts(p);
-    return this.track('checkin', Object.assign({ conference_id: conferenceId ?? this.o.conferenceId, method }, rest));
+    return this._event(2, conferenceId, method, '', 0, rest);
   }
 
   aiChat(p) {
     const { conferenceId, messageLength, ...rest } = opts(p);
-    return this.track('ai_chat', Object.assign({ conference_id: conferenceId ?? this.o.conferenceId, message_length: messageLength }, rest));
+    return this._event(3, conferenceId, '', '', messageLength, rest);
+  }
+
+  _event(kind, conference, text, referrer, count, rest) {
+    return this._safe('event', () => {
+      const a = this._args(this._str(conference), this._str(text), this._str(referrer), this._props(rest));
+      return this._cmd('event', a ? this.w.em_event(Date.now(), kind, ...a, typeof count == 'number' ? count : -1) : E_TOO_LARGE);
+    }, false);
   }
 
   identify(userId) {
@@ -651,7 +658,7 @@ export class EmpMix {
       const a = u && this._args(this._str(o.channel) || 'link', joinUrl(u), this._str(o.conferenceId));
       const code = a && this._out(this.w.em_share(Date.now(), a[0], a[1], a[2]));
       this._cmd('createShare', code ? 0 : a ? this.w.em_last_error() : E_INVALID_URL);
-      return code ? { code, url: joinUrl(u, '_s=' + code) } : null;
+      return code ? { code, url: joinUrl(u, SHARE_PARAM + '=' + code) } : null;
     }, null);
   }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the browser package into sdk-wasm/pkg/: empmix.wasm (the engine, size-optimised),
-# index.js (the hand-written driver, minified, after js/codes.js: the error codes generated from
+# index.js (the hand-written driver, minified, after js/core.js: the constants generated from
 # the core), index.d.ts and package.json.
 #
 # Installs what it needs, each only when missing or of the wrong version:
@@ -58,7 +58,7 @@ rm -rf pkg && mkdir -p pkg
 node_modules/.bin/wasm-opt --flatten --rereloop -Oz -Oz --converge --low-memory-unused --zero-filled-memory \
     --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
     --enable-multivalue --strip-debug --strip-producers "$raw" -o pkg/empmix.wasm
-node_modules/.bin/terser js/codes.js js/index.js --module --compress passes=2 --mangle --mangle-props regex=/^_/ \
+node_modules/.bin/terser js/core.js js/index.js --module --compress passes=2 --mangle --mangle-props regex=/^_/ \
     -o pkg/index.js
 cp js/index.d.ts pkg/index.d.ts
 cp README.md pkg/README.md 2>/dev/null || true

@@ -12,9 +12,12 @@ bash scripts/build.sh
 
 echo "== size"
 target=10240
-# The package does not meet its 10 KB target yet (the engine itself is ~23 KB gzip; see
-# docs/performance.md). Until it does, this ceiling keeps it from growing unnoticed.
-ceiling=${EMPMIX_WASM_CEILING:-29000}
+# The package does not meet its 10 KB target yet (the engine itself is ~24 KB gzip; see
+# docs/performance.md). Until it does, this ceiling keeps it from growing unnoticed. Issue 17
+# raised it from 29,000 to 30,000 (the most the issue allows): the core reading Retry-After
+# dates costs about 1 KB by itself, and the settings decoder and typed events in the engine
+# more; savings elsewhere in the engine paid for the rest.
+ceiling=${EMPMIX_WASM_CEILING:-30000}
 gz=$(cat pkg/empmix.wasm pkg/index.js | gzip -9 | wc -c)
 gz_wasm=$(gzip -9 -c pkg/empmix.wasm | wc -c)
 gz_js=$(gzip -9 -c pkg/index.js | wc -c)

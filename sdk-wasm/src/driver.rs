@@ -6,12 +6,12 @@ use core::time::Duration;
 
 use empmix_core::persist::{PersistOp, Snapshot};
 use empmix_core::{
-    AttributionModel, BatchId, Config, Context, Engine, ErrorCode, Event, EventError, FlushTicket,
-    Properties, Response, SeededEntropy, ShareCode, Timestamp, TrackError, json,
+    BatchId, Config, Context, Engine, ErrorCode, Event, EventError, FlushTicket, Properties, Response,
+    SeededEntropy, SettingError, ShareCode, Timestamp, TrackError, json, protocol, settings,
 };
 
 /// Error codes returned by commands (`0` is success): the core's [`ErrorCode`] numbers, which
-/// the JS wrapper names from `js/codes.js` (generated from the same list).
+/// the JS wrapper names from `js/core.js` (generated from the same list).
 pub mod code {
     use empmix_core::ErrorCode;
 
@@ -33,23 +33,51 @@ pub mod code {
     pub const QUEUE_FULL: u32 = ErrorCode::QueueFull as u32;
     /// A URL is not absolute.
     pub const BAD_URL: u32 = ErrorCode::InvalidUrl as u32;
-    /// A setting was out of range; defaults were used.
-    pub const BAD_CONFIG: u32 = ErrorCode::InvalidConfig as u32;
 }
 
-/// Settings from the page, as plain numbers.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Settings {
-    /// Flush when this many events are queued.
-    pub flush_at: u32,
-    /// Flush when the oldest event waited this long, in milliseconds.
-    pub flush_interval_ms: f64,
-    /// Most events held unsent.
-    pub max_queue: u32,
-    /// Last-touch instead of first-touch attribution.
-    pub last_touch: bool,
-    /// Emit storage operations.
-    pub persist: bool,
+/// The typed events [`Driver::track_typed`] builds, by number.
+pub mod kind {
+    /// `page_view`: the URL, the referrer.
+    pub const PAGE_VIEW: u32 = 0;
+    /// `registration`: the form id.
+    pub const REGISTRATION: u32 = 1;
+    /// `checkin`: the method.
+    pub const CHECKIN: u32 = 2;
+    /// `ai_chat`: the message length.
+    pub const AI_CHAT: u32 = 3;
+}
+
+/// The largest whole number JavaScript holds exactly (`Number.MAX_SAFE_INTEGER`).
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// The browser's default flush window: shorter than the core's, as a page may close any time.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The engine's configuration from the page's options (a JSON object, decoded by the core's
+/// [`settings::decode`], so a bad value is an error naming it), with persistence when
+/// `persist` (the page has storage and did not switch it off).
+pub fn configure(options: &str, persist: bool) -> Result<Config, SettingError> {
+    let base = Config::builder()
+        .persist(persist)
+        .context(library_context([""; 6]))
+        .flush_interval(DEFAULT_FLUSH_INTERVAL);
+    settings::decode(options, base)
+}
+
+/// A [`SettingError`] as the text JavaScript throws (`flushAt must be a whole number above 0`),
+/// built without `core::fmt`.
+pub fn setting_message(e: &SettingError) -> String {
+    let mut out = String::new();
+    write_setting_message(e, &mut out);
+    out
+}
+
+/// [`setting_message`] in place of what `out` held.
+pub fn write_setting_message(e: &SettingError, out: &mut String) {
+    out.clear();
+    out.push_str(&e.name);
+    out.push_str(" must be ");
+    out.push_str(e.expected);
 }
 
 /// Milliseconds from JavaScript (`Date.now()`) as a timestamp; NaN and negatives become 0.
@@ -72,6 +100,11 @@ fn opt(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
+/// Properties from JSON text; empty text is none.
+fn properties_json(text: &str) -> Result<Properties, json::JsonError> {
+    if text.is_empty() { Ok(Properties::new()) } else { Properties::from_json(text) }
+}
+
 /// One engine, its entropy and the requests it has out.
 #[derive(Debug)]
 pub struct Driver {
@@ -87,39 +120,12 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// Starts from stored state and events (empty for none), for the page's configured
-    /// `conference` (empty for none). Returns the driver and [`code::BAD_CONFIG`] when a
-    /// setting was out of range (defaults are used then).
-    pub fn start(
-        now: f64,
-        seed: u64,
-        settings: Settings,
-        conference: &str,
-        state: &str,
-        events: Vec<String>,
-    ) -> (Driver, u32) {
-        let model =
-            if settings.last_touch { AttributionModel::LastTouch } else { AttributionModel::FirstTouch };
-        let base = || {
-            Config::builder()
-                .persist(settings.persist)
-                .context(library_context())
-                .conference_id(opt(conference))
-        };
-        let built = base()
-            .flush_at(settings.flush_at as usize)
-            .flush_interval(Duration::from_millis(settings.flush_interval_ms as u64))
-            .max_queue(settings.max_queue as usize)
-            .attribution_model(model)
-            .build();
-        let (config, result) = match built {
-            Ok(c) => (c, code::OK),
-            Err(_) => (base().build().unwrap_or_default(), code::BAD_CONFIG),
-        };
+    /// Starts from stored state and events (empty for none) with `config` (see [`configure`]).
+    pub fn start(now: f64, seed: u64, config: Config, state: &str, events: Vec<String>) -> Driver {
         let mut rng = SeededEntropy::new(seed);
         let snapshot = Snapshot { state: opt(state), events };
         let (engine, report) = Engine::restore(config, &snapshot, ts(now), &mut rng);
-        let driver = Driver {
+        Driver {
             engine,
             rng,
             in_flight: Vec::new(),
@@ -127,28 +133,17 @@ impl Driver {
             next_handle: 0,
             last_handle: 0,
             restored: report.restored as u32,
-        };
-        (driver, result)
+        }
     }
 
     /// Replaces the browser context. Empty strings mean unknown; `extra` is a JSON object.
     pub fn set_context(&mut self, fields: [&str; 6]) {
-        let [os, browser, locale, url, referrer, extra] = fields;
-        let mut ctx = library_context();
-        ctx.os = opt(os);
-        ctx.browser = opt(browser);
-        ctx.locale = opt(locale);
-        ctx.url = opt(url);
-        ctx.referrer = opt(referrer);
-        ctx.extra = Properties::from_json(extra).unwrap_or_default();
-        self.engine.set_context(ctx);
+        self.engine.set_context(library_context(fields));
     }
 
     /// Tracks an event with properties given as JSON text (empty for none).
     pub fn track(&mut self, now: f64, name: &str, properties: &str) -> u32 {
-        let props =
-            if properties.is_empty() { Ok(Properties::new()) } else { Properties::from_json(properties) };
-        let Ok(props) = props else {
+        let Ok(props) = properties_json(properties) else {
             return code::BAD_PROPERTIES;
         };
         match Event::custom(name, props) {
@@ -157,6 +152,43 @@ impl Driver {
                 code::BAD_NAME
             }
         }
+    }
+
+    /// Tracks a typed event ([`kind`]) built by the core's constructor from the arguments: in
+    /// `conference` (empty: the configured one, as for shares; with neither, none), with `text`
+    /// (the URL, form id or check-in method), `referrer` (page views) and `count` (the chat
+    /// message length, a whole number), and `properties` (JSON, empty for none) added on top.
+    #[allow(clippy::too_many_arguments)]
+    pub fn track_typed(
+        &mut self,
+        now: f64,
+        kind: u32,
+        conference: &str,
+        text: &str,
+        referrer: &str,
+        count: f64,
+        properties: &str,
+    ) -> u32 {
+        let Ok(extra) = properties_json(properties) else {
+            return code::BAD_PROPERTIES;
+        };
+        // The event copies the conference, so the engine is free again once it is built.
+        let event = {
+            let conf = self.engine.share_conference(Some(conference));
+            let c = conf.unwrap_or("");
+            match kind {
+                kind::PAGE_VIEW => Event::page_view(text, conf, Some(referrer).filter(|r| !r.is_empty())),
+                kind::REGISTRATION => Event::registration(c, Some(text).filter(|f| !f.is_empty())),
+                kind::CHECKIN => Event::checkin(c, text),
+                // A length must be a whole number; NaN, negatives and fractions are refused.
+                _ if (0.0..=MAX_SAFE_INTEGER).contains(&count) && count == count.trunc() => {
+                    Event::ai_chat(c, count as u64)
+                }
+                _ => return code::BAD_PROPERTIES,
+            }
+        };
+        let event = if extra.is_empty() { event } else { event.with_properties(&extra) };
+        status(self.engine.track(ts(now), &mut self.rng, event))
     }
 
     /// See [`Engine::identify`].
@@ -248,30 +280,22 @@ impl Driver {
     /// The next storage change, encoded: `a<event id><record>`, `r<event ids…>` (36 characters
     /// each), `s<state>`, or empty for none.
     pub fn poll_persist(&mut self) -> String {
-        match self.engine.poll_persist() {
-            None => String::new(),
-            Some(PersistOp::Append { id, record }) => {
-                let mut out = String::with_capacity(37 + record.len());
-                out.push('a');
-                id.write_to(&mut out);
-                out.push_str(&record);
-                out
-            }
-            Some(PersistOp::Remove { ids }) => {
-                let mut out = String::with_capacity(1 + 36 * ids.len());
-                out.push('r');
-                for id in ids {
-                    id.write_to(&mut out);
-                }
-                out
-            }
-            Some(PersistOp::SaveState { state }) => {
-                let mut out = String::with_capacity(1 + state.len());
-                out.push('s');
-                out.push_str(&state);
-                out
-            }
+        let Some(op) = self.engine.poll_persist() else {
+            return String::new();
+        };
+        // One shape for the three: the tag, the event ids, the text.
+        let (tag, ids, text) = match &op {
+            PersistOp::Append { id, record } => ('a', core::slice::from_ref(id), record.as_str()),
+            PersistOp::Remove { ids } => ('r', ids.as_slice(), ""),
+            PersistOp::SaveState { state } => ('s', &[][..], state.as_str()),
+        };
+        let mut out = String::with_capacity(1 + 36 * ids.len() + text.len());
+        out.push(tag);
+        for id in ids {
+            id.write_to(&mut out);
         }
+        out.push_str(text);
+        out
     }
 
     fn hand_out(&mut self, t: Option<empmix_core::Transmit>) -> String {
@@ -298,9 +322,10 @@ impl Driver {
         self.hand_out(t)
     }
 
-    /// The outcome of the request with `handle`: an HTTP status, or 0 for a network failure.
-    /// `retry_after_ms` below zero means no `Retry-After`.
-    pub fn handle_response(&mut self, now: f64, handle: u32, status: u32, retry_after_ms: f64, body: &str) {
+    /// The outcome of the request with `handle`: an HTTP status, or 0 for a network failure,
+    /// with the `Retry-After` header as sent (empty for none; seconds or an HTTP date, read by
+    /// the core's [`protocol::retry_after`]) and the body.
+    pub fn handle_response(&mut self, now: f64, handle: u32, status: u32, retry_after: &str, body: &str) {
         let Some(pos) = self.in_flight.iter().position(|(h, _)| *h == handle) else {
             return;
         };
@@ -308,7 +333,7 @@ impl Driver {
         let response = if status == 0 || status > 999 {
             Response::Failed
         } else {
-            let retry_after = (retry_after_ms >= 0.0).then(|| Duration::from_millis(retry_after_ms as u64));
+            let retry_after = protocol::retry_after(retry_after, ts(now));
             Response::Status { status: status as u16, retry_after, body }
         };
         self.engine.handle_response(ts(now), &mut self.rng, batch, response);
@@ -339,29 +364,44 @@ impl Driver {
 
     /// The counters as a JSON object.
     pub fn stats(&self) -> String {
+        // The keys apart from the values, so that the keys are one piece of data, not code.
+        static KEYS: [&str; 13] = [
+            "queued",
+            "inFlight",
+            "delivered",
+            "retried",
+            "requests",
+            "dropped",
+            "droppedQueueFull",
+            "droppedExpired",
+            "droppedTooLarge",
+            "droppedRejected",
+            "droppedOptedOut",
+            "corruptRecords",
+            "restored",
+        ];
         let s = self.engine.stats();
         let d = s.dropped;
-        let fields: [(&str, u64); 13] = [
-            ("queued", s.queued as u64),
-            ("inFlight", s.in_flight as u64),
-            ("delivered", s.delivered),
-            ("retried", s.retried),
-            ("requests", s.requests),
-            ("dropped", d.total()),
-            ("droppedQueueFull", d.queue_full),
-            ("droppedExpired", d.expired),
-            ("droppedTooLarge", d.too_large),
-            ("droppedRejected", d.rejected),
-            ("droppedOptedOut", d.opted_out),
-            ("corruptRecords", s.corrupt_records),
-            ("restored", u64::from(self.restored)),
+        let values: [u64; 13] = [
+            s.queued as u64,
+            s.in_flight as u64,
+            s.delivered,
+            s.retried,
+            s.requests,
+            d.total(),
+            d.queue_full,
+            d.expired,
+            d.too_large,
+            d.rejected,
+            d.opted_out,
+            s.corrupt_records,
+            u64::from(self.restored),
         ];
         let mut out = String::with_capacity(300);
-        out.push('{');
-        for (i, (key, value)) in fields.into_iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
+        let mut sep = '{';
+        for (key, value) in KEYS.iter().zip(values) {
+            out.push(sep);
+            sep = ',';
             json::write_key(&mut out, key);
             json::write_u64(&mut out, value);
         }
@@ -370,10 +410,19 @@ impl Driver {
     }
 }
 
-fn library_context() -> Context {
+/// The context with this library's name and version and the browser's fields (os, browser,
+/// locale, url, referrer, extra JSON object; empty strings are unknown), each set once.
+fn library_context(fields: [&str; 6]) -> Context {
+    let [os, browser, locale, url, referrer, extra] = fields;
     Context {
         library_name: "empmix-web".into(),
         library_version: env!("CARGO_PKG_VERSION").into(),
-        ..Context::default()
+        os: opt(os),
+        browser: opt(browser),
+        app: None,
+        locale: opt(locale),
+        url: opt(url),
+        referrer: opt(referrer),
+        extra: Properties::from_json(extra).unwrap_or_default(),
     }
 }

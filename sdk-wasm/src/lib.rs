@@ -22,16 +22,13 @@
 //! The same driver in Rust (what the wasm exports call, also usable on the host):
 //!
 //! ```
-//! use empmix_wasm::driver::{Driver, Settings};
+//! use empmix_wasm::driver::{Driver, configure, setting_message};
 //!
-//! let settings = Settings {
-//!     flush_at: 20,
-//!     flush_interval_ms: 5_000.0,
-//!     max_queue: 1_000,
-//!     last_touch: false,
-//!     persist: true,
-//! };
-//! let (mut driver, _) = Driver::start(1.75e12, 7, settings, "", "", Vec::new());
+//! // The page's options, as `init` hands them over: decoded by the core, a bad one named.
+//! let bad = configure(r#"{"flushAt":"20"}"#, true).unwrap_err();
+//! assert_eq!(setting_message(&bad), "flushAt must be a whole number above 0");
+//! let config = configure(r#"{"flushAt":20,"flushInterval":5000,"maxQueue":1000}"#, true).unwrap();
+//! let mut driver = Driver::start(1.75e12, 7, config, "", Vec::new());
 //! assert_eq!(driver.track(1.75e12, "click", r#"{"button":"register"}"#), 0);
 //! driver.flush();
 //! let body = driver.poll_transmit(1.75e12);

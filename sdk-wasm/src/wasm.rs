@@ -10,11 +10,13 @@
 
 use core::cell::UnsafeCell;
 
-use crate::driver::{Driver, Settings, code};
+use crate::driver::{Driver, code, configure, write_setting_message};
+use empmix_core::Config;
 use empmix_core::persist::is_restorable;
 
 struct Global {
     driver: Option<Driver>,
+    config: Option<Config>,
     staged: Vec<String>,
     input: Vec<u8>,
     output: String,
@@ -28,6 +30,7 @@ unsafe impl Sync for Cell {}
 
 static GLOBAL: Cell = Cell(UnsafeCell::new(Global {
     driver: None,
+    config: None,
     staged: Vec::new(),
     input: Vec::new(),
     output: String::new(),
@@ -127,36 +130,39 @@ pub extern "C" fn em_stage(len: usize) -> u32 {
     u32::from(restorable)
 }
 
-/// Starts (or restarts) the engine from the stored state (input, `state_len` bytes; empty for
-/// none) and the staged records. `seed_hi`/`seed_lo` come from `crypto.getRandomValues`.
+/// Decodes the page's options (the input's first `len` bytes, a JSON object) for the next
+/// [`em_start`], with persistence when `persist` is 1. Returns -1 when every value is good,
+/// else the length of the message naming the bad one, left in the output buffer.
 #[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub extern "C" fn em_start(
-    now: f64,
-    seed_hi: u32,
-    seed_lo: u32,
-    flush_at: u32,
-    flush_interval_ms: f64,
-    max_queue: u32,
-    flags: u32,
-    state_len: usize,
-    conference_len: usize,
-) -> u32 {
-    let settings = Settings {
-        flush_at,
-        flush_interval_ms,
-        max_queue,
-        last_touch: flags & 1 != 0,
-        persist: flags & 2 != 0,
-    };
+pub extern "C" fn em_settings(len: usize, persist: u32) -> i32 {
+    let g = global();
+    let options = Args { input: &g.input, at: 0 }.next(len);
+    match configure(options, persist == 1) {
+        Ok(config) => {
+            g.config = Some(config);
+            -1
+        }
+        Err(e) => {
+            write_setting_message(&e, &mut g.output);
+            i32::try_from(g.output.len()).unwrap_or(0)
+        }
+    }
+}
+
+/// Starts (or restarts) the engine with the options of the last good [`em_settings`]
+/// ([`code::NOT_STARTED`] without one) from the stored state (input, `state_len` bytes; empty for none) and
+/// the staged records. `seed_hi`/`seed_lo` come from `crypto.getRandomValues`.
+#[unsafe(no_mangle)]
+pub extern "C" fn em_start(now: f64, seed_hi: u32, seed_lo: u32, state_len: usize) -> u32 {
     let seed = u64::from(seed_hi) << 32 | u64::from(seed_lo);
     let g = global();
+    let Some(config) = g.config.take() else {
+        return code::NOT_STARTED;
+    };
     let events = core::mem::take(&mut g.staged);
-    let mut args = Args { input: &g.input, at: 0 };
-    let state = args.next(state_len);
-    let (driver, result) = Driver::start(now, seed, settings, args.next(conference_len), state, events);
-    g.driver = Some(driver);
-    result
+    let state = Args { input: &g.input, at: 0 }.next(state_len);
+    g.driver = Some(Driver::start(now, seed, config, state, events));
+    code::OK
 }
 
 /// Replaces the browser context: six strings (os, browser, locale, url, referrer, extra JSON).
@@ -174,6 +180,25 @@ pub extern "C" fn em_track(now: f64, name: usize, props: usize) -> u32 {
     run(|d, a| {
         let name = a.next(name);
         d.track(now, name, a.next(props))
+    })
+}
+
+/// Tracks a typed event built by the core (`kind`: 0 `page_view`, 1 `registration`, 2
+/// `checkin`, 3 `ai_chat`) from four strings (conference, the URL / form id / method, the
+/// referrer, extra properties JSON) and `count` (the message length). Returns an error code.
+#[unsafe(no_mangle)]
+pub extern "C" fn em_event(
+    now: f64,
+    kind: u32,
+    conf: usize,
+    text: usize,
+    referrer: usize,
+    props: usize,
+    count: f64,
+) -> u32 {
+    run(|d, a| {
+        let (conf, text, referrer) = (a.next(conf), a.next(text), a.next(referrer));
+        d.track_typed(now, kind, conf, text, referrer, count, a.next(props))
     })
 }
 
@@ -286,12 +311,13 @@ pub extern "C" fn em_last_handle() -> u32 {
     run(|d, _| d.last_handle)
 }
 
-/// The outcome of a request: HTTP status, or 0 for a network failure; `retry_after_ms` < 0
-/// for none; the response body in the input.
+/// The outcome of a request: HTTP status, or 0 for a network failure; the `Retry-After`
+/// header as sent (empty for none) and the response body in the input.
 #[unsafe(no_mangle)]
-pub extern "C" fn em_response(now: f64, handle: u32, status: u32, retry_after_ms: f64, body: usize) -> u32 {
+pub extern "C" fn em_response(now: f64, handle: u32, status: u32, retry_after: usize, body: usize) -> u32 {
     run(|d, a| {
-        d.handle_response(now, handle, status, retry_after_ms, a.next(body));
+        let retry_after = a.next(retry_after);
+        d.handle_response(now, handle, status, retry_after, a.next(body));
         code::OK
     })
 }

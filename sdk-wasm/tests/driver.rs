@@ -7,18 +7,17 @@
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use empmix_wasm::driver::{Driver, Settings, code};
+use empmix_core::Config;
+use empmix_wasm::driver::{Driver, code, configure, kind, setting_message};
 
 const NOW: f64 = 1_750_000_000_000.0;
 
-fn settings(persist: bool) -> Settings {
-    Settings { flush_at: 20, flush_interval_ms: 5_000.0, max_queue: 100, last_touch: false, persist }
+fn config(persist: bool) -> Config {
+    configure(r#"{"flushAt":20,"flushInterval":5000,"maxQueue":100}"#, persist).expect("good options")
 }
 
 fn start(persist: bool) -> Driver {
-    let (d, c) = Driver::start(NOW, 42, settings(persist), "", "", Vec::new());
-    assert_eq!(c, code::OK);
-    d
+    Driver::start(NOW, 42, config(persist), "", Vec::new())
 }
 
 fn drain_persist(d: &mut Driver) -> Vec<String> {
@@ -47,7 +46,7 @@ fn track_persist_send_and_forget() {
     let body = d.poll_transmit(NOW);
     assert!(body.starts_with("{\"sent_at\":") && body.contains(id), "{body}");
     let handle = d.last_handle;
-    d.handle_response(NOW, handle, 200, -1.0, r#"{"accepted":1,"rejected":[]}"#);
+    d.handle_response(NOW, handle, 200, "", r#"{"accepted":1,"rejected":[]}"#);
     assert!(d.is_flushed());
     let ops = drain_persist(&mut d);
     assert!(ops.iter().any(|o| o == &format!("r{id}")), "{ops:?}");
@@ -63,7 +62,7 @@ fn failures_are_retried_and_the_window_arms_a_timer() {
     d.handle_timeout(later);
     let body = d.poll_transmit(later);
     assert!(!body.is_empty());
-    d.handle_response(later, d.last_handle, 0, -1.0, "");
+    d.handle_response(later, d.last_handle, 0, "", "");
     assert!(d.stats().contains("\"retried\":1"));
     assert!(d.poll_timeout(later) > later);
 }
@@ -83,7 +82,7 @@ fn restore_keeps_identity_and_unsent_events() {
         }
     }
     records.push("{torn".to_string());
-    let (mut d2, _) = Driver::start(NOW + 1.0, 7, settings(true), "", &state, records);
+    let mut d2 = Driver::start(NOW + 1.0, 7, config(true), &state, records);
     assert_eq!(d2.id(0), "user-1");
     assert_eq!(d2.id(1), d.id(1));
     let body = d2.poll_transmit(NOW + 1.0);
@@ -94,7 +93,7 @@ fn restore_keeps_identity_and_unsent_events() {
 #[test]
 fn a_state_saved_by_another_tab_is_adopted() {
     let mut a = start(true);
-    let (mut b, _) = Driver::start(NOW, 43, settings(true), "", "", Vec::new());
+    let mut b = Driver::start(NOW, 43, config(true), "", Vec::new());
     assert_ne!(a.id(1), b.id(1));
     assert_eq!(a.identify(NOW, "user-2"), code::OK);
     let state =
@@ -132,8 +131,105 @@ fn opt_out_and_errors_are_codes() {
     assert_eq!(d.track(NOW, "x", ""), code::OPTED_OUT);
     d.set_opted_out(false);
     assert_eq!(d.track(NOW, "x", ""), code::OK);
-    let (_, c) = Driver::start(NOW, 1, Settings { flush_at: 0, ..settings(false) }, "", "", Vec::new());
-    assert_eq!(c, code::BAD_CONFIG);
+}
+
+/// The body of the one request the driver has out after a flush, as JSON.
+fn sent(d: &mut Driver) -> serde_json::Value {
+    d.flush();
+    serde_json::from_str(&d.poll_transmit(NOW)).expect("a request body")
+}
+
+#[test]
+fn typed_events_are_built_by_the_core_from_arguments() {
+    let options = r#"{"flushAt":20,"conferenceId":"c-init"}"#;
+    let mut d = Driver::start(NOW, 5, configure(options, false).expect("good options"), "", Vec::new());
+    let ok = code::OK;
+    assert_eq!(
+        d.track_typed(
+            NOW,
+            kind::PAGE_VIEW,
+            "",
+            "https://x.example/p",
+            "https://r.example/",
+            0.0,
+            r#"{"title":"T"}"#
+        ),
+        ok
+    );
+    assert_eq!(d.track_typed(NOW, kind::REGISTRATION, "c1", "form-1", "", 0.0, ""), ok);
+    assert_eq!(d.track_typed(NOW, kind::CHECKIN, "", "qr", "", 0.0, r#"{"method":"manual","gate":2}"#), ok);
+    assert_eq!(d.track_typed(NOW, kind::AI_CHAT, "c2", "", "", 42.0, "{}"), ok);
+    for bad in [f64::NAN, -1.0, 2.5, f64::INFINITY] {
+        assert_eq!(d.track_typed(NOW, kind::AI_CHAT, "c2", "", "", bad, ""), code::BAD_PROPERTIES, "{bad}");
+    }
+    assert_eq!(d.track_typed(NOW, kind::REGISTRATION, "c1", "", "", 0.0, "[1]"), code::BAD_PROPERTIES);
+    let body = sent(&mut d);
+    let events = body["events"].as_array().expect("events");
+    let typed: Vec<(&str, &serde_json::Value)> =
+        events.iter().map(|e| (e["type"].as_str().unwrap_or(""), &e["properties"])).collect();
+    assert_eq!(typed.len(), 4, "{body}");
+    assert_eq!(typed[0].0, "page_view");
+    assert_eq!(
+        typed[0].1,
+        &serde_json::json!({"url": "https://x.example/p", "conference_id": "c-init", "referrer": "https://r.example/", "title": "T"})
+    );
+    assert_eq!(typed[1], ("registration", &serde_json::json!({"conference_id": "c1", "form_id": "form-1"})));
+    // The caller's properties win over the typed ones, as they did in the JavaScript before.
+    assert_eq!(
+        typed[2],
+        ("checkin", &serde_json::json!({"conference_id": "c-init", "method": "manual", "gate": 2}))
+    );
+    assert_eq!(typed[3], ("ai_chat", &serde_json::json!({"conference_id": "c2", "message_length": 42})));
+
+    // Without a configured conference an event without one has none (no empty string).
+    let mut d = start(false);
+    assert_eq!(d.track_typed(NOW, kind::REGISTRATION, "", "", "", 0.0, ""), ok);
+    assert_eq!(sent(&mut d)["events"][0]["properties"], serde_json::json!({}));
+}
+
+#[test]
+fn retry_after_is_read_by_the_core_in_seconds_and_as_an_http_date() {
+    // NOW is 2025-06-15T15:06:40Z; the date is ten minutes later.
+    for (header, wait_ms) in [("120", 120_000.0), ("Sun, 15 Jun 2025 15:16:40 GMT", 600_000.0)] {
+        let mut d = start(false);
+        assert_eq!(d.track(NOW, "a", ""), code::OK);
+        d.flush();
+        assert!(!d.poll_transmit(NOW).is_empty());
+        d.handle_response(NOW, d.last_handle, 503, header, "");
+        assert_eq!(d.poll_timeout(NOW), NOW + wait_ms, "Retry-After: {header}");
+        assert_eq!(d.poll_transmit(NOW + wait_ms - 1.0), "", "nothing before the server's time");
+        d.handle_timeout(NOW + wait_ms);
+        assert!(!d.poll_transmit(NOW + wait_ms).is_empty(), "sent again at the server's time");
+    }
+    // Without a usable header the retry is the backoff's (about a second), not the server's.
+    let mut d = start(false);
+    assert_eq!(d.track(NOW, "a", ""), code::OK);
+    d.flush();
+    assert!(!d.poll_transmit(NOW).is_empty());
+    d.handle_response(NOW, d.last_handle, 503, "soon", "");
+    assert!(d.poll_timeout(NOW) < NOW + 10_000.0);
+}
+
+#[test]
+fn a_bad_option_is_an_error_naming_it() {
+    let message = |options: &str| configure(options, false).map(|_| ()).map_err(|e| setting_message(&e));
+    assert_eq!(message(r#"{"flushAt":"20"}"#), Err("flushAt must be a whole number above 0".into()));
+    assert_eq!(message(r#"{"flushAt":501}"#), Err("flushAt must be a whole number from 1 to 500".into()));
+    assert_eq!(
+        message(r#"{"maxQueue":1,"flushAt":5}"#),
+        Err("maxQueue must be a whole number from flush_at to 1000000".into())
+    );
+    assert_eq!(
+        message(r#"{"flushInterval":null}"#),
+        Err("flushInterval must be a whole number of milliseconds above 0".into())
+    );
+    assert_eq!(message(r#"{"attribution":"lst"}"#), Err("attribution must be \"first\" or \"last\"".into()));
+    assert_eq!(message(r#"{"cleanUrl":"false"}"#), Err("cleanUrl must be true or false".into()));
+    assert_eq!(message(r#"{"apiKey":"k","endpoint":"","flushAt":1,"attribution":"last","wasm":{}}"#), Ok(()));
+    // The browser's own default window, not the core's 30 s.
+    let mut d = Driver::start(NOW, 1, configure("{}", false).expect("defaults"), "", Vec::new());
+    assert_eq!(d.track(NOW, "a", ""), code::OK);
+    assert_eq!(d.poll_timeout(NOW), NOW + 10_000.0);
 }
 
 /// Every entry point with hostile values: nothing may panic (a panic in wasm is a trap that
@@ -166,24 +262,18 @@ fn hostile_input_does_not_panic() {
     ];
     let times = [f64::NAN, f64::INFINITY, -1.0, 0.0, 1e300, NOW];
     for (i, &t) in times.iter().enumerate() {
-        let settings = Settings {
-            flush_at: [0, 1, u32::MAX][i % 3],
-            flush_interval_ms: t,
-            max_queue: [0, 1, u32::MAX][i % 3],
-            last_touch: i % 2 == 0,
-            persist: i % 2 == 1,
-        };
-        let (mut d, _) = Driver::start(
-            t,
-            i as u64,
-            settings,
-            strings[i % strings.len()],
-            strings[i % strings.len()],
-            vec![huge.clone()],
-        );
+        let options = strings[i % strings.len()];
+        let config = configure(options, i % 2 == 1)
+            .or_else(|_| configure(r#"{"flushAt":1,"maxQueue":1,"attribution":"last"}"#, i % 2 == 1))
+            .expect("good options");
+        let mut d = Driver::start(t, i as u64, config, strings[i % strings.len()], vec![huge.clone()]);
         for s in strings {
             d.set_context([s, s, s, s, s, s]);
             let _ = d.track(t, s, s);
+            for k in [kind::PAGE_VIEW, kind::REGISTRATION, kind::CHECKIN, kind::AI_CHAT, u32::MAX] {
+                let _ = d.track_typed(t, k, s, s, s, t, s);
+            }
+            let _ = configure(s, true);
             let _ = d.identify(t, s);
             let _ = d.alias(t, s);
             let _ = d.register(s, i % 2 == 0);
@@ -192,8 +282,8 @@ fn hostile_input_does_not_panic() {
             let _ = d.share(t, "c", s, "");
             let _ = d.open_share(t, s);
             let _ = d.adopt_state(s);
-            d.handle_response(t, d.last_handle, [0, 200, 413, 429, 500, 1000, u32::MAX][i % 7], t, s);
-            d.handle_response(t, u32::MAX, 200, -1.0, s);
+            d.handle_response(t, d.last_handle, [0, 200, 413, 429, 500, 1000, u32::MAX][i % 7], s, s);
+            d.handle_response(t, u32::MAX, 200, "", s);
             let _ = d.poll_transmit(t);
             let _ = d.poll_unload_transmit(t, [0, 1, u32::MAX][i % 3]);
             let _ = d.poll_timeout(t);
@@ -217,11 +307,20 @@ fn raw_exports_tolerate_bad_lengths() {
     assert_eq!(em_poll_transmit(NOW), -1);
     let p = em_in(8);
     // SAFETY: em_in returned a buffer of at least 8 bytes.
-    unsafe { core::ptr::copy_nonoverlapping(b"click{}x".as_ptr(), p, 8) };
-    assert_eq!(em_start(NOW, 1, 2, 20, 1000.0, 100, 0, 0, 0), code::OK);
+    let write = |bytes: &[u8; 8]| unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), p, 8) };
+    write(b"{}      ");
+    assert_eq!(em_settings(usize::MAX, 0), 30, "no options: `settings must be a JSON object`");
+    assert_eq!(em_start(NOW, 1, 2, 0), code::NOT_STARTED, "no good options yet");
+    assert_eq!(em_settings(2, 0), -1, "`{{}}` is good options");
+    write(b"click{}x");
+    assert_eq!(em_track(NOW, 5, 2), code::NOT_STARTED);
+    assert_eq!(em_start(NOW, 1, 2, 0), code::OK);
     assert_eq!(em_track(NOW, 5, 2), code::OK);
     assert_eq!(em_track(NOW, usize::MAX, usize::MAX), code::BAD_NAME);
     assert_eq!(em_identify(NOW, 1 << 30), code::BAD_NAME);
+    assert_eq!(em_event(NOW, 3, usize::MAX, 1, 1, 1, f64::NAN), code::BAD_PROPERTIES);
+    assert_eq!(em_event(NOW, 1, usize::MAX, usize::MAX, usize::MAX, usize::MAX, 0.0), code::OK);
+    assert_eq!(em_response(NOW, 1, 503, usize::MAX, usize::MAX), code::OK);
     let _ = em_share(NOW, usize::MAX, 3, usize::MAX);
     let _ = em_open_share(NOW, usize::MAX);
     assert_eq!(em_stage(usize::MAX), 0, "an empty record is not restorable");

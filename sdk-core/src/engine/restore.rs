@@ -46,7 +46,10 @@ impl Engine {
         for record in &snapshot.events {
             match read_event_header(record) {
                 None => report.corrupt += 1,
-                Some((id, _)) if !seen.insert(id.as_uuid().as_u128()) => report.duplicates += 1,
+                // Native byte order: any one-to-one map will do, and this one is a plain load.
+                Some((id, _)) if !seen.insert(u128::from_ne_bytes(*id.as_uuid().as_bytes())) => {
+                    report.duplicates += 1
+                }
                 Some((id, timestamp)) => engine.batcher.push(id, timestamp, now, record.clone()),
             }
         }

@@ -6,7 +6,7 @@ use super::{DropReason, Engine};
 use crate::batching::{BatchId, Limits};
 use crate::config::{MAX_RETRY_AFTER, MIN_BATCH_BYTES};
 use crate::entropy::Entropy;
-use crate::protocol::{BatchResponse, StatusClass, classify_status, encode_batch};
+use crate::protocol::{StatusClass, classify_status, encode_batch, rejected_events};
 use crate::time::Timestamp;
 
 /// A request for the driver to send: `POST` the body to the ingest endpoint.
@@ -134,9 +134,8 @@ impl Engine {
         match class {
             StatusClass::Delivered => {
                 self.backoff.succeed();
-                let parsed = BatchResponse::parse(body).unwrap_or_default();
                 let mut events = batch.events;
-                for rejection in parsed.rejected.iter().rev() {
+                for rejection in rejected_events(body).iter().rev() {
                     if rejection.index < events.len() {
                         let e = events.remove(rejection.index);
                         self.dropped(vec![e], DropReason::Rejected(rejection.reason));

@@ -62,15 +62,34 @@ pub(crate) fn validate_name(name: &str) -> Result<(), EventError> {
 
 /// An event's identity: a UUIDv7, made when the event is tracked and kept across retries and
 /// restarts so the backend can deduplicate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EventId(uuid::Uuid);
 
+// By bytes, which is the UUIDs' order (big-endian), without the `uuid` crate's 128-bit one.
+impl Ord for EventId {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.0.as_bytes().cmp(other.0.as_bytes())
+    }
+}
+
+impl PartialOrd for EventId {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl EventId {
-    /// A new UUIDv7 for time `now`.
+    /// A new UUIDv7 for time `now`: 48 bits of milliseconds, the version, 74 random bits and
+    /// the variant, laid out as `uuid::Builder::from_unix_timestamp_millis` does (by hand, which
+    /// is smaller in the browser package).
     pub fn new(now: Timestamp, rng: &mut impl Entropy) -> Self {
-        let mut random = [0u8; 10];
-        rng.fill_bytes(&mut random);
-        EventId(uuid::Builder::from_unix_timestamp_millis(now.as_unix_millis(), &random).into_uuid())
+        let mut bytes = [0u8; 16];
+        let (time, random) = bytes.split_at_mut(6);
+        time.copy_from_slice(&now.as_unix_millis().to_be_bytes()[2..]);
+        rng.fill_bytes(random);
+        bytes[6] = 0x70 | (bytes[6] & 0x0f);
+        bytes[8] = 0x80 | (bytes[8] & 0x3f);
+        EventId(uuid::Uuid::from_bytes(bytes))
     }
 
     /// Parses the hyphenated text form.
@@ -78,15 +97,46 @@ impl EventId {
         uuid::Uuid::try_parse(text).ok().map(EventId)
     }
 
+    /// Parses the hyphenated form only (what [`EventId::write_to`] writes, in either case):
+    /// how the engine reads back its own records, without the general UUID parser, which would
+    /// cost the browser package more than a kilobyte.
+    pub fn parse_hyphenated(text: &str) -> Option<Self> {
+        let text = text.as_bytes();
+        if text.len() != uuid::fmt::Hyphenated::LENGTH {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        let mut nibble = 0;
+        for (i, &c) in text.iter().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                if c != b'-' {
+                    return None;
+                }
+                continue;
+            }
+            let byte = bytes.get_mut(nibble / 2)?;
+            *byte = *byte << 4 | char::from(c).to_digit(16)? as u8;
+            nibble += 1;
+        }
+        Some(EventId(uuid::Uuid::from_bytes(bytes)))
+    }
+
     /// The UUID.
     pub fn as_uuid(&self) -> uuid::Uuid {
         self.0
     }
 
-    /// Appends the lowercase hyphenated form to `out`.
+    /// Appends the lowercase hyphenated form to `out` (by hand: the `uuid` crate's formatter
+    /// costs the browser package half a kilobyte).
     pub fn write_to(&self, out: &mut String) {
-        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        out.push_str(self.0.hyphenated().encode_lower(&mut buf));
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (i, b) in self.0.as_bytes().iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                out.push('-');
+            }
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
     }
 
     /// The lowercase hyphenated form.
@@ -127,7 +177,7 @@ impl Event {
     pub fn page_view(url: &str, conference_id: Option<&str>, referrer: Option<&str>) -> Self {
         let p = Properties::new()
             .insert("url", url)
-            .insert_opt("conference_id", conference_id)
+            .insert_opt("conference_id", conference_id.filter(|c| !c.is_empty()))
             .insert_opt("referrer", referrer);
         Event::seed(names::PAGE_VIEW, p)
     }
@@ -161,22 +211,27 @@ impl Event {
         Event::seed(names::SHARE_OPEN, p)
     }
 
-    /// A registration was submitted.
+    /// `conference_id`, unless empty (no conference).
+    fn conference(conference_id: &str) -> Properties {
+        Properties::new().insert_opt("conference_id", Some(conference_id).filter(|c| !c.is_empty()))
+    }
+
+    /// A registration was submitted (an empty `conference_id` is left out, as for every typed
+    /// event).
     pub fn registration(conference_id: &str, form_id: Option<&str>) -> Self {
-        let p = Properties::new().insert("conference_id", conference_id).insert_opt("form_id", form_id);
+        let p = Event::conference(conference_id).insert_opt("form_id", form_id);
         Event::seed(names::REGISTRATION, p)
     }
 
     /// An attendee checked in, by `method` (for example `qr`, `manual`).
     pub fn checkin(conference_id: &str, method: &str) -> Self {
-        let p = Properties::new().insert("conference_id", conference_id).insert("method", method);
+        let p = Event::conference(conference_id).insert("method", method);
         Event::seed(names::CHECKIN, p)
     }
 
     /// An AI chat message of `message_length` characters was sent.
     pub fn ai_chat(conference_id: &str, message_length: u64) -> Self {
-        let p =
-            Properties::new().insert("conference_id", conference_id).insert("message_length", message_length);
+        let p = Event::conference(conference_id).insert("message_length", message_length);
         Event::seed(names::AI_CHAT, p)
     }
 
@@ -184,7 +239,7 @@ impl Event {
     pub fn with_properties(mut self, extra: &Properties) -> Self {
         let mut merged = String::new();
         extra.write_merged(&self.properties, &mut merged);
-        self.properties = Properties::from_json(merged).unwrap_or(self.properties);
+        self.properties = Properties::merged(merged);
         self
     }
 
@@ -277,6 +332,54 @@ mod tests {
     }
 
     #[test]
+    fn ids_are_laid_out_and_ordered_as_the_uuid_crate_does() {
+        let mut a = SeededEntropy::new(3);
+        let mut b = SeededEntropy::new(3);
+        let mut ids = Vec::new();
+        for i in 0..100u64 {
+            let now = Timestamp::from_unix_millis(1_750_000_000_000 + (i % 7) * 1_000_003);
+            let id = EventId::new(now, &mut a);
+            let mut random = [0u8; 10];
+            b.fill_bytes(&mut random);
+            let theirs = uuid::Builder::from_unix_timestamp_millis(now.as_unix_millis(), &random).into_uuid();
+            assert_eq!(id.as_uuid(), theirs);
+            ids.push(id);
+        }
+        let mut by_bytes = ids.clone();
+        by_bytes.sort();
+        ids.sort_by_key(|id| id.as_uuid());
+        assert_eq!(by_bytes, ids);
+    }
+
+    #[test]
+    fn the_hyphenated_parser_agrees_with_the_general_one() {
+        let mut rng = SeededEntropy::new(9);
+        for i in 0..200u64 {
+            let id = EventId::new(Timestamp::from_unix_millis(i << 30), &mut rng);
+            let text = id.to_text();
+            assert_eq!(text, id.as_uuid().hyphenated().to_string(), "written as the uuid crate does");
+            assert_eq!(EventId::parse_hyphenated(&text), Some(id));
+            assert_eq!(EventId::parse_hyphenated(&text.to_ascii_uppercase()), Some(id));
+        }
+        let good = "0193a1b2-0000-7000-8000-00000000000f";
+        assert_eq!(EventId::parse_hyphenated(good), EventId::parse(good));
+        let id = EventId::parse(good).unwrap();
+        assert_eq!(id.to_text(), id.as_uuid().hyphenated().to_string());
+        for bad in [
+            "",
+            "0193a1b2-0000-7000-8000-00000000000",
+            "0193a1b2-0000-7000-8000-00000000000f0",
+            "0193a1b200000-7000-8000-00000000000f",
+            "0193a1b2-0000-7000-8000-00000000000g",
+            "0193a1b2-0000-7000-8000+00000000000f",
+            "0193a1b2000070008000000000000000000f",
+            "0193a1b2-0000-7000-8000-0000000000\u{e9}",
+        ] {
+            assert_eq!(EventId::parse_hyphenated(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn names_are_validated() {
         assert_eq!(Event::custom("", Properties::new()), Err(EventError::EmptyName));
         assert_eq!(Event::custom("a\nb", Properties::new()), Err(EventError::NameHasControlChars));
@@ -303,6 +406,22 @@ mod tests {
         let pv = Event::page_view("https://x/", Some("c1"), None);
         let v: serde_json::Value = serde_json::from_str(pv.properties().as_json()).unwrap();
         assert_eq!(v, serde_json::json!({"url": "https://x/", "conference_id": "c1"}));
+    }
+
+    #[test]
+    fn an_empty_conference_is_no_conference() {
+        let json = |e: Event| serde_json::from_str::<serde_json::Value>(e.properties().as_json()).unwrap();
+        assert_eq!(json(Event::registration("", Some("f"))), serde_json::json!({"form_id": "f"}));
+        assert_eq!(json(Event::checkin("", "qr")), serde_json::json!({"method": "qr"}));
+        assert_eq!(json(Event::ai_chat("", 3)), serde_json::json!({"message_length": 3}));
+        assert_eq!(
+            json(Event::page_view("https://x/", Some(""), None)),
+            serde_json::json!({"url": "https://x/"})
+        );
+        assert_eq!(
+            json(Event::checkin("c", "qr")),
+            serde_json::json!({"conference_id": "c", "method": "qr"})
+        );
     }
 
     #[test]

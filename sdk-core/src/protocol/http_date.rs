@@ -10,60 +10,62 @@ use crate::time::Timestamp;
 /// (IMF-fixdate, or the obsolete RFC 850 and asctime forms) with a date in the past meaning no
 /// delay. Capped at [`MAX_RETRY_AFTER`]; `None` for a value that is neither.
 pub fn retry_after(header: &str, now: Timestamp) -> Option<Duration> {
-    // Byte-wise and without `str` searching or parsing: this is in the browser's engine.
+    // Byte-wise, in milliseconds and without `str` searching, parsing or 128-bit arithmetic:
+    // this is in the browser's engine, where every construct costs bytes.
     let value = header.trim_ascii().as_bytes();
-    let delay = match num(value, usize::MAX) {
-        Some(secs) => Duration::from_secs(secs),
-        None => Duration::from_millis(
-            http_date_secs(value)?.saturating_mul(1000).saturating_sub(now.as_unix_millis()),
-        ),
+    let ms = match num(value, 1, usize::MAX) {
+        Some(secs) => secs * 1000,
+        None => (http_date_secs(value)? * 1000).saturating_sub(now.as_unix_millis()),
     };
-    Some(delay.min(MAX_RETRY_AFTER))
+    Some(Duration::from_millis(ms.min(MAX_RETRY_AFTER.as_millis() as u64)))
 }
 
 const MONTHS: &[u8] = b"JanFebMarAprMayJunJulAugSepOctNovDec";
 
-/// `text` as a number of 1 to `max_len` ASCII digits (saturating).
-fn num(text: &[u8], max_len: usize) -> Option<u64> {
-    if text.is_empty() || text.len() > max_len {
+/// Most a number read here reaches (2^40, some 34,000 years of seconds), so that nothing after
+/// it can overflow; anything larger is capped later anyway.
+const NUM_CAP: u64 = 1 << 40;
+
+/// `text` as a number of `min_len` to `max_len` ASCII digits (capped at [`NUM_CAP`]).
+fn num(text: &[u8], min_len: usize, max_len: usize) -> Option<u64> {
+    if text.len() < min_len || text.len() > max_len {
         return None;
     }
-    text.iter().try_fold(0u64, |n, &b| {
-        b.is_ascii_digit().then(|| n.saturating_mul(10).saturating_add(u64::from(b - b'0')))
-    })
+    text.iter()
+        .try_fold(0u64, |n, &b| b.is_ascii_digit().then(|| (n * 10 + u64::from(b - b'0')).min(NUM_CAP)))
 }
 
 /// Unix seconds of an HTTP date (dates before 1970 are 0).
 fn http_date_secs(value: &[u8]) -> Option<u64> {
-    let mut tokens = value.split(|b| matches!(b, b' ' | b',' | b'-')).filter(|t| !t.is_empty());
-    if !tokens.next()?.iter().all(u8::is_ascii_alphabetic) {
+    // The fields between spaces, commas, dashes and colons: 8 in IMF-fixdate
+    // (`Sun, 06 Nov 1994 08:49:37 GMT`) and RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`), 7 in
+    // asctime (`Sun Nov  6 08:49:37 1994`).
+    let mut f: [&[u8]; 8] = [&[]; 8];
+    let mut n = 0;
+    for field in value.split(|b| matches!(b, b' ' | b',' | b'-' | b':')) {
+        if !field.is_empty() {
+            *f.get_mut(n)? = field;
+            n += 1;
+        }
+    }
+    if !f[0].iter().all(u8::is_ascii_alphabetic) {
         return None; // the day name
     }
-    let mut t: [&[u8]; 5] = [&[]; 5];
-    let mut n = 0;
-    for token in tokens {
-        *t.get_mut(n)? = token;
-        n += 1;
-    }
-    let (day, month, year, time) = match (n, t) {
-        (5, [d, m, y, time, b"GMT"]) => (d, m, y, time), // IMF-fixdate and RFC 850
-        (4, [m, d, time, y, _]) => (d, m, y, time),      // asctime
+    let (day, month, year, time) = match (n, f[7]) {
+        (8, b"GMT") => (f[1], f[2], f[3], 4),
+        (7, _) => (f[2], f[1], f[6], 3),
         _ => return None,
     };
     let month = MONTHS.chunks(3).position(|m| m == month)? as i64 + 1;
-    let day = num(day, 2).filter(|d| (1..=31).contains(d))? as i64;
-    let year = match (year.len(), num(year, 4)? as i64) {
+    let day = num(day, 1, 2).filter(|d| (1..=31).contains(d))? as i64;
+    let year = match (year.len(), num(year, 2, 4)? as i64) {
         (2, y) if y < 70 => 2000 + y, // RFC 850's two-digit years
         (2, y) => 1900 + y,
         (4, y) => y,
         _ => return None,
     };
-    let [h, m, s] = match time {
-        [h1, h2, b':', m1, m2, b':', s1, s2] => [[*h1, *h2], [*m1, *m2], [*s1, *s2]].map(|d| num(&d, 2)),
-        _ => return None,
-    };
-    let (h, m, s) =
-        (h.filter(|h| *h < 24)? as i64, m.filter(|m| *m < 60)? as i64, s.filter(|s| *s <= 60)? as i64);
+    let two = |i: usize, max: u64| num(f[i], 2, 2).filter(|v| *v <= max).map(|v| v as i64);
+    let (h, m, s) = (two(time, 23)?, two(time + 1, 59)?, two(time + 2, 60)?);
     // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`);
     // years here are 0..=9999, so plain division is exact after shifting by 400 years.
     let y = if month <= 2 { year - 1 } else { year } + 400;

@@ -18,6 +18,7 @@ mod response;
 #[cfg(feature = "decode")]
 pub use decode::{DecodeError, DecodedBatch, DecodedEvent, decode_batch, parse_rfc3339_millis};
 pub use http_date::retry_after;
+pub(crate) use response::rejected_events;
 pub use response::{BatchResponse, ErrorBody, RejectReason, Rejection};
 
 use crate::event::EventId;
@@ -155,7 +156,7 @@ pub fn encode_batch<'e>(sent_at: Timestamp, events: impl IntoIterator<Item = &'e
 /// persisted storage.
 pub(crate) fn read_event_header(encoded: &str) -> Option<(EventId, Timestamp)> {
     let members = json::members(encoded).ok()?;
-    let id = EventId::parse(&json::as_str(json::get(&members, "event_id")?)?)?;
+    let id = EventId::parse_hyphenated(&json::as_str(json::get(&members, "event_id")?)?)?;
     let ts = json::as_u64(json::get(&members, "timestamp")?)?;
     Some((id, Timestamp::from_unix_millis(ts)))
 }

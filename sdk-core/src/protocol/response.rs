@@ -74,21 +74,37 @@ impl BatchResponse {
     pub fn parse(body: &str) -> Result<Self, JsonError> {
         let members = json::members(body)?;
         let accepted = json::get(&members, "accepted").and_then(json::as_u64).unwrap_or(0);
-        let mut rejected = Vec::new();
-        for item in json::items(json::get(&members, "rejected").unwrap_or("")) {
-            let Ok(r) = json::members(item) else { continue };
-            let field = |k| json::get(&r, k).and_then(json::as_str);
-            let index = json::get(&r, "index").and_then(json::as_u64).and_then(|i| usize::try_from(i).ok());
-            let Some(index) = index else { continue };
-            rejected.push(Rejection {
-                index,
-                event_id: field("event_id").map(String::from),
-                reason: RejectReason::from_wire(&field("reason").unwrap_or_default()),
-            });
-        }
-        Ok(BatchResponse { accepted, rejected })
+        Ok(BatchResponse { accepted, rejected: rejections(&members, true) })
     }
+}
 
+/// The rejections of an answer whose members are `members`, with their event ids when
+/// `with_ids`. Inlined, so that the engine's copy (without ids) has no id code.
+#[inline(always)]
+fn rejections(members: &[json::Member<'_>], with_ids: bool) -> Vec<Rejection> {
+    let mut rejected = Vec::new();
+    for item in json::items(json::get(members, "rejected").unwrap_or("")) {
+        let Ok(r) = json::members(item) else { continue };
+        let field = |k| json::get(&r, k).and_then(json::as_str);
+        let index = json::get(&r, "index").and_then(json::as_u64).and_then(|i| usize::try_from(i).ok());
+        let Some(index) = index else { continue };
+        rejected.push(Rejection {
+            index,
+            event_id: if with_ids { field("event_id").map(String::from) } else { None },
+            reason: RejectReason::from_wire(&field("reason").unwrap_or_default()),
+        });
+    }
+    rejected
+}
+
+/// What the engine reads of a 2xx answer: the rejected events' indexes and reasons (no event
+/// ids, no count), so the browser package links no more of the answer than that. An unreadable
+/// body rejects nothing.
+pub(crate) fn rejected_events(body: &str) -> Vec<Rejection> {
+    json::members(body).map(|members| rejections(&members, false)).unwrap_or_default()
+}
+
+impl BatchResponse {
     /// The body as compact JSON.
     pub fn encode(&self) -> String {
         let mut out = String::from("{\"accepted\":");
@@ -164,6 +180,10 @@ mod tests {
             ],
         };
         assert_eq!(BatchResponse::parse(&r.encode()).unwrap(), r);
+        let engine: Vec<_> =
+            rejected_events(&r.encode()).into_iter().map(|r| (r.index, r.event_id, r.reason)).collect();
+        assert_eq!(engine, [(1, None, RejectReason::MissingType), (3, None, RejectReason::TooLarge)]);
+        assert!(rejected_events("not json").is_empty());
         let e = ErrorBody { error: "unauthorized".into(), message: "bad \"key\"".into() };
         assert_eq!(ErrorBody::parse(&e.encode()).unwrap(), e);
     }

@@ -12,7 +12,7 @@ import java.time.Duration;
  *   track DIR N CONF     N page views stored in DIR against an unreachable server; prints READY
  *                        and waits to be killed
  *   send DIR             opens DIR and sends what it holds; prints SENT <delivered>
- *   outage DIR CONF      20 events delivered; then (after DOWN on stdin) 30 more while the
+ *   outage DIR CONF      20 events delivered by enterBackground; then (after DOWN on stdin) 30 more while the
  *                        server is down; then (after UP) everything; prints PHASE1, PHASE2, SENT
  * Endpoint and key from EMPMIX_ENDPOINT and EMPMIX_INGEST_KEY. Exits non-zero on any failure.
  */
@@ -97,7 +97,8 @@ public final class EngineJvmTest {
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         EmpMix client = client(dir);
         for (int i = 0; i < 20; i++) client.pageView("https://m-app.example/outage/" + i, conf, null);
-        check(client.flush(10000), "phase 1 flushed");
+        // Sent as an app entering the background does: everything at once, then the folder synced.
+        check(client.enterBackground(10000), "phase 1 sent from the background");
         System.out.println("PHASE1 " + client.stats().delivered());
         System.out.flush();
         check("DOWN".equals(in.readLine()), "DOWN");

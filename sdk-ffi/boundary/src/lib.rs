@@ -12,7 +12,8 @@
 //! - [`result_message`], [`last_error_into`] and [`string_free`] are the bodies of each
 //!   library's `*_result_message`, `*_last_error_message` and `*_string_free` (written out in
 //!   each library, under its own names, so that cbindgen sees them);
-//! - with the `header` feature, [`header::generate`] is the cbindgen run both drift tests use.
+//! - with the `header` feature, `header::generate` and `header::check` are the cbindgen run
+//!   both drift tests use.
 //!
 //! ```
 //! use empmix_ffi_boundary::{EmpmixResult, Failure, guard, required_str};

@@ -159,3 +159,76 @@ test('a page opened through a link reads and removes _s as the core does (shared
     srv.close();
   }
 });
+
+test('a bad option rejects init with an error naming it; nothing is sent or stored', async () => {
+  const srv = await ingest();
+  const base = { apiKey: 'k5', endpoint: srv.endpoint, wasm };
+  for (const [bad, message] of [
+    [{ flushAt: '20' }, 'flushAt must be a whole number above 0'],
+    [{ flushAt: 0 }, 'flushAt must be a whole number above 0'],
+    [{ flushAt: 501 }, 'flushAt must be a whole number from 1 to 500'],
+    [{ flushInterval: NaN }, 'flushInterval must be a whole number of milliseconds above 0'],
+    [{ flushInterval: 1.5 }, 'flushInterval must be a whole number of milliseconds above 0'],
+    [{ maxQueue: 5 }, 'maxQueue must be a whole number from flush_at to 1000000'],
+    [{ attribution: 'middle' }, 'attribution must be "first" or "last"'],
+    [{ persist: 'no' }, 'persist must be true or false'],
+    [{ maxStoredEvents: -1 }, 'maxStoredEvents must be a whole number above 0'],
+    [{ conferenceId: 7 }, 'conferenceId must be a string'],
+    [{ endpoint: null }, 'endpoint must be a string'],
+  ]) {
+    await assert.rejects(EmpMix.init({ ...base, ...bad }), e => e instanceof Error && e.message == '[empmix] ' + message,
+      JSON.stringify(bad));
+  }
+  // Good options, including ones the core does not know, start as before.
+  const mix = await EmpMix.init({ ...base, flushAt: 2, flushInterval: 60000, maxQueue: 50, attribution: 'last', someday: { x: 1 } });
+  assert.equal(mix.track('a'), true);
+  assert.equal(mix.track('b'), true);
+  assert.equal(await mix.flush(5000), true);
+  assert.deepEqual(srv.events.map(e => e.type), ['a', 'b'], 'only the good client sent');
+  srv.close();
+});
+
+test('typed events are built by the engine: conference from init, the caller\'s properties on top', async () => {
+  const srv = await ingest();
+  const mix = await EmpMix.init({ apiKey: 'k6', endpoint: srv.endpoint, wasm, flushInterval: 60000, conferenceId: 'c-init' });
+  assert.equal(mix.pageView({ url: 'https://conf.example/p', referrer: 'https://ref.example/', section: 'hero' }), true);
+  assert.equal(mix.registration({ formId: 'f1' }), true);
+  assert.equal(mix.checkin({ conferenceId: 'c2', method: 'qr', gate: 3 }), true);
+  assert.equal(mix.aiChat({ messageLength: 12 }), true);
+  assert.equal(mix.aiChat({ messageLength: 'long' }), false, 'a length must be a number');
+  assert.equal(mix.aiChat({ messageLength: 2.5 }), false, 'and a whole one');
+  assert.equal(await mix.flush(5000), true);
+  assert.deepEqual(srv.events.map(e => [e.type, e.properties]), [
+    ['page_view', { url: 'https://conf.example/p', conference_id: 'c-init', referrer: 'https://ref.example/', section: 'hero' }],
+    ['registration', { conference_id: 'c-init', form_id: 'f1' }],
+    ['checkin', { conference_id: 'c2', method: 'qr', gate: 3 }],
+    ['ai_chat', { conference_id: 'c-init', message_length: 12 }],
+  ]);
+  srv.close();
+});
+
+test('Retry-After as an HTTP date is honoured (the core reads it), not only seconds', async () => {
+  const srv = await ingest();
+  let answers = 0;
+  const busy = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      answers++;
+      // Ten minutes from now, as an HTTP date.
+      res.writeHead(503, { 'Retry-After': new Date(Date.now() + 600_000).toUTCString() });
+      res.end('{"error":"busy","message":"later"}');
+    });
+  });
+  await new Promise(r => busy.listen(0, '127.0.0.1', r));
+  const mix = await EmpMix.init({ apiKey: 'k7', endpoint: `http://127.0.0.1:${busy.address().port}`, wasm, flushInterval: 60000 });
+  assert.equal(mix.track('later'), true);
+  assert.equal(await mix.flush(2000), false, 'the server asked to wait');
+  assert.equal(answers, 1, 'one request, then a wait');
+  // The next attempt is due when the server said (within the clock's second), not after the
+  // backoff's second or so.
+  const now = Date.now(), due = mix.w.em_poll_timeout(now);
+  assert.ok(due - now > 590_000 && due - now <= 600_000, `next attempt in ${due - now} ms`);
+  assert.equal(mix.stats().retried, 1);
+  busy.close();
+  srv.close();
+});

@@ -128,8 +128,10 @@ public final class EmpMix implements AutoCloseable {
                 byte[][] records = new byte[stored.size()][];
                 for (int i = 0; i < records.length; i++) records[i] = utf8(stored.get(i));
                 long[] engine = new long[1];
-                EmpMixException.check(EngineNative.create(config, store == null ? null : utf8(store.state()), records,
-                        System.currentTimeMillis(), new SecureRandom().nextLong(), engine));
+                int rc = EngineNative.create(config, store == null ? null : utf8(store.state()), records,
+                        System.currentTimeMillis(), new SecureRandom().nextLong(), engine);
+                if (rc != EngineNative.OK && store != null) store.close();
+                EmpMixException.check(rc);
                 return new EmpMix(engine[0], store, requestTimeout);
             } finally {
                 EngineNative.configFree(config);

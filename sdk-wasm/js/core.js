@@ -1,5 +1,6 @@
-// Generated from sdk-core/src/code.rs (empmix_core::code::js_table); do not edit by hand.
+// Generated from the core (empmix_core::frontend::js_module); do not edit by hand.
 // UPDATE_CODES=1 cargo test -p empmix-core --test frontend_codes rewrites it.
+// The error codes (sdk-core/src/code.rs) and their names by number:
 const E_OK = 0;
 const E_NULL_ARGUMENT = 1;
 const E_INVALID_UTF8 = 2;
@@ -17,3 +18,10 @@ const E_RUNTIME = 13;
 const E_PANIC = 14;
 const E_NOT_STARTED = 15;
 const ERRORS = 'ok,null_argument,invalid_utf8,invalid_json,invalid_config,shut_down,opted_out,timeout,invalid_name,invalid_url,queue_full,too_large,storage,runtime,panic,not_started'.split(',');
+// The protocol (sdk-core/src/protocol/mod.rs, docs/protocol.md):
+const EVENTS_PATH = '/api/analytics/events';
+const API_KEY_HEADER = 'X-API-Key';
+const API_KEY_PARAM = 'api_key';
+const SHARE_PARAM = '_s';
+const BEACON_MAX_BYTES = 61440;
+const EVENT_ID_LEN = 36;
