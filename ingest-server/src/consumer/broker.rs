@@ -62,22 +62,14 @@ fn attempt(queue: &dyn Queue, store: &dyn Store, zones: &Zones, group: &[Deliver
                 // A lock another consumer holds is held for one transaction: give it that long.
                 std::thread::sleep(std::time::Duration::from_millis(1 << conflicts));
             }
+            Err(StoreError::TooManyPersons(_)) if group.len() > 1 => {
+                let (a, b) = group.split_at(group.len() / 2);
+                return attempt_each(queue, store, zones, [a, b]);
+            }
             Err(e) if e.is_transient() => return Attempt::Hold(e),
             Err(e) if group.len() > 1 => {
                 tracing::warn!(error = %e, batches = group.len(), "group failed; applying its batches one by one");
-                let mut total = Applied::default();
-                for d in group {
-                    match attempt(queue, store, zones, std::slice::from_ref(d)) {
-                        Attempt::Done(a) => {
-                            total.events += a.events;
-                            total.duplicates += a.duplicates;
-                        }
-                        // The store went away meanwhile: hold the whole group (the batches
-                        // already committed are acknowledged; applying them again is a no-op).
-                        Attempt::Hold(e) => return Attempt::Hold(e),
-                    }
-                }
-                return Attempt::Done(total);
+                return attempt_each(queue, store, zones, group.chunks(1));
             }
             Err(e) => {
                 tracing::error!(error = %e, seq = group.first().map(|d| d.seq),
@@ -91,6 +83,27 @@ fn attempt(queue: &dyn Queue, store: &dyn Store, zones: &Zones, group: &[Deliver
             }
         }
     }
+}
+
+/// Applies parts of a group one after the other; holds the rest once the store goes away (the
+/// parts already committed are acknowledged; applying them again is a no-op).
+fn attempt_each<'a>(
+    queue: &dyn Queue,
+    store: &dyn Store,
+    zones: &Zones,
+    parts: impl IntoIterator<Item = &'a [Delivery]>,
+) -> Attempt {
+    let mut total = Applied::default();
+    for part in parts {
+        match attempt(queue, store, zones, part) {
+            Attempt::Done(a) => {
+                total.events += a.events;
+                total.duplicates += a.duplicates;
+            }
+            Attempt::Hold(e) => return Attempt::Hold(e),
+        }
+    }
+    Attempt::Done(total)
 }
 
 /// Takes the next group: up to [`BATCHES_PER_TX`] deliveries, waiting up to `wait`; batches that

@@ -28,6 +28,12 @@ pub mod tree;
 pub const MAX_PAST_MS: i64 = 31 * 24 * 3600 * 1000;
 /// Batches applied in one store transaction.
 pub(crate) const BATCHES_PER_TX: usize = 64;
+
+/// Most distinct ids a broker consumer's transaction of several batches resolves. The
+/// scale-out store holds a lock per person until commit, and PostgreSQL's lock table is
+/// shared by every connection (`max_locks_per_transaction` × `max_connections`, 6,400 by
+/// default): a larger group is applied in halves instead ([`StoreError::TooManyPersons`]).
+pub(crate) const MAX_PERSONS_PER_TX: usize = 1_024;
 /// How often consumed batches are deleted from the queue.
 const ACK_EVERY: Duration = Duration::from_millis(500);
 
@@ -134,6 +140,20 @@ fn apply_with(
         match decode_batch(&d.batch.body) {
             Ok(b) => decoded.push((d, b)),
             Err(e) => tracing::error!(seq = d.seq, error = %e, "queued batch no longer decodes; skipped"),
+        }
+    }
+    if !ordered && decoded.len() > 1 {
+        let ids: std::collections::HashSet<(&str, &str)> = decoded
+            .iter()
+            .flat_map(|(d, b)| {
+                b.events
+                    .iter()
+                    .filter_map(|e| e.distinct_id.as_deref().or(e.anonymous_id.as_deref()))
+                    .map(|id| (d.batch.project.as_str(), id))
+            })
+            .collect();
+        if ids.len() > MAX_PERSONS_PER_TX {
+            return Err(StoreError::TooManyPersons(MAX_PERSONS_PER_TX));
         }
     }
     let mut tx = store.begin_batch()?;
@@ -446,6 +466,7 @@ pub fn step(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::QueuedBatch;
 
     #[test]
     fn server_ts_corrects_skew_and_clamps() {
@@ -458,6 +479,41 @@ mod tests {
         // Absurdly old: clamped to the window.
         assert_eq!(server_ts(now, Some(0), Some(now)), now - MAX_PAST_MS);
         assert_eq!(server_ts(now, Some(now - 5), None), now - 5);
+    }
+
+    /// A delivery of page views by `ids` distinct persons, `p{first}`….
+    fn page_views(seq: u64, first: usize, ids: usize) -> Delivery {
+        let events: Vec<String> = (first..first + ids)
+            .map(|i| format!(r#"{{"event_id":"{}","type":"page_view","distinct_id":"p{i}","timestamp":1781944200000}}"#, uuid::Uuid::now_v7()))
+            .collect();
+        let body = format!(r#"{{"events":[{}]}}"#, events.join(","));
+        Delivery {
+            seq,
+            batch: QueuedBatch {
+                project: "default".into(),
+                received_at: 1_781_944_200_000,
+                assigned_ids: Vec::new(),
+                body: body.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_broker_group_touching_too_many_persons_is_refused_whole_and_its_parts_are_not() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = crate::store::sqlite::SqliteStore::open(dir.path()).expect("store");
+        let zones = Zones::new(&[]);
+        let n = 400; // per batch (at most MAX_EVENTS_PER_BATCH)
+        let group = [page_views(1, 0, n), page_views(2, n, n), page_views(3, 2 * n, n)];
+        assert!(3 * n > MAX_PERSONS_PER_TX && 2 * n <= MAX_PERSONS_PER_TX);
+        let refused = apply_unordered(&store, &zones, &group);
+        assert!(matches!(refused, Err(StoreError::TooManyPersons(MAX_PERSONS_PER_TX))), "{refused:?}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let stored = store.aggregate("SELECT COUNT(*) FROM events", &[], deadline).expect("count");
+        assert_eq!(stored, vec![vec![crate::store::Cell::Int(0)]], "nothing of the refused group applied");
+        // Two batches together are within the limit, the third alone too.
+        assert_eq!(apply_unordered(&store, &zones, &group[..2]).expect("applied").events, 2 * n as u64);
+        assert_eq!(apply_unordered(&store, &zones, &group[2..]).expect("applied").events, n as u64);
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub enum StoreError {
     /// A query ran past its deadline and was cancelled.
     #[error("query cancelled at its deadline")]
     Timeout,
+    /// A consumer transaction would touch more persons than one transaction may hold locks
+    /// on; apply fewer batches at once.
+    #[error("a consumer transaction may touch at most {0} persons")]
+    TooManyPersons(usize),
 }
 
 impl StoreError {
@@ -47,7 +51,7 @@ impl StoreError {
         match self {
             StoreError::Sqlite(e) => e.is_transient(),
             StoreError::Postgres(e) => e.is_transient(),
-            StoreError::Timeout => false,
+            StoreError::Timeout | StoreError::TooManyPersons(_) => false,
         }
     }
 
@@ -55,7 +59,7 @@ impl StoreError {
     pub fn is_disk_full(&self) -> bool {
         match self {
             StoreError::Sqlite(e) => e.is_disk_full(),
-            StoreError::Postgres(_) | StoreError::Timeout => false,
+            StoreError::Postgres(_) | StoreError::Timeout | StoreError::TooManyPersons(_) => false,
         }
     }
 
@@ -64,7 +68,7 @@ impl StoreError {
     pub fn is_conflict(&self) -> bool {
         match self {
             StoreError::Postgres(e) => e.is_conflict(),
-            StoreError::Sqlite(_) | StoreError::Timeout => false,
+            StoreError::Sqlite(_) | StoreError::Timeout | StoreError::TooManyPersons(_) => false,
         }
     }
 }
