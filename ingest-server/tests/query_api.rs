@@ -397,3 +397,35 @@ fn funnels_match_their_definition_on_random_traffic_on_postgresql() {
     });
     funnels_match_the_definition(&s);
 }
+
+/// A batch's shared `context` (sent once per request) is stored with each of its events, under
+/// the event's own keys, and queried like any context.
+#[test]
+fn a_batch_context_is_stored_with_each_event_under_its_own() {
+    let s = start_with(|c| c.with_project(ProjectConfig::new("query", INGEST, READ)));
+    let mut own = event("page_view", "ctx-b", json!({}));
+    own["context"] = json!({"browser": "Chrome"});
+    let body = json!({"context": {"browser": "Safari", "os": "iOS"},
+                      "events": [event("page_view", "ctx-a", json!({})), own]});
+    let r = s.post(&body.to_string());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let query =
+        json!({"metrics": ["events"], "dimensions": ["context.browser", "context.os"], "date_range": "all"});
+    let answer = poll_until(|| {
+        let (status, v) = post_query(&s, &query);
+        (status == 200 && v["results"].as_array().is_some_and(|r| r.len() == 2)).then_some(v)
+    })
+    .expect("both events stored");
+    let mut rows: Vec<String> = answer["results"].as_array().unwrap().iter().map(|r| r.to_string()).collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            json!({"dimensions": ["Chrome", "iOS"], "metrics": [1]}).to_string(),
+            json!({"dimensions": ["Safari", "iOS"], "metrics": [1]}).to_string(),
+        ]
+    );
+    let bad = s.post(&json!({"context": "Safari", "events": []}).to_string());
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(bad.text().contains("context"), "{}", bad.text());
+}

@@ -101,7 +101,7 @@ pub async fn ingest(State(app): State<Arc<App>>, req: Request) -> Response {
         Err(BodyError::Decode(e @ DecodeError::Json { .. })) => {
             return error(StatusCode::BAD_REQUEST, "malformed_json", e.to_string());
         }
-        Err(BodyError::Decode(e @ DecodeError::Shape)) => {
+        Err(BodyError::Decode(e @ (DecodeError::Shape | DecodeError::Context))) => {
             return error(StatusCode::BAD_REQUEST, "invalid_body", e.to_string());
         }
         Err(BodyError::Decode(e @ DecodeError::TooManyEvents { .. })) => {

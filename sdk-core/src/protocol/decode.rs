@@ -30,6 +30,9 @@ pub enum DecodeError {
     /// The body is JSON but not `{"events": [...]}`.
     #[error("body must be an object with an \"events\" array")]
     Shape,
+    /// The batch's shared `context` is not an object.
+    #[error("\"context\" of the batch must be an object (context every event of the batch shares)")]
+    Context,
     /// More events than [`MAX_EVENTS_PER_BATCH`].
     #[error("{count} events in one request; at most {max} allowed")]
     TooManyEvents {
@@ -86,6 +89,9 @@ struct RawBatch<'a> {
     sent_at: Option<Value>,
     #[serde(default)]
     api_key: Option<String>,
+    /// Context every event of the batch shares, sent once (an additive v1 field).
+    #[serde(default)]
+    context: Option<Value>,
 }
 
 /// Decodes a request body (already decompressed).
@@ -104,9 +110,20 @@ pub fn decode_batch(body: &[u8]) -> Result<DecodedBatch, DecodeError> {
         events: Vec::with_capacity(events.len()),
         rejected: Vec::new(),
     };
+    let shared = match raw.context {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(DecodeError::Context),
+    };
     for (index, raw_event) in events.into_iter().enumerate() {
         match decode_event(index, raw_event) {
-            Ok(e) => batch.events.push(e),
+            Ok(mut e) => {
+                // The event's own context wins, key by key.
+                for (k, v) in &shared {
+                    e.context.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                batch.events.push(e);
+            }
             Err((event_id, reason)) => batch.rejected.push(Rejection { index, event_id, reason }),
         }
     }
@@ -276,6 +293,29 @@ mod tests {
         {
             assert_eq!(parse_rfc3339_millis(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_batch_context_reaches_every_event_under_its_own() {
+        let b = decode_batch(
+            br#"{"context": {"browser": "Chrome", "locale": "en"}, "events": [
+                {"type": "a"}, {"type": "b", "context": {"locale": "zh-CN", "os": "iOS"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(b.events[0].context.clone()),
+            serde_json::json!({"browser": "Chrome", "locale": "en"})
+        );
+        assert_eq!(
+            Value::Object(b.events[1].context.clone()),
+            serde_json::json!({"browser": "Chrome", "locale": "zh-CN", "os": "iOS"})
+        );
+        assert!(matches!(decode_batch(br#"{"context": 3, "events": []}"#), Err(DecodeError::Context)));
+        assert!(
+            decode_batch(br#"{"context": null, "events": [{"type": "a"}]}"#).unwrap().events[0]
+                .context
+                .is_empty()
+        );
     }
 
     #[test]
