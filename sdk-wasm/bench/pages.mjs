@@ -1,0 +1,88 @@
+// One page per SDK. Each loads its SDK as published (EmpMix from sdk-wasm/pkg/, the peers from
+// this folder's node_modules, through the public API their documentation gives), inits it
+// pointed at the page's own origin (the bench server's collecting endpoint) with persistence on
+// and batching as alike as their options allow, and hands driver.js one `track(name, props)`.
+//
+// Batching: at most 50 events per request where the SDK has a size option (mixpanel's /track
+// takes at most 50), a flush timer of 1 s where it has one.
+//   EmpMix     flushAt 50, flushInterval 1000
+//   posthog    request_queue_config.flush_interval_ms 1000 (no size option: every interval sends
+//              all that is queued, in one request)
+//   mixpanel   batch_requests, batch_size 50, batch_flush_interval_ms 1000
+//   amplitude  flushQueueSize 50, flushIntervalMillis 1000
+// Nothing but the tracked events is captured: no page views, autocapture, session recording,
+// remote configuration or feature flags.
+// A key name or value choice for a peer is from its documented init options.
+export const SDKS = ['baseline', 'empmix-storage', 'empmix-memory', 'posthog', 'mixpanel', 'amplitude'];
+
+export const LABELS = {
+  baseline: '`JSON.stringify` only (baseline)',
+  'empmix-storage': 'EmpMix, `localStorage`',
+  'empmix-memory': 'EmpMix, memory only',
+  posthog: 'posthog-js',
+  mixpanel: 'mixpanel-browser',
+  amplitude: '@amplitude/analytics-browser',
+};
+
+const inits = {
+  // The same chunks, each event only turned into JSON: what any page pays for its data.
+  baseline: `
+  let sink = 0;
+  install('baseline', (name, properties) => { sink += JSON.stringify({ event: name, properties }).length; });`,
+
+  'empmix-storage': empmix(true),
+  'empmix-memory': empmix(false),
+
+  posthog: `
+  import posthog from '/nm/posthog-js/dist/module.js';
+  await new Promise(loaded => posthog.init('phc_bench', {
+    api_host: location.origin, persistence: 'localStorage',
+    request_queue_config: { flush_interval_ms: 1000 },
+    autocapture: false, capture_pageview: false, capture_pageleave: false, disable_session_recording: true,
+    advanced_disable_flags: true, loaded,
+    // posthog-js drops the events of a browser it takes for a bot (headless, automated); this
+    // is its documented switch for end-to-end tests.
+    opt_out_useragent_filter: true,
+    // Its client-side rate limit (10 events/s, bursts of 100 by default) would drop most of the
+    // 10,000 events: raised past them.
+    rate_limiting: { events_per_second: 100000, events_burst_limit: 100000 },
+  }));
+  install('posthog', (name, props) => posthog.capture(name, props));`,
+
+  mixpanel: `
+  import mixpanel from '/nm/mixpanel-browser/dist/mixpanel.module.js';
+  await new Promise(loaded => mixpanel.init('bench-token', {
+    api_host: location.origin, persistence: 'localStorage',
+    batch_requests: true, batch_size: 50, batch_flush_interval_ms: 1000,
+    track_pageview: false, loaded,
+  }));
+  install('mixpanel', (name, props) => mixpanel.track(name, props));`,
+
+  amplitude: `
+  // The package's own browser build (lib/scripts/amplitude-min.js) defines window.amplitude.
+  await window.amplitude.init('bench-api-key', {
+    serverUrl: location.origin + '/2/httpapi', identityStorage: 'localStorage',
+    flushQueueSize: 50, flushIntervalMillis: 1000,
+    autocapture: false, remoteConfig: { fetchRemoteConfig: false }, enableDiagnostics: false,
+  }).promise;
+  install('amplitude', (name, props) => window.amplitude.track(name, props));`,
+};
+
+function empmix(persist) {
+  return `
+  import { EmpMix } from '/pkg/index.js';
+  const mix = await EmpMix.init({ apiKey: 'ik_bench', endpoint: location.origin, persist: ${persist},
+    flushAt: 50, flushInterval: 1000, autoPageView: false });
+  window.benchStats = () => mix.stats();
+  install('empmix-${persist ? 'storage' : 'memory'}', (name, props) => mix.track(name, props));`;
+}
+
+export function page(sdk) {
+  const init = inits[sdk];
+  if (!init) return null;
+  const pre = sdk == 'amplitude' ? '<script src="/nm/@amplitude/analytics-browser/lib/scripts/amplitude-min.js"></script>\n' : '';
+  return `<!doctype html><meta charset="utf-8"><title>bench: ${sdk}</title>
+${pre}<script type="module">
+  import { install } from '/driver.js';${init.replace(/^\n/, '\n')}
+</script>`;
+}
