@@ -122,6 +122,6 @@ pub use engine::{
     Transmit,
 };
 pub use entropy::{Entropy, SeededEntropy};
-pub use event::{Context, Event, EventError, EventId, Properties, PropertyValue};
+pub use event::{Context, Event, EventError, EventId, HostContext, Properties, PropertyValue};
 pub use settings::SettingError;
 pub use time::Timestamp;

@@ -5,8 +5,8 @@ use std::ffi::c_char;
 use std::time::Duration;
 
 use empmix_core::protocol::EVENTS_PATH;
-use empmix_core::{AttributionModel, Config, Context, Properties};
-use empmix_ffi_boundary::{EmpmixResult, Failure, guard, optional_str, required_str};
+use empmix_core::{AttributionModel, Config, Context, HostContext};
+use empmix_ffi_boundary::{EmpmixResult, Failure, free_boxed, guard, optional_str, required_str};
 
 /// An opaque engine configuration. Create with `empmix_engine_config_new`, set what you need
 /// with the `empmix_engine_config_set_*` calls, pass to `empmix_engine_create` (as often as you
@@ -29,8 +29,8 @@ pub struct EmpmixEngineConfig {
     app: Option<String>,
     os: Option<String>,
     locale: Option<String>,
-    /// Context fields beyond the core's own, in setting order (`app_version`, `screen`, …).
-    device: Vec<(&'static str, String)>,
+    /// What the host reports about itself (`app_version`, `screen`, …).
+    host: HostContext,
 }
 
 /// What `empmix_engine_create` needs besides the core's configuration.
@@ -59,13 +59,6 @@ fn ingest_url(endpoint: &str) -> Option<String> {
 }
 
 impl EmpmixEngineConfig {
-    fn device_field(&mut self, key: &'static str, value: &str) {
-        self.device.retain(|(k, _)| *k != key);
-        if !value.is_empty() {
-            self.device.push((key, value.to_string()));
-        }
-    }
-
     /// Checks every setting.
     pub(crate) fn build(&self) -> Result<Built, Failure> {
         let invalid = |detail: String| Failure::new(EmpmixResult::InvalidConfig, detail);
@@ -86,7 +79,7 @@ impl EmpmixEngineConfig {
             os: self.os.clone(),
             app: self.app.clone(),
             locale: self.locale.clone(),
-            extra: self.device.iter().fold(Properties::new(), |p, (k, v)| p.insert(k, v)),
+            extra: self.host.properties(),
             ..Context::default()
         };
         let mut core = Config::builder()
@@ -135,10 +128,8 @@ pub extern "C" fn empmix_engine_config_new() -> *mut EmpmixEngineConfig {
 /// `config` is NULL or from `empmix_engine_config_new`, not freed before.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn empmix_engine_config_free(config: *mut EmpmixEngineConfig) {
-    if !config.is_null() {
-        // SAFETY: made by `Box::into_raw` in `empmix_engine_config_new`, freed once.
-        drop(unsafe { Box::from_raw(config) });
-    }
+    // SAFETY: made by `Box::into_raw` in `empmix_engine_config_new`, freed once.
+    unsafe { free_boxed(config) }
 }
 
 /// Runs a setter on a non-NULL configuration.
@@ -230,7 +221,7 @@ pub unsafe extern "C" fn empmix_engine_config_set_device_model(
     value: *const c_char,
 ) -> EmpmixResult {
     // SAFETY: forwarded contract.
-    unsafe { set_str(config, value, "device_model", |c, v| c.device_field("device_model", v)) }
+    unsafe { set_str(config, value, "device_model", |c, v| c.host.device_model(v)) }
 }
 
 /// The user's BCP 47 locale, for example `en-US` (`locale` in every event's context).
@@ -260,7 +251,7 @@ pub unsafe extern "C" fn empmix_engine_config_set_time_zone(
     value: *const c_char,
 ) -> EmpmixResult {
     // SAFETY: forwarded contract.
-    unsafe { set_str(config, value, "time_zone", |c, v| c.device_field("timezone", v)) }
+    unsafe { set_str(config, value, "time_zone", |c, v| c.host.time_zone(v)) }
 }
 
 /// Send when this many events are queued (default 20; 0 restores the default).
@@ -450,8 +441,8 @@ pub unsafe extern "C" fn empmix_engine_config_set_app(
         set(config, |c| {
             let name = required_str(name, "app name")?;
             c.app = Some(name.to_string()).filter(|n| !n.is_empty());
-            c.device_field("app_version", optional_str(version, "app version")?.unwrap_or_default());
-            c.device_field("app_build", optional_str(build, "app build")?.unwrap_or_default());
+            let (version, build) = (optional_str(version, "app version")?, optional_str(build, "app build")?);
+            c.host.app_version(version.unwrap_or_default(), build.unwrap_or_default());
             Ok(())
         })
     }
@@ -473,7 +464,7 @@ pub unsafe extern "C" fn empmix_engine_config_set_os(
         set(config, |c| {
             let name = required_str(name, "os name")?;
             c.os = Some(name.to_string()).filter(|n| !n.is_empty());
-            c.device_field("os_version", optional_str(version, "os version")?.unwrap_or_default());
+            c.host.os_version(optional_str(version, "os version")?.unwrap_or_default());
             Ok(())
         })
     }
@@ -493,8 +484,7 @@ pub unsafe extern "C" fn empmix_engine_config_set_screen_size(
     // SAFETY: forwarded contract.
     unsafe {
         set(config, |c| {
-            let screen = if width > 0 && height > 0 { format!("{width}x{height}") } else { String::new() };
-            c.device_field("screen", &screen);
+            c.host.screen_size(width, height);
             Ok(())
         })
     }

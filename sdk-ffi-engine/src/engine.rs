@@ -7,8 +7,8 @@ use std::sync::{Mutex, MutexGuard};
 use empmix_core::persist::Snapshot;
 use empmix_core::{BatchId, Engine, Event, FlushTicket, SeededEntropy, Timestamp, TrackError};
 use empmix_ffi_boundary::{
-    EmpmixResult, EmpmixStats, Failure, clear_outs, guard, optional_str, properties, required_str,
-    track_failure, write_out, write_string,
+    EmpmixResult, EmpmixStats, Failure, clear_outs, free_boxed, guard, optional_str, properties,
+    required_str, track_failure, write_out, write_string,
 };
 
 use crate::config::EmpmixEngineConfig;
@@ -203,14 +203,8 @@ pub unsafe extern "C" fn empmix_engine_create(
 /// `engine` is NULL or a live handle, not used by another thread during or after this call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn empmix_engine_free(engine: *mut EmpmixEngine) {
-    if engine.is_null() {
-        return;
-    }
-    let _ = guard(|| {
-        // SAFETY: a live handle made by `Box::into_raw`, freed once per the contract.
-        drop(unsafe { Box::from_raw(engine) });
-        Ok(())
-    });
+    // SAFETY: a live handle made by `Box::into_raw`, freed once per the contract.
+    unsafe { free_boxed(engine) }
 }
 
 /// Tracks an event named `name` with `properties_json` (a JSON object, or NULL for none).

@@ -5,7 +5,7 @@ use std::ffi::{CStr, CString, c_char};
 use empmix_core::persist::PersistOp;
 use empmix_core::protocol::{API_KEY_HEADER, retry_after};
 use empmix_core::{Response, Transmit};
-use empmix_ffi_boundary::{EmpmixResult, Failure, clear_outs, guard, write_out};
+use empmix_ffi_boundary::{EmpmixResult, Failure, clear_outs, free_boxed, guard, write_out};
 
 use crate::engine::{EmpmixEngine, State, at, lock};
 
@@ -195,11 +195,9 @@ pub unsafe extern "C" fn empmix_engine_poll_unload_transmit(
 /// `request` is NULL or from a poll of this library, not freed before.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn empmix_engine_request_free(request: *mut EmpmixRequest) {
-    if !request.is_null() {
-        // SAFETY: made by `Box::into_raw` of an `OwnedRequest` (whose first field it points
-        // to, `repr(C)`), freed once per the contract.
-        drop(unsafe { Box::from_raw(request.cast::<OwnedRequest>()) });
-    }
+    // SAFETY: made by `Box::into_raw` of an `OwnedRequest` (whose first field it points to,
+    // `repr(C)`), freed once per the contract.
+    unsafe { free_boxed(request.cast::<OwnedRequest>()) }
 }
 
 /// Reports the outcome of request `request_id`: the HTTP `status` with its `Retry-After`
@@ -368,9 +366,7 @@ pub unsafe extern "C" fn empmix_engine_poll_persist(
 /// `op` is NULL or from `empmix_engine_poll_persist`, not freed before.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn empmix_engine_persist_op_free(op: *mut EmpmixPersistOp) {
-    if !op.is_null() {
-        // SAFETY: made by `Box::into_raw` of an `OwnedPersistOp` (whose first field it points
-        // to, `repr(C)`), freed once per the contract.
-        drop(unsafe { Box::from_raw(op.cast::<OwnedPersistOp>()) });
-    }
+    // SAFETY: made by `Box::into_raw` of an `OwnedPersistOp` (whose first field it points to,
+    // `repr(C)`), freed once per the contract.
+    unsafe { free_boxed(op.cast::<OwnedPersistOp>()) }
 }

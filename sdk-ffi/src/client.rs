@@ -3,7 +3,9 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use empmix_ffi_boundary::{EmpmixResult, Failure, guard, optional_str, required_str, write_string};
+use empmix_ffi_boundary::{
+    EmpmixResult, Failure, free_boxed, guard, optional_str, required_str, write_string,
+};
 use empmix_native::{Client, Error, Event, Properties};
 
 pub use empmix_ffi_boundary::EmpmixStats;
@@ -156,14 +158,8 @@ pub unsafe extern "C" fn empmix_client_new(
 /// `client` is NULL or a live handle, not used by another thread during or after this call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn empmix_client_free(client: *mut EmpmixClient) {
-    if client.is_null() {
-        return;
-    }
-    let _ = guard(|| {
-        // SAFETY: a live handle made by `Box::into_raw`, freed once per the contract.
-        drop(unsafe { Box::from_raw(client) });
-        Ok(())
-    });
+    // SAFETY: a live handle made by `Box::into_raw`, freed once per the contract.
+    unsafe { free_boxed(client) }
 }
 
 /// Tracks an event named `name` with `properties_json` (a JSON object, or NULL for none).

@@ -4,7 +4,7 @@
 
 use std::ffi::c_char;
 
-use empmix_ffi_boundary::{EmpmixResult, Failure, guard, optional_str, required_str};
+use empmix_ffi_boundary::{EmpmixResult, Failure, free_boxed, guard, optional_str, required_str};
 use empmix_native::{Client, ClientBuilder};
 
 use crate::client::{EmpmixClient, map_error, ms};
@@ -137,10 +137,8 @@ pub extern "C" fn empmix_config_new() -> *mut EmpmixConfigBuilder {
 /// `config` is NULL or from `empmix_config_new`, not freed before.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn empmix_config_free(config: *mut EmpmixConfigBuilder) {
-    if !config.is_null() {
-        // SAFETY: made by `Box::into_raw` in `empmix_config_new`, freed once per the contract.
-        drop(unsafe { Box::from_raw(config) });
-    }
+    // SAFETY: made by `Box::into_raw` in `empmix_config_new`, freed once per the contract.
+    unsafe { free_boxed(config) }
 }
 
 /// Runs a setter on a non-NULL configuration.

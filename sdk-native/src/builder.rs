@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use empmix_core::{AttributionModel, Config, ConfigBuilder, Context, Engine, OverflowPolicy, Properties};
+use empmix_core::{AttributionModel, Config, ConfigBuilder, Context, Engine, HostContext, OverflowPolicy};
 use reqwest::header::HeaderValue;
 
 use crate::client::{Client, Handle};
@@ -41,7 +41,7 @@ pub struct ClientBuilder {
     app: Option<String>,
     locale: Option<String>,
     os: Option<String>,
-    device: Vec<(&'static str, String)>,
+    host: HostContext,
 }
 
 macro_rules! core_setters {
@@ -69,7 +69,7 @@ impl ClientBuilder {
             app: None,
             locale: None,
             os: None,
-            device: Vec::new(),
+            host: HostContext::default(),
         }
     }
 
@@ -171,8 +171,7 @@ impl ClientBuilder {
     /// The host application's version and build number (`app_version`, `app_build` in every
     /// event's context); empty strings are left out.
     pub fn app_version(mut self, version: impl Into<String>, build: impl Into<String>) -> Self {
-        self.device_field("app_version", version.into());
-        self.device_field("app_build", build.into());
+        self.host.app_version(&version.into(), &build.into());
         self
     }
 
@@ -183,36 +182,27 @@ impl ClientBuilder {
         if !name.is_empty() {
             self.os = Some(name);
         }
-        self.device_field("os_version", version.into());
+        self.host.os_version(&version.into());
         self
     }
 
     /// The device model (`iPhone15,2`), `device_model` in every event's context.
     pub fn device_model(mut self, model: impl Into<String>) -> Self {
-        self.device_field("device_model", model.into());
+        self.host.device_model(&model.into());
         self
     }
 
     /// The screen size in points or pixels as the host measures it, `screen` (`390x844`) in
     /// every event's context. Zero leaves it out.
     pub fn screen_size(mut self, width: u32, height: u32) -> Self {
-        if width > 0 && height > 0 {
-            self.device_field("screen", format!("{width}x{height}"));
-        }
+        self.host.screen_size(width, height);
         self
     }
 
     /// The IANA time zone (`Europe/Berlin`), `timezone` in every event's context.
     pub fn time_zone(mut self, zone: impl Into<String>) -> Self {
-        self.device_field("timezone", zone.into());
+        self.host.time_zone(&zone.into());
         self
-    }
-
-    fn device_field(&mut self, key: &'static str, value: String) {
-        self.device.retain(|(k, _)| *k != key);
-        if !value.is_empty() {
-            self.device.push((key, value));
-        }
     }
 
     /// Checks every setting, opens the persistence directory (restoring what it holds), and
@@ -243,7 +233,7 @@ impl ClientBuilder {
             os: Some(self.os.unwrap_or_else(|| std::env::consts::OS.into())),
             app: self.app,
             locale: self.locale,
-            extra: self.device.iter().fold(Properties::new(), |p, (k, v)| p.insert(k, v)),
+            extra: self.host.properties(),
             ..Context::default()
         };
         let config =

@@ -279,6 +279,66 @@ pub struct Context {
     pub extra: Properties,
 }
 
+/// What a native or mobile host reports about itself (its app's version and build, its OS
+/// version, device model, screen size, time zone), kept under the context field names every
+/// native frontend sends: the `extra` of a [`Context`]. A value set again replaces the old
+/// one; an empty one (or a zero screen size) leaves the field out.
+///
+/// ```
+/// use empmix_core::HostContext;
+///
+/// let mut host = HostContext::default();
+/// host.app_version("2.4.0", "118");
+/// host.screen_size(1080, 2400);
+/// host.screen_size(0, 0);
+/// assert_eq!(host.properties().as_json(), r#"{"app_version":"2.4.0","app_build":"118"}"#);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostContext {
+    fields: Vec<(&'static str, String)>,
+}
+
+impl HostContext {
+    /// `app_version` and `app_build`.
+    pub fn app_version(&mut self, version: &str, build: &str) {
+        self.set("app_version", version.to_string());
+        self.set("app_build", build.to_string());
+    }
+
+    /// `os_version` (the OS name itself is [`Context::os`]).
+    pub fn os_version(&mut self, version: &str) {
+        self.set("os_version", version.to_string());
+    }
+
+    /// `device_model`, for example `iPhone15,2`.
+    pub fn device_model(&mut self, model: &str) {
+        self.set("device_model", model.to_string());
+    }
+
+    /// `screen`, for example `390x844`; a zero side leaves it out.
+    pub fn screen_size(&mut self, width: u32, height: u32) {
+        let screen = if width > 0 && height > 0 { format!("{width}x{height}") } else { String::new() };
+        self.set("screen", screen);
+    }
+
+    /// `timezone`, an IANA zone such as `Europe/Berlin`.
+    pub fn time_zone(&mut self, zone: &str) {
+        self.set("timezone", zone.to_string());
+    }
+
+    /// The fields, in the order they were first set, for [`Context::extra`].
+    pub fn properties(&self) -> Properties {
+        self.fields.iter().fold(Properties::new(), |p, (k, v)| p.insert(k, v.as_str()))
+    }
+
+    fn set(&mut self, key: &'static str, value: String) {
+        self.fields.retain(|(k, _)| *k != key);
+        if !value.is_empty() {
+            self.fields.push((key, value));
+        }
+    }
+}
+
 impl Context {
     /// The context as a JSON object, encoded once and copied into each event.
     pub(crate) fn encode(&self) -> String {

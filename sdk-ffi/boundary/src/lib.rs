@@ -274,6 +274,22 @@ pub fn result_message(code: u32) -> *const c_char {
     }
 }
 
+/// Frees a value the library handed out with `Box::into_raw` (a handle, a configuration, a
+/// request). NULL is ignored; a panic while dropping it (a client's thread) stays here.
+///
+/// # Safety
+/// `ptr` is NULL or from `Box::into_raw` of a `T`, not freed before and not used afterwards.
+pub unsafe fn free_boxed<T>(ptr: *mut T) {
+    if ptr.is_null() {
+        return;
+    }
+    let _ = guard(|| {
+        // SAFETY: made by `Box::into_raw`, freed once per the contract.
+        drop(unsafe { Box::from_raw(ptr) });
+        Ok(())
+    });
+}
+
 /// Frees a string made by [`write_string`]. NULL is ignored.
 ///
 /// # Safety

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use empmix_server::loopback;
 use empmix_server::{ProjectConfig, RunningServer, Server, ServerConfig};
@@ -190,10 +190,10 @@ pub fn query(server: &RunningServer, path: &str) -> Value {
     response.json()
 }
 
-/// Polls the daily summary (summed over days) until `want` holds or the deadline passes.
+/// Polls the daily summary (summed over days) until `want` holds or 20 s pass; returns the
+/// last sum read.
 pub fn wait_for_summary(server: &RunningServer, conference: &str, want: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let sum = || {
         let rows = query(server, &format!("/api/analytics/daily?conference_id={conference}"));
         let mut sum = serde_json::Map::new();
         for row in rows.as_array().unwrap() {
@@ -203,12 +203,9 @@ pub fn wait_for_summary(server: &RunningServer, conference: &str, want: impl Fn(
                 sum.insert(key.into(), total.into());
             }
         }
-        let sum = Value::Object(sum);
-        if want(&sum) || Instant::now() > deadline {
-            return sum;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        Value::Object(sum)
+    };
+    empmix_test_support::poll(Duration::from_secs(20), || Some(sum()).filter(|s| want(s))).unwrap_or_else(sum)
 }
 
 /// The server's view of the seed chain A → B → C in `conference`, after a program that printed
