@@ -36,6 +36,7 @@
 //! ```
 
 pub mod driver;
+pub mod tabs;
 
 #[cfg(target_arch = "wasm32")]
 mod heap;
