@@ -9,9 +9,10 @@
 //! time is an argument (milliseconds since the epoch, as `Date.now()` gives), storage is the
 //! [`Storage`] trait, and nothing depends on wasm or web-sys. The layout is the one the JS
 //! release wrote, so what it stored is read back here, the one-record-per-key layout from before
-//! chunks included. Nothing formats with `std::fmt` (the package is size-budgeted).
-
-use std::collections::{BTreeMap, BTreeSet};
+//! chunks included. Nothing formats with `std::fmt` (the package is size-budgeted), and the
+//! indexes are sorted `Vec`s searched by hand rather than BTreeMaps or HashMaps: in the wasm
+//! build the four BTree instantiations cost about 37 KB of code, more than the whole engine, and
+//! the stable sort another 4 KB, so sorts are unstable.
 
 use empmix_core::EventId;
 use empmix_core::persist::PersistOp;
@@ -69,6 +70,8 @@ pub struct GoneTab {
 /// One chunk this tab wrote.
 #[derive(Debug)]
 struct Chunk {
+    /// Its number (ids in `held` point at it).
+    n: u64,
     key: String,
     /// Its events not yet removed.
     left: usize,
@@ -83,11 +86,14 @@ pub struct TabStorage {
     tab: String,
     max_events: usize,
     max_units: usize,
-    /// Chunks written, by a number of their own (ids point at them).
-    chunks: BTreeMap<u64, Chunk>,
+    /// Chunks written, in the order of their numbers (handed out increasing), so found by
+    /// binary search: one per task, so there can be as many as events.
+    chunks: Vec<Chunk>,
     next_chunk: u64,
-    /// Event id -> its chunk, for every event this tab holds in storage.
-    held: BTreeMap<String, u64>,
+    /// (event id, its chunk) for every event this tab holds in storage, sorted by id for binary
+    /// search. Ids are UUIDv7, so most inserts are at the end; the ~1,000 held at most make
+    /// the shift of the others cheap.
+    held: Vec<(String, u64)>,
     /// The ids staged since the last commit, and the chunk value being built for them: one
     /// string, not a list of records, so committing copies nothing.
     pend_ids: Vec<String>,
@@ -138,6 +144,15 @@ fn read_ms(text: &str) -> f64 {
     ms
 }
 
+/// Marks an entry of `held` removed during a removal (no chunk gets this number: one is handed
+/// out per commit).
+const GONE: u64 = u64::MAX;
+
+/// Where the chunk numbered `n` is in `chunks` (which is in number order).
+fn find_chunk(chunks: &[Chunk], n: u64) -> Option<usize> {
+    chunks.binary_search_by_key(&n, |c| c.n).ok()
+}
+
 /// Appends `ms` as decimal digits (whole milliseconds, as `Date.now()` has), by hand.
 fn push_ms(out: &mut String, ms: f64) {
     // Saturating: NaN and negatives give 0.
@@ -168,9 +183,9 @@ impl TabStorage {
             tab: tab.to_string(),
             max_events,
             max_units: max_bytes,
-            chunks: BTreeMap::new(),
+            chunks: Vec::new(),
             next_chunk: 0,
-            held: BTreeMap::new(),
+            held: Vec::new(),
             pend_ids: Vec::new(),
             pend_value: String::new(),
             pend_units: 0,
@@ -201,6 +216,16 @@ impl TabStorage {
         let mut k = self.key("t:");
         k.push_str(tab);
         k
+    }
+
+    /// Where `id` is in `held`, or where it would go.
+    fn held_at(&self, id: &str) -> Result<usize, usize> {
+        self.held.binary_search_by(|(h, _)| h.as_str().cmp(id))
+    }
+
+    /// The chunk holding `id`, if this tab holds it.
+    fn held_chunk(&self, id: &str) -> Option<u64> {
+        self.held_at(id).ok().and_then(|i| self.held.get(i)).map(|&(_, c)| c)
     }
 
     /// A write, counted as a storage error when refused.
@@ -273,9 +298,16 @@ impl TabStorage {
         }
         let c = self.next_chunk;
         self.next_chunk += 1;
-        self.chunks.insert(c, Chunk { key, left: ids.len(), units: n });
+        self.chunks.push(Chunk { n: c, key, left: ids.len(), units: n });
         for id in ids {
-            self.held.insert(id, c);
+            match self.held_at(&id) {
+                Ok(i) => {
+                    if let Some(h) = self.held.get_mut(i) {
+                        h.1 = c;
+                    }
+                }
+                Err(i) => self.held.insert(i, (id, c)),
+            }
         }
         self.stored_units += n;
         true
@@ -302,28 +334,45 @@ impl TabStorage {
 
     fn remove_text<'a>(&mut self, s: &mut impl Storage, ids: impl Iterator<Item = &'a str>) {
         self.commit(s); // the ids may be this task's
-        let mut partial = BTreeSet::new();
+        // Removed entries of `held` are marked GONE and emptied chunks left at 0, both dropped
+        // in one pass each afterwards: up to 500 ids a batch, and a shift per id would make it
+        // O(k·n).
+        let mut partial = Vec::new();
         for id in ids {
-            let Some(c) = self.held.remove(id) else {
+            let Ok(i) = self.held_at(id) else {
                 continue;
             };
-            let Some(chunk) = self.chunks.get_mut(&c) else {
+            let Some(h) = self.held.get_mut(i).filter(|h| h.1 != GONE) else {
+                continue; // named twice
+            };
+            let c = core::mem::replace(&mut h.1, GONE);
+            let Some(chunk) = find_chunk(&self.chunks, c).and_then(|i| self.chunks.get_mut(i)) else {
                 continue;
             };
-            chunk.left = chunk.left.saturating_sub(1);
+            if chunk.left == 0 {
+                continue; // emptied earlier in this batch
+            }
+            chunk.left -= 1;
             if chunk.left > 0 {
-                partial.insert(c);
+                partial.push(c);
             } else {
-                partial.remove(&c);
                 s.remove(&chunk.key);
                 self.stored_units = self.stored_units.saturating_sub(chunk.units);
-                self.chunks.remove(&c);
             }
         }
+        self.held.retain(|h| h.1 != GONE);
+        self.chunks.retain(|chunk| chunk.left > 0);
+        // Chunk numbers are plain integers, so stability does not matter.
+        partial.sort_unstable();
+        partial.dedup();
         // A chunk with events still unsent is rewritten without the finished ones, unless it is
         // gone (another tab took this one for gone while it was frozen, and sends them too).
+        // A chunk emptied after it was listed here is no longer in `chunks`.
         for c in partial {
-            let Some(key) = self.chunks.get(&c).map(|chunk| chunk.key.clone()) else {
+            let Some(i) = find_chunk(&self.chunks, c) else {
+                continue;
+            };
+            let Some(key) = self.chunks.get(i).map(|chunk| chunk.key.clone()) else {
                 continue;
             };
             let Some(v) = s.get(&key).filter(|v| !v.is_empty()) else {
@@ -333,7 +382,7 @@ impl TabStorage {
             let mut n = 0;
             for e in v.split(RS) {
                 let (id, record) = split_id(e);
-                if self.held.get(id) == Some(&c) {
+                if self.held_chunk(id) == Some(c) {
                     value.push(RS);
                     value.push_str(e);
                     n += units(record);
@@ -344,7 +393,7 @@ impl TabStorage {
                 value.push(RS);
             }
             if self.set(s, &key, &value)
-                && let Some(chunk) = self.chunks.get_mut(&c)
+                && let Some(chunk) = self.chunks.get_mut(i)
             {
                 self.stored_units = (self.stored_units + n).saturating_sub(chunk.units);
                 chunk.units = n;
@@ -370,7 +419,8 @@ impl TabStorage {
     /// earlier), or they left events and no heartbeat. This tab is never gone. Heartbeats of
     /// gone tabs that left no events are removed on the way.
     pub fn gone_tabs(&self, s: &mut impl Storage, now: f64) -> Vec<GoneTab> {
-        let mut by_tab: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // (tab, its keys): a list searched linearly, as there are few tabs.
+        let mut by_tab: Vec<(String, Vec<String>)> = Vec::new();
         let mut beats = Vec::new();
         for k in s.keys() {
             let Some(rest) = k.strip_prefix(self.prefix.as_str()) else {
@@ -380,7 +430,10 @@ impl TabStorage {
                 // `<tab>:<event id>`: what is left of the last 37 bytes (short keys: no tab).
                 let tab = rest.len().checked_sub(ID_LEN + 1).and_then(|i| rest.get(..i)).unwrap_or("");
                 if tab != self.tab {
-                    by_tab.entry(tab.to_string()).or_default().push(k);
+                    match by_tab.iter_mut().find(|e| e.0 == tab) {
+                        Some(e) => e.1.push(k),
+                        None => by_tab.push((tab.to_string(), vec![k])),
+                    }
                 }
             } else if let Some(tab) = rest.strip_prefix("t:") {
                 if tab != self.tab {
@@ -389,12 +442,17 @@ impl TabStorage {
             }
         }
         for (tab, k) in beats {
+            let i = by_tab.iter().position(|e| e.0 == tab);
             if s.get(&k).is_some_and(|v| read_ms(&v) > now) {
-                by_tab.remove(&tab);
-            } else if !by_tab.contains_key(&tab) {
+                if let Some(i) = i {
+                    by_tab.swap_remove(i);
+                }
+            } else if i.is_none() {
                 s.remove(&k);
             }
         }
+        // In tab order, as before. The tabs are unique, so stability does not matter.
+        by_tab.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         by_tab.into_iter().map(|(tab, keys)| GoneTab { tab, keys }).collect()
     }
 
@@ -406,14 +464,16 @@ impl TabStorage {
     /// and no heartbeat is gone, so that later start takes the chunk.
     pub fn adopt(&mut self, s: &mut impl Storage, gone: &GoneTab) -> Vec<(String, String)> {
         let mut keys: Vec<&str> = gone.keys.iter().map(String::as_str).collect();
-        keys.sort_by(|a, b| tail_id(a).cmp(tail_id(b))); // UUIDv7 ids sort by time
+        // UUIDv7 ids sort by time. Ties (only malformed keys share an id) go by the whole key,
+        // which is unique, so stability does not matter.
+        keys.sort_unstable_by(|a, b| tail_id(a).cmp(tail_id(b)).then_with(|| a.cmp(b)));
         let mut entries = Vec::new();
         for k in keys {
             let Some(v) = s.get(k).filter(|v| !v.is_empty()) else {
                 continue;
             };
             let mut take = |id: &str, record: &str| {
-                if self.held.contains_key(id) || self.pend_ids.iter().any(|p| p == id) {
+                if self.held_at(id).is_ok() || self.pend_ids.iter().any(|p| p == id) {
                     return;
                 }
                 self.stage(id.to_string(), record, units(record));
@@ -472,6 +532,7 @@ mod tests {
     use super::*;
     use empmix_core::{SeededEntropy, Timestamp};
     use std::cell::RefCell;
+    use std::collections::BTreeMap;
     use std::rc::Rc;
 
     const P: &str = "empmix:default:";
