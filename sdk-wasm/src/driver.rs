@@ -105,6 +105,17 @@ fn properties_json(text: &str) -> Result<Properties, json::JsonError> {
     if text.is_empty() { Ok(Properties::new()) } else { Properties::from_json(text) }
 }
 
+/// A request body to `POST` and what to hand back with its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Hand this to [`Driver::handle_response`] with the outcome.
+    pub handle: u32,
+    /// The JSON body.
+    pub body: String,
+    /// Events in it.
+    pub events: usize,
+}
+
 /// One engine, its entropy and the requests it has out.
 #[derive(Debug)]
 pub struct Driver {
@@ -113,8 +124,6 @@ pub struct Driver {
     in_flight: Vec<(u32, BatchId)>,
     ticket: Option<FlushTicket>,
     next_handle: u32,
-    /// The handle of the request last returned by a poll.
-    pub last_handle: u32,
     /// Restored records skipped as corrupt at start.
     pub restored: u32,
 }
@@ -131,7 +140,6 @@ impl Driver {
             in_flight: Vec::new(),
             ticket: None,
             next_handle: 0,
-            last_handle: 0,
             restored: report.restored as u32,
         }
     }
@@ -238,20 +246,35 @@ impl Driver {
         self.engine.is_opted_out()
     }
 
-    /// A fresh share code and its `share` event for `clean_target` (JavaScript has removed
-    /// `_s` from it and adds `_s=<code>` itself, with the browser's own URL parsing), in
-    /// `conference` (empty: the engine's fallbacks).
+    /// The `share` event for `code` (made by the loader from [`ShareCode::ALPHABET`], so that
+    /// `createShare` can return its link before the engine runs) and `clean_target` (the loader
+    /// has removed `_s` from it and adds `_s=<code>` itself), in `conference` (empty: the
+    /// engine's fallbacks). A malformed code is refused as a bad name.
     pub fn share(
         &mut self,
         now: f64,
+        code: &str,
         channel: &str,
         clean_target: &str,
         conference: &str,
-    ) -> Result<String, u32> {
-        match self.engine.share(ts(now), &mut self.rng, channel, clean_target, Some(conference)) {
-            Ok(code) => Ok(code.as_str().to_string()),
-            Err(e) => Err(error_code(&e)),
-        }
+    ) -> u32 {
+        let Some(code) = ShareCode::parse(code) else {
+            return code::BAD_NAME;
+        };
+        status(self.engine.share_with_code(
+            ts(now),
+            &mut self.rng,
+            &code,
+            channel,
+            clean_target,
+            Some(conference),
+        ))
+    }
+
+    /// A fresh share code from the engine's entropy, for a driver that makes its links after
+    /// the engine runs (the raw-exports package) and hands it to [`Driver::share`].
+    pub fn new_share_code(&mut self) -> String {
+        ShareCode::generate(&mut self.rng).as_str().to_string()
     }
 
     /// The `_s` value of the address the page was opened with: records the open when it is a
@@ -277,47 +300,27 @@ impl Driver {
         self.ticket.is_none_or(|t| self.engine.is_flushed(t))
     }
 
-    /// The next storage change, encoded: `a<event id><record>`, `r<event ids…>` (36 characters
-    /// each), `s<state>`, or empty for none.
-    pub fn poll_persist(&mut self) -> String {
-        let Some(op) = self.engine.poll_persist() else {
-            return String::new();
-        };
-        // One shape for the three: the tag, the event ids, the text.
-        let (tag, ids, text) = match &op {
-            PersistOp::Append { id, record } => ('a', core::slice::from_ref(id), record.as_str()),
-            PersistOp::Remove { ids } => ('r', ids.as_slice(), ""),
-            PersistOp::SaveState { state } => ('s', &[][..], state.as_str()),
-        };
-        let mut out = String::with_capacity(1 + 36 * ids.len() + text.len());
-        out.push(tag);
-        for id in ids {
-            id.write_to(&mut out);
-        }
-        out.push_str(text);
-        out
+    /// The next storage change for the page's storage (see [`crate::tabs`]).
+    pub fn poll_persist(&mut self) -> Option<PersistOp> {
+        self.engine.poll_persist()
     }
 
-    fn hand_out(&mut self, t: Option<empmix_core::Transmit>) -> String {
-        match t {
-            None => String::new(),
-            Some(t) => {
-                self.next_handle = self.next_handle.wrapping_add(1);
-                self.in_flight.push((self.next_handle, t.batch));
-                self.last_handle = self.next_handle;
-                t.body
-            }
-        }
+    fn hand_out(&mut self, t: Option<empmix_core::Transmit>) -> Option<Request> {
+        let t = t?;
+        self.next_handle = self.next_handle.wrapping_add(1);
+        self.in_flight.push((self.next_handle, t.batch));
+        Some(Request { handle: self.next_handle, body: t.body, events: t.events })
     }
 
-    /// The next request body to `POST`, or empty; its handle is then in `last_handle`.
-    pub fn poll_transmit(&mut self, now: f64) -> String {
+    /// The next request to `POST`, if one is due.
+    pub fn poll_transmit(&mut self, now: f64) -> Option<Request> {
         let t = self.engine.poll_transmit(ts(now));
         self.hand_out(t)
     }
 
-    /// The next body of at most `max_bytes` for a beacon at unload, or empty.
-    pub fn poll_unload_transmit(&mut self, now: f64, max_bytes: u32) -> String {
+    /// The next request of at most `max_bytes` for a page that is going away (a beacon, or a
+    /// `keepalive` fetch), if any is waiting.
+    pub fn poll_unload_transmit(&mut self, now: f64, max_bytes: u32) -> Option<Request> {
         let t = self.engine.poll_unload_transmit(ts(now), max_bytes as usize);
         self.hand_out(t)
     }
@@ -362,8 +365,8 @@ impl Driver {
         .to_string()
     }
 
-    /// The counters as a JSON object.
-    pub fn stats(&self) -> String {
+    /// The counters as a JSON object, with the driver's own (`extra`) after the engine's.
+    pub fn stats(&self, extra: &[(&str, u64)]) -> String {
         // The keys apart from the values, so that the keys are one piece of data, not code.
         static KEYS: [&str; 13] = [
             "queued",
@@ -404,6 +407,12 @@ impl Driver {
             sep = ',';
             json::write_key(&mut out, key);
             json::write_u64(&mut out, value);
+        }
+        for (key, value) in extra {
+            out.push(sep);
+            sep = ',';
+            json::write_key(&mut out, key);
+            json::write_u64(&mut out, *value);
         }
         out.push('}');
         out

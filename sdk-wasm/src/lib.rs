@@ -1,12 +1,17 @@
 //! The EmpMix browser analytics SDK (`empmix-wasm`).
 //!
-//! A thin driver around the sans-IO [`empmix_core::Engine`], compiled to WebAssembly and
-//! wrapped by a small hand-written ES module (`js/index.js`, published as `pkg/index.js`). The
-//! JavaScript side does all IO — `fetch`/`sendBeacon`, timers, `localStorage`, reading the
-//! browser context — and the wasm side makes every decision through the engine. The boundary
-//! is strings and numbers only: properties cross as `JSON.stringify` text, persistence and
-//! requests come back as encoded strings. Nothing here links `serde` or formats with
-//! `std::fmt`, to keep the package small (its measured size is in `docs/performance.md`).
+//! A driver around the sans-IO [`empmix_core::Engine`], compiled to WebAssembly. Two builds
+//! of it exist while the browser driver moves into Rust (issue 16):
+//!
+//! - the shipped package (`scripts/build.sh`, `pkg/`): raw exports (`src/wasm.rs`) wrapped by a
+//!   hand-written ES module (`js/index.js`) that does the IO — `fetch`/`sendBeacon`, timers,
+//!   `localStorage`, the page's lifecycle. The boundary is strings and numbers only.
+//! - the web build (feature `web`, `scripts/build.sh --web`, `pkg-web/`): the IO in Rust too
+//!   (`src/browser`: wasm-bindgen, web-sys, gloo-timers), its storage decisions in [`tabs`],
+//!   behind a small loader (`js/loader.js`) whose client works before the wasm has loaded.
+//!   It is not shipped yet: it is over the package's size ceiling (`docs/performance.md`).
+//!
+//! Nothing here links `serde` or formats with `std::fmt`, to keep the package small.
 //!
 //! Build it with `sdk-wasm/scripts/build.sh` (output in `sdk-wasm/pkg/`), then in a page:
 //!
@@ -31,16 +36,20 @@
 //! let mut driver = Driver::start(1.75e12, 7, config, "", Vec::new());
 //! assert_eq!(driver.track(1.75e12, "click", r#"{"button":"register"}"#), 0);
 //! driver.flush();
-//! let body = driver.poll_transmit(1.75e12);
-//! assert!(body.contains("\"click\""));
+//! let request = driver.poll_transmit(1.75e12).unwrap();
+//! assert!(request.body.contains("\"click\""));
 //! ```
 
 pub mod driver;
 pub mod tabs;
 
+#[cfg(all(target_arch = "wasm32", feature = "web"))]
+mod browser;
+#[cfg(all(target_arch = "wasm32", feature = "web"))]
+pub use browser::Client;
 #[cfg(target_arch = "wasm32")]
 mod heap;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "web")))]
 #[doc(hidden)]
 pub mod wasm;
 

@@ -12,7 +12,8 @@
 //! chunks included. Nothing formats with `std::fmt` (the package is size-budgeted), and the
 //! indexes are sorted `Vec`s searched by hand rather than BTreeMaps or HashMaps: in the wasm
 //! build the four BTree instantiations cost about 37 KB of code, more than the whole engine, and
-//! the stable sort another 4 KB, so sorts are unstable.
+//! std's sorts bring several KB of sorting networks per element type, so the few lists sorted
+//! here (a tab's chunk numbers, gone tabs, a gone tab's keys) go through [`sort_small`].
 
 use empmix_core::EventId;
 use empmix_core::persist::PersistOp;
@@ -362,8 +363,7 @@ impl TabStorage {
         }
         self.held.retain(|h| h.1 != GONE);
         self.chunks.retain(|chunk| chunk.left > 0);
-        // Chunk numbers are plain integers, so stability does not matter.
-        partial.sort_unstable();
+        sort_small(&mut partial, |a, b| a < b);
         partial.dedup();
         // A chunk with events still unsent is rewritten without the finished ones, unless it is
         // gone (another tab took this one for gone while it was frozen, and sends them too).
@@ -451,8 +451,8 @@ impl TabStorage {
                 s.remove(&k);
             }
         }
-        // In tab order, as before. The tabs are unique, so stability does not matter.
-        by_tab.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // In tab order, as before.
+        sort_small(&mut by_tab, |a, b| a.0 < b.0);
         by_tab.into_iter().map(|(tab, keys)| GoneTab { tab, keys }).collect()
     }
 
@@ -464,9 +464,8 @@ impl TabStorage {
     /// and no heartbeat is gone, so that later start takes the chunk.
     pub fn adopt(&mut self, s: &mut impl Storage, gone: &GoneTab) -> Vec<(String, String)> {
         let mut keys: Vec<&str> = gone.keys.iter().map(String::as_str).collect();
-        // UUIDv7 ids sort by time. Ties (only malformed keys share an id) go by the whole key,
-        // which is unique, so stability does not matter.
-        keys.sort_unstable_by(|a, b| tail_id(a).cmp(tail_id(b)).then_with(|| a.cmp(b)));
+        // UUIDv7 ids sort by time. Ties (only malformed keys share an id) go by the whole key.
+        sort_small(&mut keys, |a, b| (tail_id(a), a) < (tail_id(b), b));
         let mut entries = Vec::new();
         for k in keys {
             let Some(v) = s.get(k).filter(|v| !v.is_empty()) else {
@@ -524,6 +523,20 @@ impl TabStorage {
     /// The counters for stats().
     pub fn counts(&self) -> StorageCounts {
         self.counts
+    }
+}
+
+/// Insertion sort by `less`: one small loop per element type where std's sorts would link
+/// their sorting networks (see the module doc). The lists sorted here are short (a tab's
+/// chunks, the gone tabs, one gone tab's keys) and mostly in order already, where insertion
+/// sort is linear.
+fn sort_small<T>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && less(&v[j], &v[j - 1]) {
+            v.swap(j, j - 1);
+            j -= 1;
+        }
     }
 }
 

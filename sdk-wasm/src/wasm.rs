@@ -10,9 +10,9 @@
 
 use core::cell::UnsafeCell;
 
-use crate::driver::{Driver, code, configure, write_setting_message};
+use crate::driver::{Driver, Request, code, configure, write_setting_message};
 use empmix_core::Config;
-use empmix_core::persist::is_restorable;
+use empmix_core::persist::{PersistOp, is_restorable};
 
 struct Global {
     driver: Option<Driver>,
@@ -21,6 +21,8 @@ struct Global {
     input: Vec<u8>,
     output: String,
     last_error: u32,
+    /// The handle of the request last returned by a poll.
+    last_handle: u32,
 }
 
 struct Cell(UnsafeCell<Global>);
@@ -35,6 +37,7 @@ static GLOBAL: Cell = Cell(UnsafeCell::new(Global {
     input: Vec::new(),
     output: String::new(),
     last_error: 0,
+    last_handle: 0,
 }));
 
 fn global() -> &'static mut Global {
@@ -93,6 +96,46 @@ fn poll(f: impl FnOnce(&mut Driver) -> String) -> i32 {
         let s = f(d);
         if s.is_empty() { Err(code::OK) } else { Ok(s) }
     })
+}
+
+/// The next request's body in the output buffer (its length; -1 for none), its handle kept
+/// for [`em_last_handle`].
+fn poll_request(f: impl FnOnce(&mut Driver) -> Option<Request>) -> i32 {
+    let g = global();
+    let Some(d) = g.driver.as_mut() else {
+        g.last_error = code::NOT_STARTED;
+        return -1;
+    };
+    g.last_error = code::OK;
+    match f(d) {
+        Some(r) => {
+            g.last_handle = r.handle;
+            g.output = r.body;
+            i32::try_from(g.output.len()).unwrap_or(-1)
+        }
+        None => -1,
+    }
+}
+
+/// A storage change encoded for `js/index.js`: `a<event id><record>`, `r<event ids…>` (36
+/// characters each), `s<state>`, or empty for none.
+fn encode_persist(op: Option<PersistOp>) -> String {
+    let Some(op) = op else {
+        return String::new();
+    };
+    // One shape for the three: the tag, the event ids, the text.
+    let (tag, ids, text) = match &op {
+        PersistOp::Append { id, record } => ('a', core::slice::from_ref(id), record.as_str()),
+        PersistOp::Remove { ids } => ('r', ids.as_slice(), ""),
+        PersistOp::SaveState { state } => ('s', &[][..], state.as_str()),
+    };
+    let mut out = String::with_capacity(1 + 36 * ids.len() + text.len());
+    out.push(tag);
+    for id in ids {
+        id.write_to(&mut out);
+    }
+    out.push_str(text);
+    out
 }
 
 /// A buffer of at least `len` bytes for string arguments; returns its address.
@@ -255,7 +298,11 @@ pub extern "C" fn em_opt_out(out: u32) -> u32 {
 pub extern "C" fn em_share(now: f64, channel: usize, url: usize, conference: usize) -> i32 {
     text(|d, a| {
         let (channel, url) = (a.next(channel), a.next(url));
-        d.share(now, channel, url, a.next(conference))
+        let code = d.new_share_code();
+        match d.share(now, &code, channel, url, a.next(conference)) {
+            code::OK => Ok(code),
+            e => Err(e),
+        }
     })
 }
 
@@ -290,25 +337,25 @@ pub extern "C" fn em_is_flushed() -> u32 {
 /// The next storage change (`a<id><record>`, `r<ids>`, `s<state>`), or -1.
 #[unsafe(no_mangle)]
 pub extern "C" fn em_poll_persist() -> i32 {
-    poll(Driver::poll_persist)
+    poll(|d| encode_persist(d.poll_persist()))
 }
 
 /// The next request body to send, or -1; its handle is [`em_last_handle`].
 #[unsafe(no_mangle)]
 pub extern "C" fn em_poll_transmit(now: f64) -> i32 {
-    poll(|d| d.poll_transmit(now))
+    poll_request(|d| d.poll_transmit(now))
 }
 
 /// The next beacon body of at most `max_bytes`, or -1; its handle is [`em_last_handle`].
 #[unsafe(no_mangle)]
 pub extern "C" fn em_poll_unload(now: f64, max_bytes: u32) -> i32 {
-    poll(|d| d.poll_unload_transmit(now, max_bytes))
+    poll_request(|d| d.poll_unload_transmit(now, max_bytes))
 }
 
 /// The handle of the body last returned by a poll.
 #[unsafe(no_mangle)]
 pub extern "C" fn em_last_handle() -> u32 {
-    run(|d, _| d.last_handle)
+    global().last_handle
 }
 
 /// The outcome of a request: HTTP status, or 0 for a network failure; the `Retry-After`
@@ -349,5 +396,5 @@ pub extern "C" fn em_id(which: u32) -> i32 {
 /// The counters as JSON.
 #[unsafe(no_mangle)]
 pub extern "C" fn em_stats() -> i32 {
-    text(|d, _| Ok(d.stats()))
+    text(|d, _| Ok(d.stats(&[])))
 }

@@ -27,10 +27,14 @@ pub struct ShareCode(String);
 impl ShareCode {
     /// Length of generated codes: 12 base64url characters carry 72 random bits.
     pub const GENERATED_LEN: usize = 12;
+    /// The characters of generated codes (base64url), indexed by 6 random bits. A driver that
+    /// must hand out a link before its engine has loaded (the browser's loader) draws codes
+    /// from the same alphabet and hands them to [`crate::Engine::share_with_code`].
+    pub const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
     /// A fresh random code.
     pub fn generate(rng: &mut impl Entropy) -> Self {
-        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        const ALPHABET: &[u8; 64] = ShareCode::ALPHABET;
         let mut bytes = [0u8; 9];
         rng.fill_bytes(&mut bytes);
         let mut code = String::with_capacity(Self::GENERATED_LEN);

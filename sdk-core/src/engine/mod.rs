@@ -329,17 +329,34 @@ impl Engine {
         clean_target: &str,
         conference_id: Option<&str>,
     ) -> Result<ShareCode, TrackError> {
-        validate_name(channel)?;
         let code = ShareCode::generate(rng);
+        self.share_with_code(now, rng, &code, channel, clean_target, conference_id)?;
+        Ok(code)
+    }
+
+    /// [`Engine::share`] with a code the driver made ([`ShareCode::ALPHABET`], of
+    /// [`ShareCode::GENERATED_LEN`]): for a driver that hands out the link before the engine
+    /// runs (the browser's loader returns it synchronously while the wasm loads). The code
+    /// becomes this device's own, as a generated one does.
+    pub fn share_with_code(
+        &mut self,
+        now: Timestamp,
+        rng: &mut impl Entropy,
+        code: &ShareCode,
+        channel: &str,
+        clean_target: &str,
+        conference_id: Option<&str>,
+    ) -> Result<(), TrackError> {
+        validate_name(channel)?;
         if !self.identity.opted_out {
             let parent = self.attribution.active(now, self.config.attribution_window).cloned();
             let conference = self.share_conference(conference_id);
-            let event = Event::share(&code, channel, clean_target, parent.as_ref(), conference);
+            let event = Event::share(code, channel, clean_target, parent.as_ref(), conference);
             self.track(now, rng, event)?;
             self.attribution.record_created(code.clone());
             self.save_state();
         }
-        Ok(code)
+        Ok(())
     }
 
     /// Reads `_s` from a URL the app was opened with: records a `share_open` with the code, the

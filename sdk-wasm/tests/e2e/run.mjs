@@ -1,35 +1,23 @@
 // End to end: the built package in headless Chromium (Debian's, driven by playwright-core)
 // against a real empmix-server on loopback. Exits non-zero on the first failure.
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, extname, resolve } from 'node:path';
+import { join, extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import webpack from 'webpack';
+import { chromiumArgs, reader, startServer, steps, until } from './support.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const root = join(here, '../../..');
 const pkg = join(here, '../../pkg');
 const KEY = 'ik_e2e', READ = 'rk_e2e', CONF = 'conf-e2e';
-const results = [];
+const { step, results, failed } = steps();
 const dataDir = mkdtempSync(join(tmpdir(), 'empmix-e2e-'));
 
 // ----- the real server -----
-const targetDir = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(root, 'target');
-const server = spawn(join(targetDir, 'debug/empmix-server'),
-  ['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--ingest-key', KEY, '--read-key', READ], { stdio: ['ignore', 'pipe', 'inherit'] });
-const api = await new Promise((resolve, reject) => {
-  let out = '';
-  server.stdout.on('data', d => {
-    out += d;
-    const m = out.match(/listening on (http:\/\/[\d.:]+)/);
-    if (m) resolve(m[1]);
-  });
-  server.on('exit', c => reject(new Error('empmix-server exited ' + c)));
-  setTimeout(() => reject(new Error('empmix-server did not start')), 30000);
-});
+const { server, api } = await startServer(dataDir, KEY, READ);
+const { query, eventsOf, arrived } = reader(api, READ);
 
 // ----- an app that imports the package by name, bundled by webpack -----
 // As a web app's build would: webpack resolves `empmix-wasm`, finds the wasm through
@@ -78,28 +66,11 @@ await new Promise(r => web.listen(0, '127.0.0.1', r));
 const site = `http://127.0.0.1:${web.address().port}`;
 
 // ----- helpers -----
-async function query(path) {
-  const r = await fetch(api + path, { headers: { 'X-API-Key': READ } });
-  if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
-  return r.json();
-}
-async function until(what, f, ms = 20000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f().catch(() => null);
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
-    await new Promise(r => setTimeout(r, 250));
-  }
-}
 // The events stored in a page's localStorage: { keys: how many chunk keys, ids: their event ids }.
 const storedEvents = p => p.evaluate(() => {
   const keys = Object.keys(localStorage).filter(k => k.startsWith('empmix:default:e:'));
   return { keys: keys.length, ids: keys.flatMap(k => localStorage.getItem(k).split('\x1e').slice(1).map(e => e.slice(0, 36))) };
 });
-const eventsOf = async (distinctId, type) =>
-  (await query(`/api/analytics/events?distinct_id=${encodeURIComponent(distinctId)}&type=${type}&limit=1000`)).events;
-const arrived = (id, type, n = 1) => until(`${n} ${type} of ${id}`, async () => (await eventsOf(id, type)).length >= n && (await eventsOf(id, type)));
 async function open(context, url = site + '/') {
   const p = await context.newPage();
   p.on('console', m => m.type() == 'warning' && console.log('  page:', m.text()));
@@ -108,23 +79,7 @@ async function open(context, url = site + '/') {
   await p.waitForFunction(() => window.ready === true);
   return p;
 }
-async function step(name, f) {
-  const t = Date.now();
-  try {
-    await f();
-    results.push([name, true]);
-    console.log(`ok - ${name} (${Date.now() - t} ms)`);
-  } catch (e) {
-    results.push([name, false]);
-    console.log(`not ok - ${name}: ${e.message}`);
-  }
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-});
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: chromiumArgs });
 try {
   const ctx = await browser.newContext();
 
@@ -308,6 +263,5 @@ try {
   rmSync(dataDir, { recursive: true, force: true });
   rmSync(appDir, { recursive: true, force: true });
 }
-const failed = results.filter(r => !r[1]).length;
-console.log(`e2e: ${results.length - failed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+console.log(`e2e: ${results.length - failed()} passed, ${failed()} failed`);
+process.exit(failed() ? 1 : 0);

@@ -3,7 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { detectBrowser } from '../../pkg/index.js';
+import { pkg } from './support.mjs';
+
+// The shipped package exports it from index.js; the web build from its context module.
+const detectBrowser = (await import(new URL('index.js', pkg))).detectBrowser || (await import(new URL('context.js', pkg))).detectBrowser;
 
 const fixtures = JSON.parse(await readFile(new URL('../fixtures/user_agents.json', import.meta.url), 'utf8'));
 

@@ -3,8 +3,7 @@
 // is full or blocked. (The same layer in real Chromium: tests/e2e/run.mjs.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EmpMix } from '../../pkg/index.js';
-import { ingest, wasm } from './support.mjs';
+import { EmpMix, ingest, wasm } from './support.mjs';
 
 const RS = '\x1e';
 const g = globalThis;
@@ -33,7 +32,9 @@ class MemoryStorage {
     this.changed();
   }
   changed() {
-    if (this.waiter && this.waiter.f()) this.waiter.resolve();
+    // Checked after the write's task step, as a page would see it: a browser never calls back
+    // into the page from inside setItem, and the web build's client is busy there.
+    queueMicrotask(() => this.waiter && this.waiter.f() && this.waiter.resolve());
   }
   /** Resolves once `f()` holds: at once, or after the change to storage that makes it hold. (The
    * test's own timeout bounds the wait.) */

@@ -2,17 +2,23 @@
 // records what arrives and answers like empmix-server (200 with every event accepted).
 import http from 'node:http';
 import { readFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 
-export const wasm = await readFile(new URL('../../pkg/empmix.wasm', import.meta.url));
+// The package under test: pkg/ (the shipped build) or, with EMPMIX_PKG=pkg-stable, the plain
+// stable build.
+export const pkg = new URL(`../../${process.env.EMPMIX_PKG || 'pkg'}/`, import.meta.url);
+export const wasm = await readFile(new URL('empmix.wasm', pkg));
+export const { EmpMix } = await import(new URL('index.js', pkg));
 
 export async function ingest() {
   const events = [];
   const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', c => (body += c));
+    const chunks = [];
+    req.on('data', c => chunks.push(c));
     req.on('end', () => {
-      const batch = JSON.parse(body);
-      events.push(...batch.events.map(e => Object.assign(e, { key: req.headers['x-api-key'] })));
+      const raw = Buffer.concat(chunks), gzip = req.headers['content-encoding'] == 'gzip';
+      const batch = JSON.parse((gzip ? gunzipSync(raw) : raw).toString());
+      events.push(...batch.events.map(e => Object.assign(e, { key: req.headers['x-api-key'], gzip })));
       res.setHeader('Content-Type', 'application/json');
       res.end(JSON.stringify({ accepted: batch.events.length, rejected: [] }));
     });

@@ -1,0 +1,256 @@
+// EmpMix browser SDK: the loader, the one module on the page's critical path. `EmpMix.init`
+// returns a client at once; calls made before the engine is ready are kept in order, each with
+// its own time, and handed to it when it is (the wasm is fetched and compiled meanwhile with
+// WebAssembly.compileStreaming). Everything that decides — batching, identity, storage, which
+// tab owns what, retries — is Rust (src/browser, src/tabs.rs and empmix-core), reached through
+// the wasm-bindgen glue (empmix.js). What stays here is the API's argument handling, share
+// links (made here, so that createShare answers synchronously), and watching the address.
+// The constants (SHARE_PARAM, SHARE_ALPHABET, …) come from js/core.js, generated from the core;
+// error codes are named by the engine (Client.errorName) for debug warnings.
+
+const g = globalThis;
+
+// An options argument as a fresh plain object; anything but an object counts as none (a string
+// would otherwise become one property per character).
+const opts = o => Object.assign({}, o && typeof o == 'object' ? o : null);
+const str = x => (typeof x == 'string' ? x : typeof x == 'number' && isFinite(x) ? String(x) : '');
+// Properties as JSON text: '' for none, '!' (which the engine refuses as invalid JSON) for
+// what JSON.stringify cannot or will not turn into text.
+const props = p => {
+  if (p == null) return '';
+  try {
+    const s = JSON.stringify(p);
+    return typeof s == 'string' ? s : '!';
+  } catch (e) {
+    return '!';
+  }
+};
+
+const unescapeParam = s => { try { return decodeURIComponent(s.replace(/\+/g, ' ')); } catch (e) { return null; } };
+
+// Reads the `_s` share parameter (SHARE_PARAM) of an absolute URL as empmix_core::attribution::url does
+// (both are checked against sdk-core/fixtures/share_urls.json), keeping every other byte as
+// given: { base, kept: the other parameters, f: the fragment, code: the first `_s` decoded,
+// had: whether there was any `_s` }. Hand-written rather than URLSearchParams, which would
+// re-encode the other parameters. Returns null for a URL the core would refuse.
+function shareParam(url) {
+  const m = /^([a-z][a-z\d+.-]*):(\/\/([^/?#]*))?/i.exec(url), host = m && m[2] && m[3].split('@').pop();
+  if (!m || /[\s\0-\x1f\x7f-\x9f]/.test(url) || (m[2] ? !host || host[0] == ':' : /^https?$/i.test(m[1]))) return null;
+  const h = url.indexOf('#'), r = h < 0 ? url : url.slice(0, h), q = r.indexOf('?');
+  let code = null, had = false;
+  const kept = q < 0 ? [] : r.slice(q + 1).split('&').filter(p => {
+    const i = p.indexOf('='), k = i < 0 ? p : p.slice(0, i);
+    if (!p || (k != SHARE_PARAM && unescapeParam(k) != SHARE_PARAM)) return !!p;
+    if (code == null && i >= 0) code = unescapeParam(p.slice(i + 1));
+    return !(had = true);
+  });
+  return { base: q < 0 ? r : r.slice(0, q), kept, f: h < 0 ? '' : url.slice(h), code, had };
+}
+
+// The URL back from shareParam's parts, with `extra` parameters appended.
+const joinUrl = (u, ...extra) => {
+  const k = u.kept.concat(extra);
+  return u.base + (k.length ? '?' + k.join('&') : '') + u.f;
+};
+
+// A fresh share code, as the engine would make it (empmix_core::ShareCode::ALPHABET): made
+// here so that createShare returns its link before the engine has loaded.
+function newCode() {
+  let c = '';
+  for (const b of crypto.getRandomValues(new Uint8Array(SHARE_CODE_LEN))) c += SHARE_ALPHABET[b & 63];
+  return c;
+}
+
+// The engine's module, compiled while the page goes on: from a URL or a Response (or a promise
+// of one), which must be served as application/wasm, from bytes, or already compiled.
+function compile(src) {
+  if (typeof src == 'string' || src instanceof URL) src = fetch(src);
+  return src instanceof WebAssembly.Module ? src
+    : src instanceof Promise || src instanceof Response ? WebAssembly.compileStreaming(src) : WebAssembly.compile(src);
+}
+
+async function load(o) {
+  const { wasm, ...options } = o;
+  const [glue, module] = await Promise.all([import('./empmix.js'), compile(wasm || new URL('empmix.wasm', import.meta.url))]);
+  await glue.default({ module_or_path: module });
+  return glue.Client.start(options);
+}
+
+export class EmpMix {
+  /**
+   * A client for this page, at once. Its calls work immediately; `await` it (or its `ready`)
+   * to know the engine runs: that rejects when the wasm cannot be loaded, or with an Error
+   * naming an option with a bad value (the core's settings decoder checks every one; nothing
+   * is stored or sent then).
+   */
+  static init(options) {
+    return new EmpMix(options);
+  }
+
+  constructor(options) {
+    const o = (this.o = opts(options));
+    this.q = []; // [method, arguments] kept until the engine runs
+    this.ready = load(o).then(
+      c => {
+        this.c = c;
+        this.q.map(([m, a]) => this._r(m, c[m](...a)));
+        this.then = undefined; // awaited from now on, the client is itself
+        return this;
+      },
+      e => {
+        this.q = this.dead = e;
+        throw e;
+      },
+    );
+    this.ready.catch(() => {});
+    if (g.location && g.history) {
+      const u = o.shareLinks !== false && shareParam(location.href);
+      if (u && u.had) {
+        // A malformed `_s` records nothing but is still removed from the address.
+        if (u.code != null) this._do('openShare', Date.now(), u.code);
+        const clean = joinUrl(u);
+        if (clean != location.href && o.cleanUrl !== false) {
+          try { history.replaceState(history.state, '', clean); } catch (e) { /* sandboxed */ }
+        }
+      }
+      this.href = location.href;
+      if (o.autoPageView !== false) {
+        this.pageView();
+        const nav = () => {
+          const r = this.href;
+          if (location.href != r) this.pageView({ referrer: r }, (this.href = location.href));
+        };
+        for (const m of ['pushState', 'replaceState']) {
+          const f = history[m];
+          history[m] = function () { const r = f.apply(this, arguments); nav(); return r; };
+        }
+        addEventListener('popstate', nav);
+      }
+    }
+  }
+
+  // While loading, `await client` waits for the engine (see init).
+  then(...a) {
+    return this.ready.then(...a);
+  }
+
+  // The engine's answer (an error code) as the call's result, warned about in debug mode.
+  _r(what, code) {
+    if (code && this.o.debug) console.warn('[empmix] ' + what + ': ' + (this.c ? this.c.constructor.errorName(code) : code));
+    return !code;
+  }
+
+  // Calls the engine's `m`, or keeps the call for it: accepted until it says otherwise.
+  _do(m, ...a) {
+    return this.c ? this._r(m, this.c[m](...a)) : !this.dead && this.q.push([m, a]) > 0;
+  }
+
+  track(name, properties) {
+    // The hot path: no rest arguments (an array per call) once the engine runs.
+    const t = Date.now(), n = typeof name == 'string' ? name : '', p = props(properties);
+    return this.c ? this._r('track', this.c.track(t, n, p)) : this._do('track', t, n, p);
+  }
+
+  // The typed events are built by the engine (kind 0-3) from their arguments; the other
+  // properties go on top. The conference defaults to the one given to init, in the engine.
+  _event(kind, conference, text, referrer, count, rest) {
+    return this._do('event', Date.now(), kind, str(conference), str(text), str(referrer), typeof count == 'number' ? count : -1, props(rest));
+  }
+
+  pageView(p) {
+    const { conferenceId, referrer, url, ...rest } = opts(p), d = g.document;
+    return this._event(0, conferenceId, url || g.location?.href, referrer ?? d?.referrer, 0, { title: d?.title, ...rest });
+  }
+
+  registration(p) {
+    const { conferenceId, formId, ...rest } = opts(p);
+    return this._event(1, conferenceId, formId, '', 0, rest);
+  }
+
+  checkin(p) {
+    const { conferenceId, method, ...rest } = opts(p);
+    return this._event(2, conferenceId, method, '', 0, rest);
+  }
+
+  aiChat(p) {
+    const { conferenceId, messageLength, ...rest } = opts(p);
+    return this._event(3, conferenceId, '', '', messageLength, rest);
+  }
+
+  identify(userId) {
+    return this._do('identify', Date.now(), str(userId));
+  }
+
+  alias(id) {
+    return this._do('alias', Date.now(), str(id));
+  }
+
+  reset() {
+    return this._do('reset', Date.now());
+  }
+
+  register(properties, options) {
+    return this._do('register', props(properties) || '{}', !!options?.once);
+  }
+
+  unregister(key) {
+    return this._do('unregister', str(key));
+  }
+
+  optOut() {
+    this._do('opt', (this.out = 1));
+  }
+
+  optIn() {
+    this._do('opt', (this.out = 0));
+  }
+
+  get optedOut() {
+    return (this.c ? this.c.opt(2) : this.out) == 1;
+  }
+
+  createShare(options) {
+    const o = opts(options);
+    // Clean the target first: a link must never pass on someone else's code.
+    const u = shareParam(str(o.url) || g.location?.href || ''), code = newCode();
+    if (!u) return this._r('createShare', E_INVALID_URL) || null;
+    return this._do('share', Date.now(), code, str(o.channel) || 'link', joinUrl(u), str(o.conferenceId))
+      ? { code, url: joinUrl(u, SHARE_PARAM + '=' + code) }
+      : null;
+  }
+
+  flush(timeout) {
+    const t = typeof timeout == 'number' ? timeout : -1; // the engine's default for anything else
+    return this.c ? this.c.flush(t) : this.ready.then(m => m.flush(t), () => false);
+  }
+
+  // The engine's ids; null until it runs.
+  get distinctId() { return this.c ? this.c.id(0) : null; }
+  get anonymousId() { return this.c ? this.c.id(1) : null; }
+  get sessionId() { return this.c ? this.c.id(2) : null; }
+
+  // The engine's counters and the driver's; {} until it runs.
+  stats() {
+    const s = this.c ? JSON.parse(this.c.stats()) : {};
+    s.persistent = s.persistent == 1;
+    return s;
+  }
+}
+
+// No method throws into the page: an exception from the caller's arguments (a getter or a
+// toJSON that throws, a Proxy) becomes a warning and a refusal. These are the methods that read
+// an options object; the others only pass their arguments through str() and props(), which
+// cannot throw.
+for (const m of ['pageView', 'registration', 'checkin', 'aiChat', 'register', 'createShare']) {
+  const f = EmpMix.prototype[m];
+  EmpMix.prototype[m] = function (...a) {
+    try {
+      return f.apply(this, a);
+    } catch (e) {
+      if (this.o.debug) console.warn('[empmix]', m, e);
+      return m == 'createShare' ? null : false;
+    }
+  };
+}
+
+export default EmpMix;

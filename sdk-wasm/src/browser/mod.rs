@@ -1,0 +1,305 @@
+//! The browser driver: the [`Client`] class the loader (`js/index.js`) drives through
+//! wasm-bindgen. It does the IO the engine asks for — requests ([`send`]), `localStorage`
+//! through [`crate::tabs`], timers through gloo-timers, the page's lifecycle ([`start`]) —
+//! and nothing else decides: every rule is the engine's or [`crate::tabs`]'s.
+//!
+//! Each method takes the time of the call (`at`, from `Date.now()` when the page made it) so
+//! that calls the loader kept while the wasm loaded keep their own timestamps. Methods never
+//! throw: a call that arrives while another is running (a page callback re-entering) gets
+//! [`code::NOT_STARTED`].
+
+mod js;
+mod send;
+mod start;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use gloo_timers::callback::Timeout;
+use js_sys::{Date, Function, Promise};
+use wasm_bindgen::prelude::*;
+
+use crate::driver::{Driver, code};
+use crate::tabs::TabStorage;
+use js::LocalStorage;
+
+/// The driver's state, shared by the client, its timers and its event listeners.
+type Shared = Rc<RefCell<Page>>;
+
+/// Everything one page's client holds.
+struct Page {
+    driver: Driver,
+    /// This tab's stored events, when the page persists.
+    store: Option<(TabStorage, LocalStorage)>,
+    /// `<endpoint>/api/analytics/events`.
+    url: String,
+    /// The same with the key as a parameter, for beacons (which cannot set headers).
+    beacon_url: String,
+    key: String,
+    gzip: bool,
+    /// The pending engine timer and when it fires.
+    timer: Option<(f64, Timeout)>,
+    /// A pump is queued for the end of this task.
+    scheduled: bool,
+    /// Beacons sent at `pagehide`, their outcome unknown: (handle, events).
+    beaconed: Vec<(u32, usize)>,
+    /// `flush()` promises waiting: (id, resolve).
+    waiters: Vec<(u32, Function)>,
+    next_waiter: u32,
+    counts: Counts,
+}
+
+/// The driver's own counters, reported by `stats()` beside the engine's.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    /// Calls refused for bad input (names, JSON, sizes).
+    invalid: u64,
+    /// Beacons the browser queued.
+    beacons: u64,
+    /// Events sent a second time because a beacon's outcome was unknown.
+    resent: u64,
+}
+
+impl Page {
+    /// Applies every storage change the engine has pending, as one chunk write.
+    fn persist(&mut self) {
+        match &mut self.store {
+            Some((tabs, ls)) => {
+                while let Some(op) = self.driver.poll_persist() {
+                    tabs.apply(ls, op);
+                }
+                tabs.commit(ls);
+            }
+            None => while self.driver.poll_persist().is_some() {},
+        }
+    }
+
+    fn count(&mut self, code: u32) -> u32 {
+        if matches!(code, code::BAD_NAME | code::BAD_PROPERTIES | code::TOO_LARGE) {
+            self.counts.invalid += 1;
+        }
+        code
+    }
+}
+
+/// Step 2 of the driver contract, once per task (a microtask), so that a burst of calls costs
+/// one storage write and one look for due requests.
+fn schedule(page: &Shared, p: &mut Page) {
+    if !p.scheduled {
+        p.scheduled = true;
+        let page = page.clone();
+        wasm_bindgen_futures::spawn_local(async move { pump(&page) });
+    }
+}
+
+/// Persists, sends what is due, sets the engine's timer and settles finished flushes.
+fn pump(page: &Shared) {
+    let Ok(mut p) = page.try_borrow_mut() else {
+        return;
+    };
+    p.scheduled = false;
+    let now = Date::now();
+    p.persist();
+    let mut due = Vec::new();
+    while let Some(r) = p.driver.poll_transmit(now) {
+        due.push(r);
+    }
+    let next = p.driver.poll_timeout(now);
+    if next < 0.0 {
+        p.timer = None;
+    } else if p.timer.as_ref().is_none_or(|(at, _)| *at != next) {
+        let page = page.clone();
+        // At most about 24 days (setTimeout's limit); the engine asks again after.
+        let delay = (next - now).clamp(0.0, 2e9) as u32;
+        p.timer = Some((
+            next,
+            Timeout::new(delay, move || {
+                if let Ok(mut p) = page.try_borrow_mut() {
+                    p.timer = None;
+                    p.driver.handle_timeout(Date::now());
+                }
+                pump(&page);
+            }),
+        ));
+    }
+    let settled = if p.waiters.is_empty() || !p.driver.is_flushed() {
+        Vec::new()
+    } else {
+        std::mem::take(&mut p.waiters)
+    };
+    drop(p);
+    for r in due {
+        wasm_bindgen_futures::spawn_local(send::send(page.clone(), r, send::Mode::Normal));
+    }
+    for (_, resolve) in settled {
+        let _ = resolve.call1(&JsValue::NULL, &JsValue::TRUE);
+    }
+}
+
+/// One page's analytics client. Made by [`Client::start`]; the loader wraps it in the
+/// documented API (`index.d.ts`).
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct Client {
+    page: Shared,
+}
+
+impl core::fmt::Debug for Page {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Page")
+    }
+}
+
+#[wasm_bindgen]
+impl Client {
+    /// Runs `f` on the page state and schedules a pump; [`code::NOT_STARTED`] when the state
+    /// is busy (a call from inside a callback of this client).
+    fn command(&self, f: impl FnOnce(&mut Page) -> u32) -> u32 {
+        let Ok(mut p) = self.page.try_borrow_mut() else {
+            return code::NOT_STARTED;
+        };
+        let c = f(&mut p);
+        schedule(&self.page, &mut p);
+        p.count(c)
+    }
+
+    /// Tracks an event (properties: JSON text, empty for none). Returns an error code.
+    pub fn track(&self, at: f64, name: &str, properties: &str) -> u32 {
+        self.command(|p| p.driver.track(at, name, properties))
+    }
+
+    /// Tracks a typed event (see [`Driver::track_typed`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn event(
+        &self,
+        at: f64,
+        kind: u32,
+        conference: &str,
+        text: &str,
+        referrer: &str,
+        count: f64,
+        properties: &str,
+    ) -> u32 {
+        self.command(|p| {
+            if kind == crate::driver::kind::PAGE_VIEW {
+                start::refresh_context(&mut p.driver);
+            }
+            p.driver.track_typed(at, kind, conference, text, referrer, count, properties)
+        })
+    }
+
+    /// Identifies the user.
+    pub fn identify(&self, at: f64, user_id: &str) -> u32 {
+        self.command(|p| p.driver.identify(at, user_id))
+    }
+
+    /// Links another id to the user.
+    pub fn alias(&self, at: f64, alias: &str) -> u32 {
+        self.command(|p| p.driver.alias(at, alias))
+    }
+
+    /// Logout: a fresh anonymous identity.
+    pub fn reset(&self, at: f64) -> u32 {
+        self.command(|p| {
+            p.driver.reset(at);
+            code::OK
+        })
+    }
+
+    /// Super properties (JSON text); `once` keeps values already set.
+    pub fn register(&self, properties: &str, once: bool) -> u32 {
+        self.command(|p| p.driver.register(properties, once))
+    }
+
+    /// Removes a super property.
+    pub fn unregister(&self, key: &str) -> u32 {
+        self.command(|p| {
+            p.driver.unregister(key);
+            code::OK
+        })
+    }
+
+    /// Opts out (1), back in (0), or only reads (2); returns 1 when opted out.
+    pub fn opt(&self, out: u32) -> u32 {
+        let Ok(mut p) = self.page.try_borrow_mut() else {
+            return 0;
+        };
+        if out < 2 {
+            p.driver.set_opted_out(out == 1);
+            schedule(&self.page, &mut p);
+        }
+        u32::from(p.driver.is_opted_out())
+    }
+
+    /// The `share` event of a link the loader made (see [`Driver::share`]).
+    pub fn share(&self, at: f64, code: &str, channel: &str, clean_url: &str, conference: &str) -> u32 {
+        self.command(|p| p.driver.share(at, code, channel, clean_url, conference))
+    }
+
+    /// The `_s` code the page was opened with; 1 when a `share_open` was recorded.
+    #[wasm_bindgen(js_name = openShare)]
+    pub fn open_share(&self, at: f64, code: &str) -> u32 {
+        self.command(|p| u32::from(p.driver.open_share(at, code)))
+    }
+
+    /// Resolves `true` once everything tracked so far is delivered or dropped, `false` after
+    /// `timeout_ms` (whichever comes first).
+    pub fn flush(&self, timeout_ms: f64) -> Promise {
+        let (promise, resolve) = js::promise_pair();
+        let Ok(mut p) = self.page.try_borrow_mut() else {
+            let _ = resolve.call1(&JsValue::NULL, &JsValue::FALSE);
+            return promise;
+        };
+        p.driver.flush();
+        p.next_waiter = p.next_waiter.wrapping_add(1);
+        let id = p.next_waiter;
+        p.waiters.push((id, resolve));
+        let page = self.page.clone();
+        let ms = if (0.0..2e9).contains(&timeout_ms) { timeout_ms as u32 } else { 10_000 };
+        // The timer only settles a waiter still there: a flush that finished took it away.
+        Timeout::new(ms, move || {
+            let waiter = page.try_borrow_mut().ok().and_then(|mut p| {
+                let i = p.waiters.iter().position(|(w, _)| *w == id)?;
+                Some(p.waiters.swap_remove(i).1)
+            });
+            if let Some(resolve) = waiter {
+                let _ = resolve.call1(&JsValue::NULL, &JsValue::FALSE);
+            }
+        })
+        .forget();
+        drop(p);
+        pump(&self.page);
+        promise
+    }
+
+    /// The name of an error code a method returned (`opted_out`), for the loader's debug
+    /// warnings: from the core's list, so the loader carries no copy of it.
+    #[wasm_bindgen(js_name = errorName)]
+    pub fn error_name(code: u32) -> String {
+        empmix_core::ErrorCode::ALL.iter().find(|c| **c as u32 == code).map_or("", |c| c.name()).into()
+    }
+
+    /// `distinct_id` (0), `anonymous_id` (1) or `session_id` (2).
+    pub fn id(&self, which: u32) -> String {
+        self.page.try_borrow().map(|p| p.driver.id(which)).unwrap_or_default()
+    }
+
+    /// The counters as JSON text: the engine's, then the driver's and its storage's.
+    pub fn stats(&self) -> String {
+        let Ok(p) = self.page.try_borrow() else {
+            return "{}".into();
+        };
+        let stored = p.store.as_ref().map_or(0, |(t, _)| t.stored() as u64);
+        let storage = p.store.as_ref().map(|(t, _)| t.counts()).unwrap_or_default();
+        let c = p.counts;
+        p.driver.stats(&[
+            ("invalid", c.invalid),
+            ("storageErrors", storage.storage_errors),
+            ("notPersisted", storage.not_persisted),
+            ("beacons", c.beacons),
+            ("resent", c.resent),
+            ("stored", stored),
+            ("persistent", u64::from(p.store.is_some())),
+        ])
+    }
+}

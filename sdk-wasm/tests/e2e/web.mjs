@@ -1,0 +1,312 @@
+// End to end for the Rust browser driver (pkg-web/, built by `scripts/build.sh --web`): the
+// package in headless Chromium (Debian's, driven by playwright-core) against a real
+// empmix-server on loopback, as run.mjs does for pkg/. Exits non-zero if a step fails.
+// Run from sdk-wasm/: `node tests/e2e/web.mjs` (STEPS=1,3 runs only those steps).
+import http from 'node:http';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import { chromium } from 'playwright-core';
+import { chromiumArgs, reader, startServer, steps, until } from './support.mjs';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+// The package as built when the run starts, copied so that a rebuild meanwhile cannot mix two
+// builds in one run (a build in progress is waited for: its files are all there and settled).
+const built = join(here, '../../pkg-web'), files = ['index.js', 'empmix.js', 'empmix.wasm', 'context.js'];
+const pkg = mkdtempSync(join(tmpdir(), 'empmix-pkg-web-'));
+for (let i = 0; ; i++) {
+  const newest = () => Math.max(...files.map(f => existsSync(join(built, f)) ? statSync(join(built, f)).mtimeMs : Infinity));
+  if (newest() < Date.now() - 2000) {
+    cpSync(built, pkg, { recursive: true });
+    if (newest() < Date.now() - 2000) break;
+  }
+  if (i == 60) throw new Error(`${built}: no complete build (run scripts/build.sh --web)`);
+  await new Promise(r => setTimeout(r, 1000));
+}
+const KEY = 'ik_e2e', READ = 'rk_e2e';
+const { step, results, failed } = steps(process.env.STEPS && process.env.STEPS.split(',').map(Number));
+const dataDir = mkdtempSync(join(tmpdir(), 'empmix-e2e-web-'));
+
+// ----- the real server -----
+const { server, api } = await startServer(dataDir, KEY, READ);
+const { query, eventsOf, arrived } = reader(api, READ);
+const ingest = api + '/api/analytics/events';
+
+// ----- a static server for the package and the test pages -----
+// `/`: init with ?interval= (flushInterval, default 500) and awaits the engine.
+const page = `<!doctype html><title>e2e web</title>
+<script type="module">
+  import { EmpMix } from '/pkg-web/index.js';
+  const q = new URLSearchParams(location.search);
+  window.mix = await EmpMix.init({ apiKey: '${KEY}', endpoint: '${api}', debug: true,
+    flushInterval: +(q.get('interval') || 500) });
+  window.ready = true;
+</script>`;
+// `/queued`: calls made before the engine loads. The wasm is handed to init as a promise that
+// resolves 1.5 s later, so every call below is certainly kept by the loader.
+const queued = `<!doctype html><title>e2e queued</title>
+<script type="module">
+  import { EmpMix } from '/pkg-web/index.js';
+  const wasm = new Promise(r => setTimeout(() => r(fetch('/pkg-web/empmix.wasm')), 1500));
+  const mix = (window.mix = EmpMix.init({ apiKey: '${KEY}', endpoint: '${api}', debug: true, flushInterval: 300, wasm }));
+  const log = (window.log = {});
+  mix.track('a');
+  log.a = Date.now();
+  await new Promise(r => setTimeout(r, 60));
+  mix.track('b');
+  log.b = Date.now();
+  mix.identify('u1');
+  mix.track('c');
+  log.share = mix.createShare({ channel: 'copy' });
+  // The engine's ids are null until it runs (\`c\`, \`q\`: the loader's engine and kept calls, shown only).
+  log.before = { distinctId: mix.distinctId, engine: !!mix.c, kept: Array.isArray(mix.q) ? mix.q.length : null };
+  await mix;
+  window.ready = true;
+</script>`;
+const types = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
+const web = http.createServer((req, res) => {
+  const path = new URL(req.url, 'http://x').pathname;
+  try {
+    if (path.startsWith('/pkg-web/')) {
+      const body = readFileSync(join(pkg, path.slice('/pkg-web/'.length)));
+      res.writeHead(200, { 'Content-Type': types[extname(path)] || 'application/octet-stream' });
+      return res.end(body);
+    }
+    res.writeHead(200, { 'Content-Type': 'text/html' });
+    res.end(path == '/queued' ? queued : path == '/blank' ? '<!doctype html><title>no SDK</title>' : page);
+  } catch {
+    console.log('  404 ' + path);
+    res.writeHead(404);
+    res.end();
+  }
+});
+await new Promise(r => web.listen(0, '127.0.0.1', r));
+const site = `http://127.0.0.1:${web.address().port}`;
+
+// ----- helpers -----
+const sleep = ms => new Promise(r => setTimeout(r, ms));
+const assert = (ok, message) => { if (!ok) throw new Error(message); };
+
+// The requests of a page (or a context) to the ingest endpoint: { encoding, bytes, body (decoded text), ids,
+// keepalive (from the page's fetch wrapper), beacon }.
+function recordIngest(p) {
+  const sent = [];
+  p.on('request', r => {
+    if (r.method() != 'POST' || !r.url().startsWith(ingest)) return;
+    const raw = r.postDataBuffer() || Buffer.alloc(0), encoding = r.headers()['content-encoding'] || null;
+    let body;
+    try { body = (encoding == 'gzip' ? gunzipSync(raw) : raw).toString(); } catch (e) { body = 'undecodable: ' + e.message; }
+    sent.push({ encoding, bytes: raw.length, body, ids: [...body.matchAll(/"event_id":"([^"]+)"/g)].map(m => m[1]),
+      beacon: r.url().includes('api_key='), type: r.resourceType() });
+  });
+  return sent;
+}
+// Wraps the page's fetch so that each request to the ingest endpoint says whether it was
+// keepalive (which the DevTools protocol does not report) and, for a text body, its event ids.
+const fetchSpy = `(() => {
+  const f = window.fetch;
+  window.__fetches = [];
+  window.fetch = function (url, init) {
+    if (String(url).includes('/api/analytics/events')) {
+      const body = init && typeof init.body == 'string' ? init.body : '';
+      __fetches.push({ keepalive: !!(init && init.keepalive), ids: [...body.matchAll(/"event_id":"([^"]+)"/g)].map(m => m[1]) });
+    }
+    return f.apply(this, arguments);
+  };
+})()`;
+async function open(context, url = site + '/') {
+  const p = await context.newPage();
+  p.errors = [];
+  p.on('console', m => (m.type() == 'warning' || m.type() == 'error') && (p.errors.push(m.text()), console.log('  page:', m.text())));
+  p.on('pageerror', e => (p.errors.push(e.message), console.log('  page error:', e.message)));
+  await p.goto(url);
+  await p.waitForFunction(() => window.ready === true, null, { timeout: 20000 });
+  return p;
+}
+// Makes the page hidden or visible as the browser would for a tab switch: headless Chromium
+// keeps every page visible (bringToFront on another tab fires nothing), so the state is
+// overridden on the document and the event dispatched.
+const setVisibility = (p, state) => p.evaluate(s => {
+  Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => s });
+  Object.defineProperty(document, 'hidden', { configurable: true, get: () => s == 'hidden' });
+  document.dispatchEvent(new Event('visibilitychange'));
+}, state);
+
+
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: chromiumArgs });
+try {
+  await step('calls made before the engine loads arrive in order with their own timestamps', async () => {
+    const c = await browser.newContext();
+    const p = await open(c, site + '/queued');
+    const log = await p.evaluate(() => window.log);
+    assert(!log.before.engine && log.before.distinctId == null, 'the engine ran before the calls: ' + JSON.stringify(log.before));
+    console.log('  before the engine: ' + JSON.stringify(log.before) + ', createShare gave ' + log.share.code);
+    assert(log.share && /^[A-Za-z0-9_-]{12}$/.test(log.share.code) && log.share.url.endsWith('_s=' + log.share.code),
+      'createShare before the engine: ' + JSON.stringify(log.share));
+    const anon = await p.evaluate(() => mix.anonymousId);
+    assert(await p.evaluate(() => mix.distinctId) == 'u1', 'distinct id after the replay: ' + (await p.evaluate(() => mix.distinctId)));
+    await p.evaluate(() => mix.flush());
+    const want = ['page_view', 'a', 'b', 'c', 'share'];
+    const got = await until('a, b, c and the share', async () => {
+      const all = [...(await eventsOf(anon)), ...(await eventsOf('u1'))].sort((x, y) => x.cursor - y.cursor);
+      const seen = all.filter(e => want.includes(e.type));
+      return seen.length >= want.length && { all, seen };
+    });
+    console.log('  stored: ' + got.all.map(e => `${e.type}@+${e.client_ts - got.all[0].client_ts}ms(${e.distinct_id == 'u1' ? 'u1' : 'anon'})`).join(' '));
+    const seen = got.seen, by = Object.fromEntries(seen.map(e => [e.type, e]));
+    assert(seen.map(e => e.type).join() == want.join(), 'stored in the order ' + seen.map(e => e.type));
+    for (let i = 1; i < seen.length; i++) assert(seen[i].client_ts >= seen[i - 1].client_ts, 'client timestamps out of order: ' + seen.map(e => e.client_ts));
+    assert(by.b.client_ts - by.a.client_ts >= 50, `b only ${by.b.client_ts - by.a.client_ts} ms after a`);
+    assert(Math.abs(by.a.client_ts - log.a) <= 5 && Math.abs(by.b.client_ts - log.b) <= 5,
+      `timestamps are not the calls' own: a ${by.a.client_ts} vs ${log.a}, b ${by.b.client_ts} vs ${log.b}`);
+    // Stored long after the calls: the engine started 1.5 s later.
+    assert(Math.min(...seen.map(e => e.received_at)) - log.a >= 1000, 'received before the wasm was given?');
+    assert(by.a.distinct_id == anon && by.b.distinct_id == anon, 'a and b not anonymous: ' + [by.a.distinct_id, by.b.distinct_id]);
+    assert(by.c.distinct_id == 'u1' && by.c.anonymous_id == anon, `c: ${by.c.distinct_id} / ${by.c.anonymous_id}`);
+    assert(JSON.stringify(by.share).includes(log.share.code), 'the share without its code: ' + JSON.stringify(by.share));
+    assert(p.errors.length == 0, 'page errors: ' + p.errors);
+    await c.close();
+  });
+
+  await step('bodies are gzip on the wire and decoded by the server', async () => {
+    const c = await browser.newContext();
+    const p = await open(c, site + '/?interval=600000');
+    const sent = recordIngest(p);
+    const id = await p.evaluate(() => mix.distinctId);
+    await p.evaluate(() => {
+      for (let i = 0; i < 200; i++) {
+        const props = {};
+        for (let k = 0; k < 10; k++) props['prop_' + k] = k % 3 ? `value ${k} of event ${i}` : i * 10 + k;
+        mix.track('bulk', props);
+      }
+      return mix.flush();
+    });
+    const got = await arrived(id, 'bulk', 200);
+    assert(new Set(got.map(e => e.event_id)).size == 200, 'stored ' + got.length);
+    const bulk = sent.filter(r => r.ids.length);
+    assert(bulk.length > 0, 'no ingest request seen');
+    const notGzip = bulk.filter(r => r.encoding != 'gzip');
+    assert(notGzip.length == 0, 'not gzip: ' + JSON.stringify(notGzip.map(r => [r.encoding, r.bytes, r.type])));
+    const ids = bulk.flatMap(r => r.ids), wire = bulk.reduce((a, r) => a + r.bytes, 0), json = bulk.reduce((a, r) => a + Buffer.byteLength(r.body), 0);
+    for (const e of got) assert(ids.includes(e.event_id), 'stored but not seen on the wire: ' + e.event_id);
+    assert(wire < json, `gzip ${wire} bytes not smaller than the JSON ${json}`);
+    console.log(`  ${bulk.length} request(s), ${ids.length} events: ${wire} bytes gzip on the wire (${(wire / ids.length).toFixed(1)} B/event), `
+      + `${json} bytes JSON (${(json / ids.length).toFixed(1)} B/event), ratio ${(json / wire).toFixed(1)}x`);
+    await c.close();
+  });
+
+  await step('a tab switch sends by keepalive and coming back resends nothing', async () => {
+    const c = await browser.newContext();
+    await c.addInitScript(fetchSpy);
+    const p = await open(c, site + '/?interval=600000');
+    const sent = recordIngest(p);
+    const id = await p.evaluate(() => mix.distinctId);
+    // Does a real tab switch fire visibilitychange here? (Headless: no; the state is then overridden.)
+    const other = await c.newPage();
+    await p.evaluate(() => { window.__vis = []; document.addEventListener('visibilitychange', () => __vis.push(document.visibilityState)); });
+    await other.bringToFront();
+    await sleep(300);
+    await p.bringToFront();
+    await sleep(300);
+    const native = await p.evaluate(() => window.__vis);
+    console.log(`  bringToFront fired visibilitychange: ${native.length ? native.join(',') : 'no'}; overriding document.visibilityState`);
+    await other.close();
+    await p.evaluate(() => { for (let i = 0; i < 8; i++) mix.track('switch', { i }); });
+    await setVisibility(p, 'hidden');
+    const ours = await until('the events tracked', async () => {
+      const s = await eventsOf(id, 'switch');
+      return s.length >= 8 && s;
+    });
+    const fetches = await p.evaluate(() => __fetches), keepalive = fetches.filter(f => f.keepalive).length;
+    const byKeepalive = fetches.filter(f => f.keepalive).flatMap(f => f.ids);
+    assert(keepalive >= 1 && ours.every(e => byKeepalive.includes(e.event_id)),
+      'the events not sent by keepalive fetch at hidden: ' + JSON.stringify(fetches));
+    await sleep(200);
+    await setVisibility(p, 'visible');
+    await p.evaluate(() => mix.track('after_switch'));
+    await p.evaluate(() => mix.flush());
+    await arrived(id, 'after_switch');
+    await sleep(500);
+    const stored = await eventsOf(id, 'switch');
+    assert(stored.length == 8 && new Set(stored.map(e => e.event_id)).size == 8, 'stored: ' + stored.map(e => e.event_id));
+    // Once each on the wire too, not only after the server's dedup.
+    const wire = sent.flatMap(r => r.ids).filter(x => ours.some(e => e.event_id == x));
+    assert(wire.length == 8, `switch events sent ${wire.length} times on the wire (8 events)`);
+    const s = await p.evaluate(() => mix.stats());
+    assert(s.resent == 0, 'stats: ' + JSON.stringify(s));
+    console.log(`  ${sent.length} ingest request(s), ${keepalive} keepalive; resent ${s.resent}, beacons ${s.beacons}`);
+    await c.close();
+  });
+
+  await step('two tabs opened at once on a first visit share one anonymous id (3 fresh contexts)', async () => {
+    for (let round = 1; round <= 3; round++) {
+      const c = await browser.newContext();
+      const [pa, pb] = await Promise.all([open(c), open(c)]);
+      const ids = [await pa.evaluate(() => mix.anonymousId), await pb.evaluate(() => mix.anonymousId)];
+      assert(ids[0] && ids[0] == ids[1], `round ${round}: two anonymous ids ${ids}`);
+      await Promise.all([pa.evaluate(() => mix.flush()), pb.evaluate(() => mix.flush())]);
+      const views = await arrived(ids[0], 'page_view', 2);
+      const anon = new Set(views.map(e => e.anonymous_id));
+      assert(views.length == 2 && anon.size == 1 && anon.has(ids[0]), `round ${round}: page_views ${JSON.stringify(views.map(e => [e.distinct_id, e.anonymous_id]))}`);
+      console.log(`  round ${round}: ${ids[0]} in both tabs, both page_views stored with it`);
+      await c.close();
+    }
+  });
+
+  await step('pagehide to the back/forward cache and back: the beacon\'s events are resent and counted', async () => {
+    // Playwright turns the back/forward cache off; this step's browser has it.
+    const bf = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: chromiumArgs,
+      ignoreDefaultArgs: ['--disable-back-forward-cache'] });
+    try {
+      const c = await bf.newContext();
+      const p = await open(c, site + '/?interval=600000');
+      // A beacon sent at pagehide is reported to the context, not the page that is leaving.
+      const sent = recordIngest(c);
+      const id = await p.evaluate(() => mix.distinctId);
+      await p.evaluate(() => {
+        window.__life = [];
+        for (const e of ['pagehide', 'pageshow']) addEventListener(e, ev => __life.push(e + (ev.persisted ? ':persisted' : '')));
+        document.addEventListener('visibilitychange', () => __life.push('visibility:' + document.visibilityState));
+        for (let i = 0; i < 5; i++) mix.track('bf', { i });
+      });
+      const left = Date.now();
+      await p.goto(site + '/blank');
+      const back = Date.now();
+      // A page restored from the cache fires no load.
+      await p.goBack({ waitUntil: 'commit' });
+      const life = await until('the page back', () => p.evaluate(() => window.ready && (window.__life || []).some(e => e.startsWith('pageshow')) && __life)
+        .catch(() => null), 10000).catch(() => p.evaluate(() => window.__life || null));
+      const restored = !!life && life.includes('pageshow:persisted');
+      console.log(`  back/forward cache: ${restored ? 'restored' : 'not restored'}; events seen ${JSON.stringify(life)}`);
+      assert(restored, 'the page was not restored from the back/forward cache');
+      const s = await until('the resent counted', async () => { const s = await p.evaluate(() => mix.stats()); return s.resent >= 5 && s; });
+      await p.evaluate(() => mix.flush());
+      const got = await arrived(id, 'bf', 5);
+      await sleep(500);
+      const all = await eventsOf(id, 'bf');
+      assert(all.length == 5 && new Set(all.map(e => e.event_id)).size == 5, 'stored: ' + all.map(e => e.event_id));
+      // Chromium does not report to the DevTools protocol a beacon sent by a page going into the
+      // cache, so the server's receive time shows it: between leaving and coming back.
+      assert(s.beacons >= 1, 'no beacon queued: ' + JSON.stringify(s));
+      assert(all.every(e => e.received_at >= left && e.received_at <= back),
+        `not received while the page was away (${left}..${back}): ${all.map(e => e.received_at)}`);
+      const wire = sent.flatMap(r => r.ids).filter(x => got.some(e => e.event_id == x));
+      assert(wire.length == 5, `after coming back the bf events went ${wire.length} times on the wire (5 events, resent once)`);
+      console.log(`  beacon delivered ${all[0].received_at - left} ms after leaving; back: resent ${s.resent}, beacons ${s.beacons}, `
+        + `${sent.length} fetch(es) after, carrying the 5 bf events again; stored once each`);
+      await c.close();
+    } finally {
+      await bf.close();
+    }
+  });
+} finally {
+  await browser.close();
+  web.close();
+  server.kill();
+  rmSync(dataDir, { recursive: true, force: true });
+  rmSync(pkg, { recursive: true, force: true });
+}
+console.log(`e2e web: ${results.length - failed()} passed, ${failed()} failed`);
+process.exit(failed() ? 1 : 0);
