@@ -1,4 +1,5 @@
-// Main-thread time per event in headless Chromium: EmpMix against posthog-js, mixpanel-browser
+// Main-thread time per event in headless Chromium: EmpMix (the shipped package, sdk-wasm/pkg/, and
+// the build with the browser driver in Rust, sdk-wasm/pkg-web/) against posthog-js, mixpanel-browser
 // and @amplitude/analytics-browser doing the same work, and a JSON.stringify-only baseline, all
 // in one browser run. Run through ./run.sh (it builds the package and installs the peers first).
 //
@@ -8,7 +9,8 @@
 // --events events with ten properties in chunks of --chunk per task, wait until the collecting
 // endpoint has received every one of them (and then for quiet again), read the metrics again.
 //   µs per event  = ΔTaskDuration / events (all main-thread work of the page in that window)
-//   bytes/event   = request bodies as they arrived (compressed when the SDK compresses) / events;
+//   bytes/event   = request bodies as they arrived, byte for byte (compressed when the SDK
+//                   compresses: posthog-js and EmpMix's Rust driver gzip; never decompressed) / events;
 //                   with headers: plus request line and headers as they arrived
 //   longest task  = the longest of: the slowest chunk (performance.now() around its 100 calls),
 //                   'longtask' entries (PerformanceObserver; Chromium reports tasks over 50 ms),
@@ -20,13 +22,17 @@
 import http from 'node:http';
 import zlib from 'node:zlib';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, extname, normalize } from 'node:path';
+import { join, extname, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { SDKS, LABELS, page } from './pages.mjs';
+import { SDKS, WEB, LABELS, page } from './pages.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const pkgDir = process.env.PKG || join(here, '../pkg');
+// The web build (scripts/build.sh --web): the loader index.js imports ./empmix.js (the glue),
+// which imports ./context.js; the loader fetches ./empmix.wasm. All four are served from /pkg-web/.
+const pkgWebDir = process.env.PKG_WEB || join(here, '../pkg-web');
+const webFiles = ['index.js', 'empmix.js', 'context.js', 'empmix.wasm'];
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 
 // ----- options -----
@@ -58,6 +64,10 @@ function fail(msg) {
 }
 if (!existsSync(join(pkgDir, 'index.js')) || !existsSync(join(pkgDir, 'empmix.wasm')))
   fail(`the EmpMix package is not built: no index.js and empmix.wasm in ${pkgDir} (run sdk-wasm/scripts/build.sh, or ./run.sh which does)`);
+const webMissing = webFiles.filter(f => !existsSync(join(pkgWebDir, f)));
+if (webMissing.length && opts.only.some(s => WEB.includes(s)))
+  fail(`the EmpMix web build is not complete: no ${webMissing.join(', ')} in ${pkgWebDir} (run sdk-wasm/scripts/build.sh --web, ` +
+    `or ./run.sh which does; --only without ${WEB.join(', ')} leaves it out)`);
 if (!existsSync(chromiumPath))
   fail(`no Chromium at ${chromiumPath}: install Debian's (apt-get install chromium) or set CHROMIUM=<path>`);
 
@@ -66,8 +76,8 @@ if (!existsSync(chromiumPath))
 // and header bytes, events decoded, and the distinct indexes (property h) of the tracked events.
 let win = newWindow();
 function newWindow() {
-  return { requests: 0, body: 0, headers: 0, events: 0, seen: new Set(), duplicates: 0, other: 0, unknown: {},
-    errors: 0, last: Date.now() };
+  return { requests: 0, body: 0, plain: 0, gzipped: 0, lengthMismatch: 0, headers: 0, events: 0, seen: new Set(), duplicates: 0,
+    other: 0, unknown: {}, errors: 0, last: Date.now() };
 }
 
 const formOf = text => new URLSearchParams(text);
@@ -76,10 +86,16 @@ const asJson = s => JSON.parse(/^\s*[[{]/.test(s) ? s : base64(s));
 const list = v => (Array.isArray(v) ? v : v && Array.isArray(v.batch) ? v.batch : v ? [v] : []);
 
 // Returns [events, name of each, property h of each], or throws when the body is not the SDK's.
+// The body as sent (`raw`) is what bytes/event counts; the decompressed copy is only read here
+// (and its length noted beside, win.plain).
 function decode(kind, url, headers, raw) {
   let buf = raw;
   const gz = buf.length > 2 && buf[0] == 0x1f && buf[1] == 0x8b;
-  if (headers['content-encoding'] == 'gzip' || url.searchParams.get('compression') == 'gzip-js' || gz) buf = zlib.gunzipSync(buf);
+  if (headers['content-encoding'] == 'gzip' || url.searchParams.get('compression') == 'gzip-js' || gz) {
+    buf = zlib.gunzipSync(buf);
+    win.gzipped++;
+  }
+  win.plain += buf.length;
   const text = buf.toString('utf8');
   const form = (headers['content-type'] || '').includes('x-www-form-urlencoded') || /^data=/.test(text);
   switch (kind) {
@@ -123,7 +139,7 @@ function answer(res, kind, url, n, bytes) {
 const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
 // Cross-origin isolation gives performance.now() 5 µs instead of 100 µs; everything is same-origin.
 const isolated = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
-const statics = [['/pkg/', pkgDir], ['/nm/', join(here, 'node_modules')]];
+const statics = [['/pkg/', pkgDir], ['/pkg-web/', pkgWebDir], ['/nm/', join(here, 'node_modules')]];
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x'), path = url.pathname;
@@ -131,9 +147,13 @@ const server = http.createServer((req, res) => {
     const chunks = [];
     req.on('data', c => chunks.push(c));
     req.on('end', () => {
+      // The body bytes as they came off the connection (Node does not decode Content-Encoding;
+      // chunked framing, if any, is not counted): a gzip body counts its compressed size.
       const raw = Buffer.concat(chunks);
       win.requests++;
       win.body += raw.length;
+      const declared = req.headers['content-length'];
+      if (declared != null && +declared != raw.length) win.lengthMismatch++;
       // As they arrived: the request line, each header line, the blank line.
       win.headers += `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`.length + 2 +
         req.rawHeaders.reduce((n, v, i) => n + Buffer.byteLength(v) + 2, 0);
@@ -163,7 +183,7 @@ const server = http.createServer((req, res) => {
     for (const [prefix, dir] of statics) {
       if (!path.startsWith(prefix)) continue;
       const file = normalize(join(dir, decodeURIComponent(path.slice(prefix.length))));
-      if (file.startsWith(dir)) return send(res, file);
+      if (file.startsWith(normalize(dir) + sep)) return send(res, file);
     }
   } catch {}
   res.writeHead(404);
@@ -225,13 +245,26 @@ async function measure(sdk) {
   const problems = [];
   p.on('pageerror', e => problems.push('page error: ' + e.message));
   p.on('console', m => m.type() == 'error' && problems.push('console: ' + m.text()));
+  // The bench server's own requests only (the peers' calls home fail by design, see args).
+  const ours = u => u.startsWith(origin + '/');
+  const fetched = [];
+  p.on('requestfinished', q => ours(q.url()) && q.method() == 'GET' && fetched.push(q.url()));
+  p.on('requestfailed', q => ours(q.url()) && problems.push(`request failed: ${q.method()} ${q.url()} ${q.failure()?.errorText || ''}`));
+  p.on('response', q => ours(q.url()) && q.status() >= 400 && problems.push(`HTTP ${q.status()}: ${q.url()}`));
   const cdp = await context.newCDPSession(p);
   await cdp.send('Performance.enable');
   let tracing = false;
   try {
     win = newWindow();
     await p.goto(`${origin}/page/${sdk}`);
-    await p.waitForFunction(() => window.ready === true, null, { timeout: 30000 });
+    try {
+      await p.waitForFunction(() => window.ready === true, null, { timeout: 30000 });
+    } catch (e) {
+      // What the page got of its SDK's files, for the report.
+      const files = fetched.map(u => u.slice(origin.length)).filter(u => !u.startsWith('/page/')).join(' ');
+      throw new Error(`init did not finish in 30 s (files fetched: ${files || 'none'})` +
+        (problems.length ? `; ${problems.slice(0, 5).join('; ')}` : ''));
+    }
     // Init settled: a second without requests (the peers' first sends, if any, are done).
     await sleep(1000);
     await quiet(1000, 10000);
@@ -254,7 +287,8 @@ async function measure(sdk) {
     const w = win;
     return {
       sdk, complete, arrived: w.seen.size, duplicates: w.duplicates, otherEvents: w.other, requests: w.requests,
-      unknown: w.unknown, decodeErrors: w.errors, wallMs: wall,
+      unknown: w.unknown, decodeErrors: w.errors, wallMs: wall, gzipped: w.gzipped, lengthMismatch: w.lengthMismatch,
+      plainBytesPerEvent: w.plain / opts.events,
       usPerEvent: ((m1.task - m0.task) * 1e6) / opts.events, scriptUsPerEvent: ((m1.script - m0.script) * 1e6) / opts.events,
       trackUsPerEvent: (r.sumChunkMs * 1000) / opts.events,
       bodyBytesPerEvent: w.body / opts.events, wireBytesPerEvent: (w.body + w.headers) / opts.events,
@@ -285,7 +319,9 @@ for (let round = 1; round <= opts.runs; round++) {
     if (r.failed) { console.log(`  ${round} ${sdk}: FAILED ${r.failed}`); continue; }
     const f = (x, d = 1) => (x == null ? '–' : x.toFixed(d));
     console.log(`  ${round} ${sdk}: ${f(r.usPerEvent)} µs/event (script ${f(r.scriptUsPerEvent)}, in the calls ${f(r.trackUsPerEvent)}), ` +
-      `${f(r.bodyBytesPerEvent)} B/event body (${f(r.wireBytesPerEvent)} with headers, ${r.requests} requests), ` +
+      `${f(r.bodyBytesPerEvent)} B/event body (${f(r.wireBytesPerEvent)} with headers, ${r.requests} requests` +
+      `${r.gzipped ? `, ${r.gzipped} gzip, ${f(r.plainBytesPerEvent)} B/event decompressed` : ''}` +
+      `${r.lengthMismatch ? `, ${r.lengthMismatch} bodies not of their Content-Length` : ''}), ` +
       `longest chunk ${f(r.maxChunkMs, 2)} ms, longtasks ${r.longtasks} (max ${f(r.maxLongtaskMs)} ms), longest task ${f(r.maxTaskMs, 2)} ms; ` +
       `${r.arrived}/${sdk == 'baseline' ? 0 : opts.events} arrived${r.complete ? '' : ' (TIMED OUT)'}` +
       `${r.duplicates ? `, ${r.duplicates} duplicates` : ''}${r.otherEvents ? `, ${r.otherEvents} other events` : ''}` +

@@ -1,11 +1,12 @@
-// One page per SDK. Each loads its SDK as published (EmpMix from sdk-wasm/pkg/, the peers from
+// One page per SDK. Each loads its SDK as published (EmpMix from sdk-wasm/pkg/, its build with the
+// browser driver in Rust from sdk-wasm/pkg-web/ (scripts/build.sh --web), the peers from
 // this folder's node_modules, through the public API their documentation gives), inits it
 // pointed at the page's own origin (the bench server's collecting endpoint) with persistence on
 // and batching as alike as their options allow, and hands driver.js one `track(name, props)`.
 //
 // Batching: at most 50 events per request where the SDK has a size option (mixpanel's /track
 // takes at most 50), a flush timer of 1 s where it has one.
-//   EmpMix     flushAt 50, flushInterval 1000
+//   EmpMix     flushAt 50, flushInterval 1000 (both builds: the same options, the same API)
 //   posthog    request_queue_config.flush_interval_ms 1000 (no size option: every interval sends
 //              all that is queued, in one request)
 //   mixpanel   batch_requests, batch_size 50, batch_flush_interval_ms 1000
@@ -13,12 +14,17 @@
 // Nothing but the tracked events is captured: no page views, autocapture, session recording,
 // remote configuration or feature flags.
 // A key name or value choice for a peer is from its documented init options.
-export const SDKS = ['baseline', 'empmix-storage', 'empmix-memory', 'posthog', 'mixpanel', 'amplitude'];
+export const SDKS = ['baseline', 'empmix-storage', 'empmix-memory', 'empmix-web-storage', 'empmix-web-memory', 'posthog', 'mixpanel',
+  'amplitude'];
+// The rows that load sdk-wasm/pkg-web/ (bench.mjs needs that build only for these).
+export const WEB = ['empmix-web-storage', 'empmix-web-memory'];
 
 export const LABELS = {
   baseline: '`JSON.stringify` only (baseline)',
   'empmix-storage': 'EmpMix, `localStorage`',
   'empmix-memory': 'EmpMix, memory only',
+  'empmix-web-storage': 'EmpMix (Rust driver), `localStorage`',
+  'empmix-web-memory': 'EmpMix (Rust driver), memory only',
   posthog: 'posthog-js',
   mixpanel: 'mixpanel-browser',
   amplitude: '@amplitude/analytics-browser',
@@ -32,6 +38,10 @@ const inits = {
 
   'empmix-storage': empmix(true),
   'empmix-memory': empmix(false),
+  // The web build's loader returns the client at once; awaiting it waits for the engine (the
+  // glue empmix.js, which imports context.js, and empmix.wasm, fetched beside index.js).
+  'empmix-web-storage': empmix(true, 'web'),
+  'empmix-web-memory': empmix(false, 'web'),
 
   posthog: `
   import posthog from '/nm/posthog-js/dist/module.js';
@@ -68,13 +78,13 @@ const inits = {
   install('amplitude', (name, props) => window.amplitude.track(name, props));`,
 };
 
-function empmix(persist) {
+function empmix(persist, web) {
   return `
-  import { EmpMix } from '/pkg/index.js';
+  import { EmpMix } from '/${web ? 'pkg-web' : 'pkg'}/index.js';
   const mix = await EmpMix.init({ apiKey: 'ik_bench', endpoint: location.origin, persist: ${persist},
     flushAt: 50, flushInterval: 1000, autoPageView: false });
   window.benchStats = () => mix.stats();
-  install('empmix-${persist ? 'storage' : 'memory'}', (name, props) => mix.track(name, props));`;
+  install('empmix-${web ? 'web-' : ''}${persist ? 'storage' : 'memory'}', (name, props) => mix.track(name, props));`;
 }
 
 export function page(sdk) {

@@ -8,9 +8,10 @@
 #                              [--trace] [--json out.json]      (--help for all)
 #
 # Before measuring it:
-#   - builds the package (sdk-wasm/scripts/build.sh, into sdk-wasm/pkg/) when pkg/ is missing or
-#     older than the sources (sdk-wasm/src, sdk-wasm/js, sdk-core/src, Cargo.lock); NO_BUILD=1
-#     skips that (then pkg/ must exist); PKG=<dir> measures another build of the package
+#   - builds the package (sdk-wasm/scripts/build.sh, into sdk-wasm/pkg/) and its web build
+#     (build.sh --web, into sdk-wasm/pkg-web/: the browser driver in Rust) when either is missing
+#     or older than the sources (sdk-wasm/src, sdk-wasm/js, sdk-core/src, Cargo.lock); NO_BUILD=1
+#     skips that (then both must exist); PKG=<dir> and PKG_WEB=<dir> measure other builds
 #   - installs the peers and playwright-core into sdk-wasm/bench/node_modules from the lock file
 #     (npm ci) when missing
 #   - checks for Chromium (/usr/bin/chromium, or CHROMIUM=<path>) and installs Debian's when
@@ -36,21 +37,26 @@ if [ ! -x "$chromium" ]; then
     [ -x "$chromium" ] || die "no Chromium at $chromium: install Debian's (apt-get install chromium) or set CHROMIUM=<path>"
 fi
 
-if [ -z "${PKG:-}" ] && [ -z "${NO_BUILD:-}" ]; then
-    stale=
-    if [ ! -f "$wasm/pkg/empmix.wasm" ] || [ ! -f "$wasm/pkg/index.js" ]; then
-        stale="pkg/ is not built"
-    elif [ -n "$(find "$wasm/src" "$wasm/js" "$root/sdk-core/src" "$root/sdk-core/Cargo.toml" "$wasm/Cargo.toml" "$root/Cargo.lock" \
-        -newer "$wasm/pkg/empmix.wasm" -print -quit)" ]; then
-        stale="pkg/ is older than the sources"
+# Builds $wasm/<dir> with scripts/build.sh <flags> when one of <files> is missing or it is older than
+# the sources.
+build_if_stale() {
+    local dir=$1 flags=$2 files=$3 stale= f
+    for f in $files; do [ -f "$wasm/$dir/$f" ] || stale="$dir/ is not built"; done
+    if [ -z "$stale" ] && [ -n "$(find "$wasm/src" "$wasm/js" "$root/sdk-core/src" "$root/sdk-core/Cargo.toml" "$wasm/Cargo.toml" \
+        "$root/Cargo.lock" -newer "$wasm/$dir/empmix.wasm" -print -quit)" ]; then
+        stale="$dir/ is older than the sources"
     fi
     if [ -n "$stale" ]; then
-        echo "bench: $stale: bash sdk-wasm/scripts/build.sh"
-        bash "$wasm/scripts/build.sh" || die "the package build failed (sdk-wasm/scripts/build.sh)"
+        echo "bench: $stale: bash sdk-wasm/scripts/build.sh $flags"
+        bash "$wasm/scripts/build.sh" $flags || die "the package build failed (sdk-wasm/scripts/build.sh $flags)"
     fi
-fi
+}
+[ -z "${PKG:-}" ] && [ -z "${NO_BUILD:-}" ] && build_if_stale pkg "" "empmix.wasm index.js"
+[ -z "${PKG_WEB:-}" ] && [ -z "${NO_BUILD:-}" ] && build_if_stale pkg-web --web "empmix.wasm index.js empmix.js context.js"
 pkg=${PKG:-$wasm/pkg}
+pkg_web=${PKG_WEB:-$wasm/pkg-web}
 { [ -f "$pkg/empmix.wasm" ] && [ -f "$pkg/index.js" ]; } || die "the EmpMix package is not built: no empmix.wasm and index.js in $pkg"
+# bench.mjs checks pkg-web/ (index.js, empmix.js, context.js, empmix.wasm) when its rows are run.
 
 if [ ! -d "$here/node_modules/playwright-core" ] || [ ! -d "$here/node_modules/posthog-js" ] ||
     [ ! -d "$here/node_modules/mixpanel-browser" ] || [ ! -d "$here/node_modules/@amplitude/analytics-browser" ]; then
@@ -59,4 +65,4 @@ if [ ! -d "$here/node_modules/playwright-core" ] || [ ! -d "$here/node_modules/p
 fi
 
 cd "$here"
-PKG="$pkg" CHROMIUM="$chromium" exec node bench.mjs "$@"
+PKG="$pkg" PKG_WEB="$pkg_web" CHROMIUM="$chromium" exec node bench.mjs "$@"

@@ -27,6 +27,7 @@ extern "C" {
     pub fn new(format: &str) -> Result<Compressor, JsValue>;
 
     /// `navigator.locks`.
+    #[derive(Clone)]
     pub type LockManager;
     /// `locks.request(name, options, callback)`.
     #[wasm_bindgen(catch, method)]
@@ -37,9 +38,30 @@ extern "C" {
         callback: &Function,
     ) -> Result<Promise, JsValue>;
 
-    /// `setTimeout(f, ms)`, for a promise that settles later without a Rust future.
+    /// `setTimeout(f, ms)`, for a promise that settles later (a lock's hold).
     #[wasm_bindgen(js_name = setTimeout)]
     fn set_timeout(f: &Function, ms: f64) -> JsValue;
+
+    /// `queueMicrotask(f)`.
+    #[wasm_bindgen(js_name = queueMicrotask)]
+    pub fn queue_microtask(f: &JsValue);
+
+    /// A promise, for `then` with plain functions (the page's hook, bound).
+    #[wasm_bindgen(js_name = Promise)]
+    pub type Pending;
+    #[wasm_bindgen(method)]
+    pub fn then(this: &Pending, ok: &JsValue, failed: &JsValue) -> JsValue;
+
+    /// A function of (step, handle, value), for `bind`.
+    #[wasm_bindgen(js_name = Function)]
+    pub type Hook;
+    #[wasm_bindgen(method, js_name = bind)]
+    fn bind_to(this: &Hook, this_arg: &JsValue, step: u32, handle: u32) -> JsValue;
+}
+
+/// `hook` with its first two arguments bound.
+pub fn bind(hook: &Hook, step: u32, handle: u32) -> JsValue {
+    hook.bind_to(&JsValue::NULL, step, handle)
 }
 
 /// `globalThis[name]`, if it is there and reading it does not throw (a blocked
@@ -63,10 +85,17 @@ pub fn locks() -> Option<LockManager> {
 
 /// A promise and the function that resolves it.
 pub fn promise_pair() -> (Promise, Function) {
-    let mut resolve = None;
-    let promise = Promise::new(&mut |res, _| resolve = Some(res));
-    // The executor runs synchronously, so `resolve` is always set.
-    (promise, resolve.unwrap_or_else(|| Function::new_no_args("")))
+    let (promise, resolve, _) = promise_triple();
+    (promise, resolve)
+}
+
+/// A promise and the functions that resolve and reject it.
+pub fn promise_triple() -> (Promise, Function, Function) {
+    let mut pair = None;
+    let promise = Promise::new(&mut |res, rej| pair = Some((res, rej)));
+    // The executor runs synchronously, so `pair` is always set.
+    let (resolve, reject) = pair.unwrap_or_else(|| (Function::new_no_args(""), Function::new_no_args("")));
+    (promise, resolve, reject)
 }
 
 /// A promise that resolves after `ms`.
@@ -77,36 +106,26 @@ pub fn sleep(ms: f64) -> Promise {
 }
 
 /// Runs `f` holding the Web Lock `name` (`if_available`: only when it is free; `f` then gets
-/// `false` when it was not), keeping it `f`'s returned milliseconds longer, and resolves once
-/// `f` has run. A lock manager that refuses (an opaque origin) runs `f` unlocked.
-pub async fn with_lock(
-    locks: &LockManager,
-    name: &str,
-    if_available: bool,
-    f: impl FnOnce(bool) -> f64 + 'static,
-) {
-    let (ran, done) = promise_pair();
-    let done2 = done.clone();
+/// `false` when it was not), keeping it `f`'s returned milliseconds longer. A lock manager
+/// that refuses at once (an opaque origin) runs `f` unlocked, with `false`.
+pub fn lock(locks: &LockManager, name: &str, if_available: bool, f: impl FnOnce(bool) -> f64 + 'static) {
+    let f = std::rc::Rc::new(std::cell::Cell::new(Some(f)));
+    let run = f.clone();
     let callback = Closure::once_into_js(move |lock: JsValue| -> JsValue {
-        let hold = f(!lock.is_null());
-        let _ = done2.call0(&JsValue::NULL);
-        if hold > 0.0 { sleep(hold).into() } else { JsValue::UNDEFINED }
+        match run.take().map(|f| f(!lock.is_null())) {
+            Some(hold) if hold > 0.0 => sleep(hold).into(),
+            _ => JsValue::UNDEFINED,
+        }
     });
     let options = Object::new();
     if if_available {
         let _ = Reflect::set(&options, &"ifAvailable".into(), &JsValue::TRUE);
     }
-    match locks.request(name, &options, callback.unchecked_ref()) {
-        // A request that fails before granting (aborted, refused) must not leave start waiting.
-        Ok(p) => wasm_bindgen_futures::spawn_local(async move {
-            let _ = wasm_bindgen_futures::JsFuture::from(p).await;
-            let _ = done.call0(&JsValue::NULL);
-        }),
-        Err(_) => {
-            let _ = done.call0(&JsValue::NULL);
-        }
+    if locks.request(name, &options, callback.unchecked_ref()).is_err()
+        && let Some(f) = f.take()
+    {
+        f(false);
     }
-    let _ = wasm_bindgen_futures::JsFuture::from(ran).await;
 }
 
 /// The page's `localStorage`, when it can be written (not in private modes that block it,

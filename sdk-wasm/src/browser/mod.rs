@@ -43,6 +43,10 @@ struct Page {
     scheduled: bool,
     /// Beacons sent at `pagehide`, their outcome unknown: (handle, events).
     beaconed: Vec<(u32, usize)>,
+    /// Requests between their steps.
+    in_flight: Vec<send::InFlight>,
+    /// The closure every request step and queued pump calls (see [`send::hook`]).
+    hook: JsValue,
     /// `flush()` promises waiting: (id, resolve).
     waiters: Vec<(u32, Function)>,
     next_waiter: u32,
@@ -84,11 +88,10 @@ impl Page {
 
 /// Step 2 of the driver contract, once per task (a microtask), so that a burst of calls costs
 /// one storage write and one look for due requests.
-fn schedule(page: &Shared, p: &mut Page) {
+fn schedule(p: &mut Page) {
     if !p.scheduled {
         p.scheduled = true;
-        let page = page.clone();
-        wasm_bindgen_futures::spawn_local(async move { pump(&page) });
+        js::queue_microtask(&send::bound(&p.hook, send::PUMP, 0));
     }
 }
 
@@ -129,7 +132,7 @@ fn pump(page: &Shared) {
     };
     drop(p);
     for r in due {
-        wasm_bindgen_futures::spawn_local(send::send(page.clone(), r, send::Mode::Normal));
+        send::send(page, r, send::Mode::Normal);
     }
     for (_, resolve) in settled {
         let _ = resolve.call1(&JsValue::NULL, &JsValue::TRUE);
@@ -159,7 +162,7 @@ impl Client {
             return code::NOT_STARTED;
         };
         let c = f(&mut p);
-        schedule(&self.page, &mut p);
+        schedule(&mut p);
         p.count(c)
     }
 
@@ -226,7 +229,7 @@ impl Client {
         };
         if out < 2 {
             p.driver.set_opted_out(out == 1);
-            schedule(&self.page, &mut p);
+            schedule(&mut p);
         }
         u32::from(p.driver.is_opted_out())
     }

@@ -1,16 +1,19 @@
 //! Requests: `fetch` with a gzip body where the browser has `CompressionStream` (it compresses
 //! off the page's JavaScript), `keepalive` for a tab being hidden, and `sendBeacon` for a page
 //! going away (a beacon cannot carry `Content-Encoding`, so its body stays plain JSON).
+//!
+//! A request's promises are followed with one closure made at start, the page's hook
+//! ([`hook`]), bound per step to the request's handle: no future executor, no closure made
+//! per request, and nothing left behind by a promise that never settles one way.
 
 use js_sys::{Array, Date, Reflect};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, Headers, RequestInit, Response};
 
 use empmix_core::protocol::API_KEY_HEADER;
 
-use super::js::{self, Compressor};
+use super::js::{self, Compressor, Pending};
 use super::{Shared, pump};
 use crate::driver::Request;
 
@@ -27,65 +30,152 @@ pub enum Mode {
     Keepalive,
 }
 
-/// Sends `request` and hands its outcome to the engine.
-pub async fn send(page: Shared, request: Request, mode: Mode) {
-    let (url, key, gzip) = match page.try_borrow() {
-        Ok(p) => (p.url.clone(), p.key.clone(), p.gzip && mode == Mode::Normal),
-        Err(_) => return,
-    };
-    let (status, retry_after, body) = post(&url, &key, request.body, gzip, mode == Mode::Keepalive)
-        .await
-        .unwrap_or((0, String::new(), String::new()));
-    if let Ok(mut p) = page.try_borrow_mut() {
-        p.driver.handle_response(Date::now(), request.handle, status, &retry_after, &body);
-    }
-    pump(&page);
+/// The steps of a request the hook is called for.
+/// (`PUMP` is the one other code queues.)
+mod step {
+    /// The body is compressed (value: an `ArrayBuffer`).
+    pub const BODY: u32 = 0;
+    /// The response's headers are in (value: the `Response`).
+    pub const RESPONSE: u32 = 1;
+    /// Its body is read (value: the text).
+    pub const TEXT: u32 = 2;
+    /// Compression, the request or reading its body failed.
+    pub const FAILED: u32 = 3;
+    /// A pump queued by [`super::super::schedule`].
+    pub const PUMP: u32 = 4;
 }
 
-/// The status (0: no answer), `Retry-After` as sent, and the body of a `POST`.
-async fn post(
-    url: &str,
-    key: &str,
-    body: String,
-    gzip: bool,
+pub(super) use step::PUMP;
+
+/// A request between its steps.
+#[derive(Debug)]
+pub struct InFlight {
+    handle: u32,
     keepalive: bool,
-) -> Result<(u32, String, String), JsValue> {
+    status: u32,
+    retry_after: String,
+}
+
+/// The page's hook: every step of every request, and queued pumps.
+pub fn hook(page: Shared) -> JsValue {
+    Closure::<dyn FnMut(u32, u32, JsValue)>::new(move |step: u32, handle: u32, value: JsValue| match step {
+        step::PUMP => pump(&page),
+        _ => advance(&page, step, handle, value),
+    })
+    .into_js_value()
+}
+
+/// The hook bound to `step` of the request with `handle`, for a promise's `then`.
+pub fn bound(hook: &JsValue, step: u32, handle: u32) -> JsValue {
+    js::bind(hook.unchecked_ref(), step, handle)
+}
+
+/// `promise.then(step, FAILED)` for the request with `handle`.
+fn follow(hook: &JsValue, promise: &JsValue, step: u32, handle: u32) {
+    let promise: &Pending = promise.unchecked_ref();
+    let _ = promise.then(&bound(hook, step, handle), &bound(hook, step::FAILED, handle));
+}
+
+/// Sends `request`; its outcome reaches the engine through the hook.
+pub fn send(page: &Shared, request: Request, mode: Mode) {
+    let Ok(mut p) = page.try_borrow_mut() else {
+        return;
+    };
+    let keepalive = mode == Mode::Keepalive;
+    p.in_flight.push(InFlight { handle: request.handle, keepalive, status: 0, retry_after: String::new() });
+    if p.gzip && !keepalive {
+        match compress(&request.body) {
+            Ok(buffer) => follow(&p.hook, &buffer, step::BODY, request.handle),
+            Err(_) => fail(&mut p, request.handle),
+        }
+    } else {
+        post(&mut p, request.handle, &JsValue::from_str(&request.body), false);
+    }
+}
+
+/// Starts the `POST` of `body` for the request with `handle`.
+fn post(p: &mut super::Page, handle: u32, body: &JsValue, gzip: bool) {
+    let keepalive = p.in_flight.iter().any(|f| f.handle == handle && f.keepalive);
+    match request(&p.url, &p.key, body, gzip, keepalive) {
+        Ok(promise) => follow(&p.hook, &promise, step::RESPONSE, handle),
+        Err(_) => fail(p, handle),
+    }
+}
+
+fn request(url: &str, key: &str, body: &JsValue, gzip: bool, keepalive: bool) -> Result<JsValue, JsValue> {
     let headers = Headers::new()?;
     headers.set("Content-Type", "application/json")?;
     headers.set(API_KEY_HEADER, key)?;
+    if gzip {
+        headers.set("Content-Encoding", "gzip")?;
+    }
     let init = RequestInit::new();
     init.set_method("POST");
+    init.set_headers(&headers);
+    init.set_body(body);
     if keepalive {
         // web-sys's RequestInit has no setter for it.
         Reflect::set(&init, &"keepalive".into(), &JsValue::TRUE)?;
     }
-    if gzip {
-        headers.set("Content-Encoding", "gzip")?;
-        init.set_body(&compress(&body).await?);
-    } else {
-        init.set_body(&JsValue::from_str(&body));
-    }
-    drop(body);
-    init.set_headers(&headers);
-    let response: Response = JsFuture::from(js::fetch(url, &init)?).await?.unchecked_into();
-    let retry_after = response.headers().get("Retry-After")?.unwrap_or_default();
-    let mut text = JsFuture::from(response.text()?).await?.as_string().unwrap_or_default();
-    if text.len() > MAX_RESPONSE_CHARS {
-        let mut end = MAX_RESPONSE_CHARS;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    Ok((u32::from(response.status()), retry_after, text))
+    Ok(js::fetch(url, &init)?.into())
 }
 
-/// `body` gzipped by the browser, as an `ArrayBuffer`.
-async fn compress(body: &str) -> Result<JsValue, JsValue> {
+/// A request step's outcome.
+fn advance(page: &Shared, step: u32, handle: u32, value: JsValue) {
+    let Ok(mut p) = page.try_borrow_mut() else {
+        return;
+    };
+    match step {
+        step::BODY => post(&mut p, handle, &value, true),
+        step::RESPONSE => {
+            let response: Response = value.unchecked_into();
+            let text = response.text();
+            if let Some(f) = p.in_flight.iter_mut().find(|f| f.handle == handle) {
+                f.status = u32::from(response.status());
+                f.retry_after = response.headers().get("Retry-After").ok().flatten().unwrap_or_default();
+            }
+            match text {
+                Ok(text) => follow(&p.hook, &text.into(), step::TEXT, handle),
+                Err(_) => fail(&mut p, handle),
+            }
+        }
+        step::TEXT => {
+            let mut text = value.as_string().unwrap_or_default();
+            if text.len() > MAX_RESPONSE_CHARS {
+                let mut end = MAX_RESPONSE_CHARS;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+            }
+            finish(&mut p, handle, &text);
+        }
+        _ => fail(&mut p, handle),
+    }
+}
+
+/// The request ends with its recorded status (0 for none) and `body`.
+fn finish(p: &mut super::Page, handle: u32, body: &str) {
+    if let Some(i) = p.in_flight.iter().position(|f| f.handle == handle) {
+        let f = p.in_flight.swap_remove(i);
+        p.driver.handle_response(Date::now(), handle, f.status, &f.retry_after, body);
+    }
+    super::schedule(p);
+}
+
+/// The request failed: no answer.
+fn fail(p: &mut super::Page, handle: u32) {
+    if let Some(f) = p.in_flight.iter_mut().find(|f| f.handle == handle) {
+        f.status = 0;
+    }
+    finish(p, handle, "");
+}
+
+/// `body` gzipped by the browser: a promise of an `ArrayBuffer`.
+fn compress(body: &str) -> Result<JsValue, JsValue> {
     let blob = Blob::new_with_str_sequence(&Array::of1(&JsValue::from_str(body)))?;
     let gzipped = blob.stream().pipe_through(Compressor::new("gzip")?.unchecked_ref());
-    let response = Response::new_with_opt_readable_stream(Some(&gzipped))?;
-    JsFuture::from(response.array_buffer()?).await
+    Ok(Response::new_with_opt_readable_stream(Some(&gzipped))?.array_buffer()?.into())
 }
 
 /// Whether this browser compresses (`CompressionStream` with gzip).

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use gloo_timers::callback::Interval;
-use js_sys::{Array, Date, Reflect};
+use js_sys::{Array, Date, Function, Promise, Reflect};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{EventTarget, StorageEvent};
@@ -19,7 +19,7 @@ use super::js::{self, LocalStorage, LockManager};
 use super::send::{self, Mode};
 use super::{Client, Counts, Page, Shared, pump, schedule};
 use crate::driver::{Driver, configure, setting_message};
-use crate::tabs::{BEAT_EVERY_MS, CLAIM_HOLD_MS, GoneTab, TabStorage};
+use crate::tabs::{BEAT_EVERY_MS, CLAIM_HOLD_MS, TabStorage};
 
 #[wasm_bindgen(module = "/js/context.js")]
 extern "C" {
@@ -52,50 +52,138 @@ fn count(options: &JsValue, name: &str, default: usize) -> usize {
     option(options, name).as_f64().map_or(default, |n| n as usize)
 }
 
-/// Events taken over from gone tabs, gathered while the locks are held.
-type Stored = Rc<RefCell<(TabStorage, LocalStorage, Vec<(String, String)>)>>;
-
-fn adopt(stored: &Stored, gone: &GoneTab) {
-    let (tabs, ls, entries) = &mut *stored.borrow_mut();
-    entries.extend(tabs.adopt(ls, gone));
+/// A client on its way: what start has read, while it waits for the locks. Each lock's
+/// callback takes it on; the identity's builds the [`Page`] from it.
+struct Starting {
+    config: empmix_core::Config,
+    store: Option<(TabStorage, LocalStorage)>,
+    /// (event id, record) taken over from gone tabs.
+    entries: Vec<(String, String)>,
+    seed: u64,
+    url: String,
+    key: String,
+    project: String,
+    locks: Option<LockManager>,
+    /// Takeovers still waiting for their lock's answer.
+    waiting: usize,
+    resolve: Function,
 }
 
-/// Takes over the events of tabs that are gone. Which tab takes a gone tab's events is
-/// settled by a Web Lock named after it, taken only when free and held [`CLAIM_HOLD_MS`] past
-/// the takeover: localStorage alone cannot settle it, as each renderer reads its own copy.
-/// Without Web Locks a lease in storage decides, best effort.
-async fn take_over(stored: &Stored, locks: Option<&LockManager>) {
-    let gone = {
-        let (tabs, ls, _) = &mut *stored.borrow_mut();
-        tabs.gone_tabs(ls, Date::now())
+type Step = Rc<RefCell<Option<Starting>>>;
+
+/// Takes over the events of tabs that are gone, then goes on to the identity. Which tab takes
+/// a gone tab's events is settled by a Web Lock named after it, taken only when free and held
+/// [`CLAIM_HOLD_MS`] past the takeover: localStorage alone cannot settle it, as each renderer
+/// reads its own copy. Without Web Locks a lease in storage decides, best effort.
+fn take_over(start: Step) {
+    let (gone, locks, prefix) = {
+        let mut guard = start.borrow_mut();
+        let Some(s) = guard.as_mut() else {
+            return;
+        };
+        let Some((tabs, ls)) = &mut s.store else {
+            drop(guard);
+            return identity(start);
+        };
+        (tabs.gone_tabs(ls, Date::now()), s.locks.clone(), tabs.prefix().to_string())
     };
-    for tab in gone {
-        match locks {
-            Some(locks) => {
-                let name = { stored.borrow().0.prefix().to_string() } + "claim:" + &tab.tab;
-                let stored = stored.clone();
-                js::with_lock(locks, &name, true, move |granted| {
-                    if granted {
-                        adopt(&stored, &tab);
-                        CLAIM_HOLD_MS
-                    } else {
-                        0.0
-                    }
-                })
-                .await;
-            }
-            None => {
-                let leased = {
-                    let (tabs, ls, _) = &mut *stored.borrow_mut();
-                    tabs.take_lease(ls, Date::now())
-                };
-                if !leased {
+    let Some(locks) = locks else {
+        if let Some(s) = start.borrow_mut().as_mut()
+            && let Some((tabs, ls)) = &mut s.store
+        {
+            for tab in &gone {
+                if !tabs.take_lease(ls, Date::now()) {
                     break;
                 }
-                adopt(stored, &tab);
+                s.entries.extend(tabs.adopt(ls, tab));
             }
         }
+        return identity(start);
+    };
+    if gone.is_empty() {
+        return identity(start);
     }
+    if let Some(s) = start.borrow_mut().as_mut() {
+        s.waiting = gone.len();
+    }
+    for tab in gone {
+        let start = start.clone();
+        js::lock(&locks, &(prefix.clone() + "claim:" + &tab.tab), true, move |granted| {
+            let done = {
+                let mut guard = start.borrow_mut();
+                let Some(s) = guard.as_mut() else {
+                    return 0.0;
+                };
+                if granted && let Some((tabs, ls)) = &mut s.store {
+                    s.entries.extend(tabs.adopt(ls, &tab));
+                }
+                s.waiting -= 1;
+                s.waiting == 0
+            };
+            if done {
+                identity(start);
+            }
+            if granted { CLAIM_HOLD_MS } else { 0.0 }
+        });
+    }
+}
+
+/// Reads the identity, or creates and saves it, under one lock for the whole site.
+fn identity(start: Step) {
+    let (locks, name) = match start.borrow().as_ref() {
+        Some(s) => (s.locks.clone(), "empmix:".to_string() + &s.project + ":identity"),
+        None => return,
+    };
+    match locks {
+        Some(locks) => js::lock(&locks, &name, false, move |_| finish(&start)),
+        None => drop(finish(&start)),
+    }
+}
+
+/// Builds the page from what start gathered and resolves start's promise with the client.
+/// Returns how long to keep the identity lock.
+fn finish(start: &Step) -> f64 {
+    let Some(s) = start.borrow_mut().take() else {
+        return 0.0;
+    };
+    let mut store = s.store;
+    // A record the engine cannot read is skipped at start, and no removal will name it: it
+    // goes from storage here.
+    if let Some((tabs, ls)) = &mut store {
+        let unreadable: Vec<&str> = s.entries.iter().filter(|(_, r)| !is_restorable(r)).map(|(id, _)| id.as_str()).collect();
+        tabs.forget(ls, &unreadable);
+    }
+    let records = s.entries.into_iter().map(|(_, r)| r).collect();
+    let state = store.as_ref().and_then(|(t, ls)| t.state(ls));
+    let hold = if store.is_some() && state.is_none() { FRESH_IDENTITY_HOLD_MS } else { 0.0 };
+    let driver = Driver::start(Date::now(), s.seed, s.config, state.as_deref().unwrap_or(""), records);
+    let beacon_url = s.url.clone() + "?" + API_KEY_PARAM + "=" + &String::from(js_sys::encode_uri_component(&s.key));
+    let page: Shared = Rc::new(RefCell::new(Page {
+        driver,
+        store,
+        url: s.url,
+        beacon_url,
+        key: s.key,
+        gzip: send::can_gzip(),
+        timer: None,
+        scheduled: false,
+        beaconed: Vec::new(),
+        in_flight: Vec::new(),
+        hook: JsValue::UNDEFINED,
+        waiters: Vec::new(),
+        next_waiter: 0,
+        counts: Counts::default(),
+    }));
+    let hook = send::hook(page.clone());
+    if let Ok(mut p) = page.try_borrow_mut() {
+        p.hook = hook;
+        p.persist();
+        refresh_context(&mut p.driver);
+    }
+    listen(&page);
+    pump(&page);
+    let _ = s.resolve.call1(&JsValue::NULL, &Client { page }.into());
+    hold
 }
 
 /// Eight base-36 characters naming this tab in storage keys.
@@ -118,94 +206,46 @@ fn random_u64() -> u64 {
 
 #[wasm_bindgen]
 impl Client {
-    /// Starts the client for the page's `options` (an object; see `index.d.ts`): decodes them
-    /// with the core's settings decoder (a bad one rejects, naming it), takes over what gone
-    /// tabs stored, restores or creates the identity, and listens to the page.
-    pub async fn start(options: JsValue) -> Result<Client, JsError> {
+    /// Starts the client for the page's `options` (an object; see `index.d.ts`): a promise of
+    /// the client. Decodes the options with the core's settings decoder (a bad one rejects,
+    /// naming it), takes over what gone tabs stored, restores or creates the identity, and
+    /// listens to the page.
+    pub fn start(options: JsValue) -> Promise {
+        let (promise, resolve, reject) = js::promise_triple();
         let text = js_sys::JSON::stringify(&options).ok().and_then(|s| s.as_string());
         let storage = if option(&options, "persist") == JsValue::FALSE { None } else { js::local_storage() };
-        let config = configure(text.as_deref().unwrap_or("!"), storage.is_some())
-            .map_err(|e| JsError::new(&("[empmix] ".to_string() + &setting_message(&e))))?;
+        let config = match configure(text.as_deref().unwrap_or("!"), storage.is_some()) {
+            Ok(config) => config,
+            Err(e) => {
+                let _ = reject.call1(&JsValue::NULL, &JsError::new(&("[empmix] ".to_string() + &setting_message(&e))).into());
+                return promise;
+            }
+        };
         let project = option(&options, "project").as_string().unwrap_or_else(|| "default".into());
-        let key = option(&options, "apiKey").as_string().unwrap_or_default();
         let endpoint = option(&options, "endpoint").as_string().unwrap_or_default();
-        let url = endpoint.trim_end_matches('/').to_string() + EVENTS_PATH;
-        let seed = random_u64();
-        let locks = js::locks();
-
-        let mut records = Vec::new();
-        let mut store = None;
-        if let Some(ls) = storage {
-            let prefix = "empmix:".to_string() + &project + ":";
+        let store = storage.map(|mut ls| {
             let mut tabs = TabStorage::new(
-                &prefix,
+                &("empmix:".to_string() + &project + ":"),
                 &tab_id(random_u64()),
                 count(&options, "maxStoredEvents", 1000),
                 count(&options, "maxStoredBytes", 2_000_000),
             );
-            let mut ls = ls;
             tabs.beat(&mut ls, Date::now());
-            let stored: Stored = Rc::new(RefCell::new((tabs, ls, Vec::new())));
-            take_over(&stored, locks.as_ref()).await;
-            let (mut tabs, mut ls, entries) =
-                Rc::try_unwrap(stored).map(RefCell::into_inner).map_err(|_| JsError::new("[empmix] busy"))?;
-            // A record the engine cannot read is skipped at start, and no removal will name it:
-            // it goes from storage here.
-            let unreadable: Vec<&str> =
-                entries.iter().filter(|(_, r)| !is_restorable(r)).map(|(id, _)| id.as_str()).collect();
-            tabs.forget(&mut ls, &unreadable);
-            records = entries.into_iter().map(|(_, r)| r).collect();
-            store = Some((tabs, ls));
-        }
-
-        // The identity is read, or created and saved, under one lock for the whole site.
-        let cell: Rc<RefCell<Option<Page>>> = Rc::new(RefCell::new(None));
-        let make = {
-            let cell = cell.clone();
-            move |_: bool| {
-                let state = store.as_ref().and_then(|(t, ls)| t.state(ls));
-                let hold = if store.is_some() && state.is_none() { FRESH_IDENTITY_HOLD_MS } else { 0.0 };
-                let driver =
-                    Driver::start(Date::now(), seed, config, state.as_deref().unwrap_or(""), records);
-                let beacon_url = url.clone()
-                    + "?"
-                    + API_KEY_PARAM
-                    + "="
-                    + &String::from(js_sys::encode_uri_component(&key));
-                let mut page = Page {
-                    driver,
-                    store,
-                    url,
-                    beacon_url,
-                    key,
-                    gzip: send::can_gzip(),
-                    timer: None,
-                    scheduled: false,
-                    beaconed: Vec::new(),
-                    waiters: Vec::new(),
-                    next_waiter: 0,
-                    counts: Counts::default(),
-                };
-                page.persist();
-                *cell.borrow_mut() = Some(page);
-                hold
-            }
-        };
-        match &locks {
-            Some(locks) => {
-                js::with_lock(locks, &("empmix:".to_string() + &project + ":identity"), false, make).await
-            }
-            None => drop(make(true)),
-        }
-        let page =
-            cell.borrow_mut().take().ok_or_else(|| JsError::new("[empmix] the identity lock was refused"))?;
-        let page: Shared = Rc::new(RefCell::new(page));
-        if let Ok(mut p) = page.try_borrow_mut() {
-            refresh_context(&mut p.driver);
-        }
-        listen(&page);
-        pump(&page);
-        Ok(Client { page })
+            (tabs, ls)
+        });
+        take_over(Rc::new(RefCell::new(Some(Starting {
+            config,
+            store,
+            entries: Vec::new(),
+            seed: random_u64(),
+            url: endpoint.trim_end_matches('/').to_string() + EVENTS_PATH,
+            key: option(&options, "apiKey").as_string().unwrap_or_default(),
+            project,
+            locks: js::locks(),
+            waiting: 0,
+            resolve,
+        }))));
+        promise
     }
 }
 
@@ -238,7 +278,7 @@ fn listen(page: &Shared) {
                 && let Ok(mut page) = p.try_borrow_mut()
             {
                 page.driver.adopt_state(&state);
-                schedule(&p, &mut page);
+                schedule(&mut page);
             }
         });
         let p = page.clone();
@@ -290,7 +330,7 @@ fn hide(page: &Shared) {
         due
     };
     for r in due {
-        wasm_bindgen_futures::spawn_local(send::send(page.clone(), r, Mode::Keepalive));
+        send::send(page, r, Mode::Keepalive);
     }
 }
 
