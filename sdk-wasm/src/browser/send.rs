@@ -56,11 +56,13 @@ pub struct InFlight {
     retry_after: String,
 }
 
-/// The page's hook: every step of every request, and queued pumps.
+/// The page's hook: every step of every request, queued pumps, and the page's events
+/// ([`super::start::event`]).
 pub fn hook(page: Shared) -> JsValue {
     Closure::<dyn FnMut(u32, u32, JsValue)>::new(move |step: u32, handle: u32, value: JsValue| match step {
         step::PUMP => pump(&page),
-        _ => advance(&page, step, handle, value),
+        0..step::PUMP => advance(&page, step, handle, value),
+        _ => super::start::handle_event(&page, step, value),
     })
     .into_js_value()
 }

@@ -249,59 +249,74 @@ impl Client {
     }
 }
 
-/// Adds `f` as a listener for `event` on `target` for the page's lifetime.
-fn on(target: &JsValue, event: &str, f: impl FnMut(JsValue) + 'static) {
-    let f = Closure::<dyn FnMut(JsValue)>::new(f);
+/// The page events the client listens to, as steps of the page's hook (see
+/// [`super::send::hook`]): one closure for them all.
+pub(super) mod event {
+    /// `storage` on the window: another tab saved something.
+    pub const STORAGE: u32 = 10;
+    /// `pagehide` on the window.
+    pub const PAGEHIDE: u32 = 11;
+    /// `pageshow` on the window.
+    pub const PAGESHOW: u32 = 12;
+    /// `online` on the window.
+    pub const ONLINE: u32 = 13;
+    /// `visibilitychange` on the document.
+    pub const VISIBILITY: u32 = 14;
+}
+
+/// Listens for the page's lifetime: `step` of the hook is called for `name` on `target`.
+fn on(page: &Shared, target: &JsValue, name: &str, step: u32) {
+    let Ok(p) = page.try_borrow() else {
+        return;
+    };
     let target: &EventTarget = target.unchecked_ref();
-    if target.add_event_listener_with_callback(event, f.as_ref().unchecked_ref()).is_ok() {
-        f.forget();
-    }
+    let _ = target.add_event_listener_with_callback(name, send::bound(&p.hook, step, 0).unchecked_ref());
 }
 
 fn listen(page: &Shared) {
-    let Some(window) =
-        js::global("addEventListener").and(js::global("document")).map(|_| js_sys::global().into())
-    else {
+    let Some(document) = js::global("addEventListener").and(js::global("document")) else {
         return;
     };
-    let window: JsValue = window;
-    let persists = page.borrow().store.as_ref().map(|(t, _)| t.prefix().to_string() + "s");
-    if let Some(state_key) = persists {
-        // Another tab of this site saved its state (identify, reset, opt-out, a link opened):
-        // adopt it, so the tabs stay one user without a reload. A record this version cannot
-        // read (a newer release's) leaves this tab as it was.
-        let p = page.clone();
-        on(&window, "storage", move |e| {
-            let e: StorageEvent = e.unchecked_into();
-            if e.key().as_deref() == Some(state_key.as_str())
-                && let Some(state) = e.new_value()
-                && let Ok(mut page) = p.try_borrow_mut()
-            {
-                page.driver.adopt_state(&state);
-                schedule(&mut page);
-            }
-        });
+    let window = js_sys::global().into();
+    if page.borrow().store.is_some() {
+        on(page, &window, "storage", event::STORAGE);
         let p = page.clone();
         Interval::new(BEAT_EVERY_MS as u32, move || beat(&p)).forget();
     }
-    let p = page.clone();
-    on(&window, "pagehide", move |_| unload(&p));
-    let p = page.clone();
-    on(&window, "pageshow", move |_| back(&p));
-    let p = page.clone();
-    on(&window, "online", move |_| pump(&p));
-    if let Some(document) = js::global("document") {
-        let p = page.clone();
-        let d = document.clone();
-        on(&document, "visibilitychange", move |_| {
-            if Reflect::get(&d, &"visibilityState".into()).ok().and_then(|v| v.as_string()).as_deref()
-                == Some("hidden")
-            {
-                hide(&p);
-            } else {
-                back(&p);
-            }
-        });
+    on(page, &window, "pagehide", event::PAGEHIDE);
+    on(page, &window, "pageshow", event::PAGESHOW);
+    on(page, &window, "online", event::ONLINE);
+    on(page, &document, "visibilitychange", event::VISIBILITY);
+}
+
+/// A page event (see [`event`]).
+pub(super) fn handle_event(page: &Shared, step: u32, e: JsValue) {
+    match step {
+        event::STORAGE => adopt(page, e.unchecked_into()),
+        event::PAGEHIDE => unload(page),
+        event::PAGESHOW => back(page),
+        event::VISIBILITY => {
+            let hidden = js::global("document")
+                .and_then(|d| Reflect::get(&d, &"visibilityState".into()).ok())
+                .and_then(|v| v.as_string())
+                .is_some_and(|v| v == "hidden");
+            if hidden { hide(page) } else { back(page) }
+        }
+        _ => pump(page),
+    }
+}
+
+/// Another tab of this site saved its state (identify, reset, opt-out, a link opened): adopt
+/// it, so the tabs stay one user without a reload. A record this version cannot read (a newer
+/// release's) leaves this tab as it was.
+fn adopt(page: &Shared, e: StorageEvent) {
+    let Ok(mut p) = page.try_borrow_mut() else {
+        return;
+    };
+    let ours = p.store.as_ref().is_some_and(|(t, _)| e.key().is_some_and(|k| k.strip_prefix(t.prefix()) == Some("s")));
+    if ours && let Some(state) = e.new_value() {
+        p.driver.adopt_state(&state);
+        schedule(&mut p);
     }
 }
 
