@@ -210,6 +210,23 @@ fn limited_project(id: &str, limit: RateLimit) -> ProjectConfig {
 #[test]
 fn a_flood_gets_429_and_the_sdk_behind_it_loses_nothing() {
     let s = start_with(|c| c.with_project(limited_project("limited", RateLimit::new(20, 10))));
+    // The SDK's 300 events wait first (nothing is due: the batch size and window are far off),
+    // so that its first request goes right after the flood, into the empty bucket, however
+    // slow the machine is meanwhile.
+    let sdk = empmix::Client::builder("pk_limited")
+        .endpoint(s.server.base_url())
+        .flush_at(500)
+        .flush_interval(Duration::from_secs(600))
+        .backoff_base(Duration::from_millis(10))
+        .backoff_cap(Duration::from_millis(200))
+        .request_timeout(Duration::from_secs(5))
+        .flush_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut ids = std::collections::HashSet::new();
+    for i in 0..300 {
+        ids.insert(sdk.track("flood_test", json!({"i": i})).unwrap().to_string());
+    }
     // A flood of empty batches (no events, but each a request).
     let mut flood = s.client();
     let mut statuses = Vec::new();
@@ -228,22 +245,6 @@ fn a_flood_gets_429_and_the_sdk_behind_it_loses_nothing() {
     assert!(statuses.iter().all(|&st| st == 200 || st == 429), "{statuses:?}");
     assert!(statuses.iter().filter(|&&st| st == 429).count() >= 20, "{statuses:?}");
 
-    // Right after the flood (the bucket is empty) the SDK sends 300 events in 60 batches,
-    // three times what the limit lets through in a second.
-    let sdk = empmix::Client::builder("pk_limited")
-        .endpoint(s.server.base_url())
-        .flush_at(5)
-        .flush_interval(Duration::from_millis(20))
-        .backoff_base(Duration::from_millis(10))
-        .backoff_cap(Duration::from_millis(200))
-        .request_timeout(Duration::from_secs(5))
-        .flush_timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    let mut ids = std::collections::HashSet::new();
-    for i in 0..300 {
-        ids.insert(sdk.track("flood_test", json!({"i": i})).unwrap().to_string());
-    }
     sdk.flush_blocking(Duration::from_secs(60)).unwrap();
     let stats = sdk.stats();
     sdk.shutdown_blocking(Duration::from_secs(10)).unwrap();
