@@ -21,7 +21,7 @@
 // Prints a markdown table of the medians, and with --json <file> writes every run.
 import http from 'node:http';
 import zlib from 'node:zlib';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, extname, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -139,7 +139,18 @@ function answer(res, kind, url, n, bytes) {
 const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
 // Cross-origin isolation gives performance.now() 5 µs instead of 100 µs; everything is same-origin.
 const isolated = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
-const statics = [['/pkg/', pkgDir], ['/pkg-web/', pkgWebDir], ['/nm/', join(here, 'node_modules')]];
+// The two EmpMix builds are read once, here, and served from memory: a build running meanwhile
+// (build.sh empties its directory first) cannot take files away mid-run or mix two builds.
+function snapshot(dir) {
+  const files = new Map();
+  if (existsSync(dir)) for (const f of readdirSync(dir)) if (statSync(join(dir, f)).isFile()) files.set(f, readFileSync(join(dir, f)));
+  return files;
+}
+const builds = { '/pkg/': snapshot(pkgDir), '/pkg-web/': snapshot(pkgWebDir) };
+const built = (dir, prefix) => builds[prefix].has('empmix.wasm')
+  ? `${prefix} ${builds[prefix].get('empmix.wasm').length} B wasm of ${statSync(join(dir, 'empmix.wasm')).mtime.toISOString().slice(11, 19)} UTC`
+  : `${prefix} not built`;
+const statics = [['/nm/', join(here, 'node_modules')]];
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x'), path = url.pathname;
@@ -179,6 +190,10 @@ const server = http.createServer((req, res) => {
     if (path.startsWith('/page/')) {
       const html = page(path.slice(6));
       if (html) { res.writeHead(200, { 'Content-Type': 'text/html', ...isolated }); return res.end(html); }
+    }
+    for (const prefix in builds) {
+      const body = path.startsWith(prefix) && builds[prefix].get(decodeURIComponent(path.slice(prefix.length)));
+      if (body) { res.writeHead(200, { 'Content-Type': types[extname(path)] || 'application/octet-stream', ...isolated }); return res.end(body); }
     }
     for (const [prefix, dir] of statics) {
       if (!path.startsWith(prefix)) continue;
@@ -305,7 +320,7 @@ async function measure(sdk) {
 // ----- the runs -----
 const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 console.log(`bench: ${opts.events} events, ${opts.chunk} per task, ${opts.runs} run(s) of ${opts.only.join(', ')}; ` +
-  `Chromium ${version}; load average before: ${load}`);
+  `Chromium ${version}; ${built(pkgDir, '/pkg/')}, ${built(pkgWebDir, '/pkg-web/')}; load average before: ${load}`);
 const all = [];
 for (let round = 1; round <= opts.runs; round++) {
   for (const sdk of opts.only) {
