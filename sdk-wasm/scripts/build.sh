@@ -4,12 +4,13 @@
 # The shipped package, into sdk-wasm/pkg/:
 #   empmix.wasm  the engine behind raw exports (src/wasm.rs), size-optimised
 #   index.js     the driver (js/index.js after js/core.js, the constants generated from the
-#                core, and js/context.js, the browser context), minified
+#                core, js/context.js, the browser context, and js/share.js, share links),
+#                minified
 #   index.d.ts, package.json
 # With --web, the driver in Rust (src/browser, the crate's `web` feature; issue 16, not yet
 # shipped: over the size ceiling), into sdk-wasm/pkg-web/:
-#   index.js     the loader and public API (js/loader.js after js/core.js), the one module on
-#                the page's critical path
+#   index.js     the loader and public API (js/loader.js after js/core.js and js/share.js),
+#                the one module on the page's critical path
 #   empmix.js    the wasm-bindgen glue, imported by the loader when it starts the engine
 #   empmix.wasm  the engine and the browser driver, size-optimised
 #   context.js   the page's browser context (js/context.js), imported by the glue
@@ -114,7 +115,7 @@ named="$target_dir/$out.named.wasm"
 if [ ${#features[@]} = 0 ]; then
     cp "$raw" "$named"
     optimise "$raw"
-    terse js/core.js js/context.js js/index.js --mangle-props regex=/^_/ -o "$out/index.js"
+    terse js/core.js js/context.js js/share.js js/index.js --mangle-props regex=/^_/ -o "$out/index.js"
     files='"index.js", "index.d.ts", "empmix.wasm", "README.md"'
     exports='"./empmix.wasm": "./empmix.wasm"'
 else
@@ -138,7 +139,7 @@ else
     grep -q '^import .* from "./context.js"' "$glue/glue.js" || { echo "the glue's import of context.js was not found" >&2; exit 1; }
     terse "$glue/glue.js" -o "$out/empmix.js"
     terse js/context.js -o "$out/context.js"
-    terse js/core.js js/loader.js --mangle-props regex=/^_/ -o "$out/index.js"
+    terse js/core.js js/share.js js/loader.js --mangle-props regex=/^_/ -o "$out/index.js"
     files='"index.js", "empmix.js", "context.js", "index.d.ts", "empmix.wasm", "README.md"'
     exports='"./context": "./context.js", "./empmix.wasm": "./empmix.wasm"'
 fi

@@ -48,9 +48,19 @@ struct Page {
     /// The closure every request step and queued pump calls (see [`send::hook`]).
     hook: JsValue,
     /// `flush()` promises waiting: (id, resolve).
-    waiters: Vec<(u32, Function)>,
+    waiters: Vec<Waiter>,
     next_waiter: u32,
     counts: Counts,
+}
+
+/// A `flush()` promise waiting: settled by the engine (`true`) or its timer (`false`), whichever
+/// comes first; either way the waiter goes, and with it the timer (dropping a gloo `Timeout`
+/// clears it and frees its closure, even from inside that closure).
+struct Waiter {
+    id: u32,
+    resolve: Function,
+    /// Held only to be dropped with the waiter.
+    _timer: Timeout,
 }
 
 /// The driver's own counters, reported by `stats()` beside the engine's.
@@ -134,8 +144,8 @@ fn pump(page: &Shared) {
     for r in due {
         send::send(page, r, send::Mode::Normal);
     }
-    for (_, resolve) in settled {
-        let _ = resolve.call1(&JsValue::NULL, &JsValue::TRUE);
+    for w in settled {
+        let _ = w.resolve.call1(&JsValue::NULL, &JsValue::TRUE);
     }
 }
 
@@ -256,20 +266,18 @@ impl Client {
         p.driver.flush();
         p.next_waiter = p.next_waiter.wrapping_add(1);
         let id = p.next_waiter;
-        p.waiters.push((id, resolve));
         let page = self.page.clone();
         let ms = if (0.0..2e9).contains(&timeout_ms) { timeout_ms as u32 } else { 10_000 };
-        // The timer only settles a waiter still there: a flush that finished took it away.
-        Timeout::new(ms, move || {
+        let timer = Timeout::new(ms, move || {
             let waiter = page.try_borrow_mut().ok().and_then(|mut p| {
-                let i = p.waiters.iter().position(|(w, _)| *w == id)?;
-                Some(p.waiters.swap_remove(i).1)
+                let i = p.waiters.iter().position(|w| w.id == id)?;
+                Some(p.waiters.swap_remove(i))
             });
-            if let Some(resolve) = waiter {
-                let _ = resolve.call1(&JsValue::NULL, &JsValue::FALSE);
+            if let Some(w) = waiter {
+                let _ = w.resolve.call1(&JsValue::NULL, &JsValue::FALSE);
             }
-        })
-        .forget();
+        });
+        p.waiters.push(Waiter { id, resolve, _timer: timer });
         drop(p);
         pump(&self.page);
         promise

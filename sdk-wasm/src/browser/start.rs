@@ -150,14 +150,16 @@ fn finish(start: &Step) -> f64 {
     // A record the engine cannot read is skipped at start, and no removal will name it: it
     // goes from storage here.
     if let Some((tabs, ls)) = &mut store {
-        let unreadable: Vec<&str> = s.entries.iter().filter(|(_, r)| !is_restorable(r)).map(|(id, _)| id.as_str()).collect();
+        let unreadable: Vec<&str> =
+            s.entries.iter().filter(|(_, r)| !is_restorable(r)).map(|(id, _)| id.as_str()).collect();
         tabs.forget(ls, &unreadable);
     }
     let records = s.entries.into_iter().map(|(_, r)| r).collect();
     let state = store.as_ref().and_then(|(t, ls)| t.state(ls));
     let hold = if store.is_some() && state.is_none() { FRESH_IDENTITY_HOLD_MS } else { 0.0 };
     let driver = Driver::start(Date::now(), s.seed, s.config, state.as_deref().unwrap_or(""), records);
-    let beacon_url = s.url.clone() + "?" + API_KEY_PARAM + "=" + &String::from(js_sys::encode_uri_component(&s.key));
+    let beacon_url =
+        s.url.clone() + "?" + API_KEY_PARAM + "=" + &String::from(js_sys::encode_uri_component(&s.key));
     let page: Shared = Rc::new(RefCell::new(Page {
         driver,
         store,
@@ -217,7 +219,10 @@ impl Client {
         let config = match configure(text.as_deref().unwrap_or("!"), storage.is_some()) {
             Ok(config) => config,
             Err(e) => {
-                let _ = reject.call1(&JsValue::NULL, &JsError::new(&("[empmix] ".to_string() + &setting_message(&e))).into());
+                let _ = reject.call1(
+                    &JsValue::NULL,
+                    &JsError::new(&("[empmix] ".to_string() + &setting_message(&e))).into(),
+                );
                 return promise;
             }
         };
@@ -313,7 +318,10 @@ fn adopt(page: &Shared, e: StorageEvent) {
     let Ok(mut p) = page.try_borrow_mut() else {
         return;
     };
-    let ours = p.store.as_ref().is_some_and(|(t, _)| e.key().is_some_and(|k| k.strip_prefix(t.prefix()) == Some("s")));
+    let ours = p
+        .store
+        .as_ref()
+        .is_some_and(|(t, _)| e.key().is_some_and(|k| k.strip_prefix(t.prefix()) == Some("s")));
     if ours && let Some(state) = e.new_value() {
         p.driver.adopt_state(&state);
         schedule(&mut p);
