@@ -22,7 +22,6 @@ const BEAT_TTL = 150000;
 const CLAIM_HOLD = 5000;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const g = globalThis;
 
 // Writes `s` as UTF-8 at m[p..end]; returns the bytes written. Short ASCII strings (the common
 // case: event names, JSON.stringify output) are copied in a loop, which in Chromium costs a
@@ -488,24 +487,19 @@ export class EmpMix {
   // The typed events are built by the core (em_event, kind 0-3) from their arguments; the other
   // properties go on top. The conference defaults to the one given to init, in the engine.
   pageView(p) {
-    const { conferenceId, referrer, url, ...rest } = opts(p), d = g.document;
-    return this._event(0, conferenceId, url || (g.location ? location.href : ''), referrer ?? (d ? d.referrer : ''), 0,
-      Object.assign({ title: d ? d.title : undefined }, rest));
+    return this._event(0, ...typedEvent(0, p));
   }
 
   registration(p) {
-    const { conferenceId, formId, ...rest } = opts(p);
-    return this._event(1, conferenceId, formId, '', 0, rest);
+    return this._event(1, ...typedEvent(1, p));
   }
 
   checkin(p) {
-    const { conferenceId, method, ...rest } = opts(p);
-    return this._event(2, conferenceId, method, '', 0, rest);
+    return this._event(2, ...typedEvent(2, p));
   }
 
   aiChat(p) {
-    const { conferenceId, messageLength, ...rest } = opts(p);
-    return this._event(3, conferenceId, '', '', messageLength, rest);
+    return this._event(3, ...typedEvent(3, p));
   }
 
   _event(kind, conference, text, referrer, count, rest) {

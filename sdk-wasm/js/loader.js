@@ -8,7 +8,6 @@
 // The constants (SHARE_PARAM, SHARE_ALPHABET, …) come from js/core.js, generated from the core;
 // error codes are named by the engine (Client.errorName) for debug warnings.
 
-const g = globalThis;
 
 const str = x => (typeof x == 'string' ? x : typeof x == 'number' && isFinite(x) ? String(x) : '');
 // Properties as JSON text: '' for none, '!' (which the engine refuses as invalid JSON) for
@@ -129,26 +128,6 @@ export class EmpMix {
     return this._do('event', Date.now(), kind, str(conference), str(text), str(referrer), typeof count == 'number' ? count : -1, props(rest));
   }
 
-  pageView(p) {
-    const { conferenceId, referrer, url, ...rest } = opts(p), d = g.document;
-    return this._event(0, conferenceId, url || g.location?.href, referrer ?? d?.referrer, 0, { title: d?.title, ...rest });
-  }
-
-  registration(p) {
-    const { conferenceId, formId, ...rest } = opts(p);
-    return this._event(1, conferenceId, formId, '', 0, rest);
-  }
-
-  checkin(p) {
-    const { conferenceId, method, ...rest } = opts(p);
-    return this._event(2, conferenceId, method, '', 0, rest);
-  }
-
-  aiChat(p) {
-    const { conferenceId, messageLength, ...rest } = opts(p);
-    return this._event(3, conferenceId, '', '', messageLength, rest);
-  }
-
   identify(userId) {
     return this._do('identify', Date.now(), str(userId));
   }
@@ -203,26 +182,25 @@ export class EmpMix {
 
   // The engine's counters and the driver's; {} until it runs.
   stats() {
-    const s = this.c ? JSON.parse(this.c.stats()) : {};
-    s.persistent = s.persistent == 1;
-    return s;
+    return this.c ? JSON.parse(this.c.stats()) : {};
   }
 }
 
-// No method throws into the page: an exception from the caller's arguments (a getter or a
-// toJSON that throws, a Proxy) becomes a warning and a refusal. These are the methods that read
-// an options object; the others only pass their arguments through str() and props(), which
-// cannot throw.
-for (const m of ['pageView', 'registration', 'checkin', 'aiChat', 'register', 'createShare']) {
-  const f = EmpMix.prototype[m];
+// The typed events (pageView, registration, checkin, aiChat: the engine's kinds 0-3, their
+// arguments by typedEvent), and no method throws into the page: an exception from the caller's
+// arguments (a getter or a toJSON that throws, a Proxy) becomes a warning and a refusal. These
+// six read an options object; the others only pass their arguments through str() and props(),
+// which cannot throw.
+['pageView', 'registration', 'checkin', 'aiChat', 'register', 'createShare'].forEach((m, i) => {
+  const f = i < 4 ? function (p) { return this._event(i, ...typedEvent(i, p)); } : EmpMix.prototype[m];
   EmpMix.prototype[m] = function (...a) {
     try {
       return f.apply(this, a);
     } catch (e) {
       if (this.o.debug) console.warn('[empmix]', m, e);
-      return m == 'createShare' ? null : false;
+      return i > 4 && null; // createShare's refusal is null, the others' false
     }
   };
-}
+});
 
 export default EmpMix;

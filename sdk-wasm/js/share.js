@@ -1,6 +1,10 @@
-// EmpMix browser SDK: share links and options objects, shared by both drivers' JavaScript
-// (js/index.js, the shipped build's, and js/loader.js, the web build's), which scripts/build.sh
-// puts after js/core.js and before either (plain declarations: one scope once concatenated).
+// EmpMix browser SDK: share links, options objects and the typed events' arguments, shared by
+// both drivers' JavaScript (js/index.js, the shipped build's, and js/loader.js, the web
+// build's), which scripts/build.sh puts after js/core.js and before either (plain
+// declarations: one scope once concatenated).
+
+// The global object, for what a page may lack (Node, workers): `g.document`, `g.location`.
+const g = globalThis;
 
 // An options argument as a fresh plain object; anything but an object counts as none (a string
 // would otherwise become one property per character).
@@ -33,3 +37,17 @@ const joinUrl = (u, ...extra) => {
   const k = u.kept.concat(extra);
   return u.base + (k.length ? '?' + k.join('&') : '') + u.f;
 };
+
+// The typed events' arguments from their options object, by the engine's kind (0 page_view,
+// 1 registration, 2 checkin, 3 ai_chat; crate::driver::kind): [conference, text (the URL,
+// form id or method), referrer, count (the message length), the other properties]. The URL, referrer and title
+// default to the page's own.
+function typedEvent(kind, p) {
+  if (!kind) {
+    const { conferenceId, url, referrer, ...rest } = opts(p), d = g.document;
+    return [conferenceId, url || g.location?.href, referrer ?? d?.referrer, 0, { title: d?.title, ...rest }];
+  }
+  // The engine reads the text of kinds 1-2 and the count of kind 3, and ignores the other.
+  const { conferenceId, [['', 'formId', 'method', 'messageLength'][kind]]: v, ...rest } = opts(p);
+  return [conferenceId, v, '', v, rest];
+}

@@ -1,18 +1,14 @@
 // End to end: the web dashboard in headless Chromium (Debian's, driven by playwright-core)
 // against a real empmix-server on loopback. Asserts on rendered text; saves a screenshot of
 // each view at desktop and phone width under target/dashboard-screenshots/.
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { startServer, targetDir } from '../support/server.mjs';
 
-const here = fileURLToPath(new URL('.', import.meta.url));
-const root = join(here, '../..');
 const KEY = 'ik_dash', READ = 'rk_dash', CONF = 'c1';
-const targetDir = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(root, 'target');
 const shots = join(targetDir, 'dashboard-screenshots');
 mkdirSync(shots, { recursive: true });
 const dataDir = mkdtempSync(join(tmpdir(), 'empmix-dash-'));
@@ -20,19 +16,7 @@ const results = [];
 const consoleErrors = [];
 
 // ----- the real server -----
-// EMPMIX_SERVER: another binary to test (a release build, say).
-const server = spawn(process.env.EMPMIX_SERVER || join(targetDir, 'debug/empmix-server'),
-  ['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--ingest-key', KEY, '--read-key', READ], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' } });
-const base = await new Promise((resolve, reject) => {
-  let out = '';
-  server.stdout.on('data', d => {
-    out += d;
-    const m = out.match(/listening on (http:\/\/[\d.:]+)/);
-    if (m) resolve(m[1]);
-  });
-  server.on('exit', c => reject(new Error('empmix-server exited ' + c)));
-  setTimeout(() => reject(new Error('empmix-server did not start')), 30000);
-});
+const { server, api: base } = await startServer(dataDir, KEY, READ);
 
 // ----- helpers -----
 const sleep = ms => new Promise(r => setTimeout(r, ms));

@@ -303,14 +303,17 @@ impl Client {
         let stored = p.store.as_ref().map_or(0, |(t, _)| t.stored() as u64);
         let storage = p.store.as_ref().map(|(t, _)| t.counts()).unwrap_or_default();
         let c = p.counts;
-        p.driver.stats(&[
+        let mut out = p.driver.stats(&[
             ("invalid", c.invalid),
             ("storageErrors", storage.storage_errors),
             ("notPersisted", storage.not_persisted),
             ("beacons", c.beacons),
             ("resent", c.resent),
             ("stored", stored),
-            ("persistent", u64::from(p.store.is_some())),
-        ])
+        ]);
+        // `persistent` is a boolean in the API (index.d.ts), the counters numbers.
+        out.pop();
+        out.push_str(if p.store.is_some() { ",\"persistent\":true}" } else { ",\"persistent\":false}" });
+        out
     }
 }

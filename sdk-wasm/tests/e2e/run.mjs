@@ -1,13 +1,12 @@
 // End to end: the built package in headless Chromium (Debian's, driven by playwright-core)
 // against a real empmix-server on loopback. Exits non-zero on the first failure.
-import http from 'node:http';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, extname } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import webpack from 'webpack';
-import { chromiumArgs, reader, startServer, steps, until } from './support.mjs';
+import { chromiumArgs, reader, serveSite, startServer, steps, until } from './support.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const pkg = join(here, '../../pkg');
@@ -44,26 +43,8 @@ const page = `<!doctype html><title>e2e</title><button id="btn">Register</button
   document.getElementById('btn').onclick = () => mix.track('button_click', { button: 'register' });
   window.ready = true;
 </script>`;
-const types = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
-const web = http.createServer((req, res) => {
-  const path = new URL(req.url, 'http://x').pathname;
-  try {
-    for (const [prefix, dir] of [['/pkg/', pkg], ['/bundle/', join(appDir, 'dist')]]) {
-      if (!path.startsWith(prefix)) continue;
-      const body = readFileSync(join(dir, path.slice(prefix.length)));
-      res.writeHead(200, { 'Content-Type': types[extname(path)] || 'application/octet-stream' });
-      return res.end(body);
-    }
-    res.writeHead(200, { 'Content-Type': 'text/html' });
-    res.end(path == '/bundled' ? '<!doctype html><title>bundled</title><script src="/bundle/app.js"></script>'
-      : path == '/blank' ? '<!doctype html><title>no SDK</title>' : page);
-  } catch {
-    res.writeHead(404);
-    res.end();
-  }
-});
-await new Promise(r => web.listen(0, '127.0.0.1', r));
-const site = `http://127.0.0.1:${web.address().port}`;
+const { web, site } = await serveSite({ '/pkg/': pkg, '/bundle/': join(appDir, 'dist') },
+  { '/': page, '/bundled': '<!doctype html><title>bundled</title><script src="/bundle/app.js"></script>' });
 
 // ----- helpers -----
 // The events stored in a page's localStorage: { keys: how many chunk keys, ids: their event ids }.

@@ -1,28 +1,37 @@
 // Shared by the end-to-end scripts (run.mjs for pkg/, web.mjs for pkg-web/): a real
-// empmix-server on loopback, its query API, waiting, and the steps' bookkeeping.
-import { spawn } from 'node:child_process';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// empmix-server on loopback (tests/support/server.mjs), its query API, waiting, and the steps'
+// bookkeeping.
+import http from 'node:http';
+import { readFileSync } from 'node:fs';
+import { extname, join } from 'node:path';
 
-const root = join(fileURLToPath(new URL('.', import.meta.url)), '../../..');
+export { startServer } from '../../../tests/support/server.mjs';
 
-/** Starts target/debug/empmix-server on a free port with `dataDir`, the ingest key `key` and
- * the read key `read`; resolves to { server, api } once it listens. */
-export async function startServer(dataDir, key, read) {
-  const targetDir = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(root, 'target');
-  const server = spawn(join(targetDir, 'debug/empmix-server'),
-    ['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--ingest-key', key, '--read-key', read], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const api = await new Promise((resolve, reject) => {
-    let out = '';
-    server.stdout.on('data', d => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/[\d.:]+)/);
-      if (m) resolve(m[1]);
-    });
-    server.on('exit', c => reject(new Error('empmix-server exited ' + c)));
-    setTimeout(() => reject(new Error('empmix-server did not start')), 30000);
+const types = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
+
+/** Serves the test site on a free loopback port: files under each `dirs` prefix ('/pkg/' ->
+ * a directory), and otherwise the HTML `pages[path]`, or `pages['/']`; '/blank' is a page
+ * without the SDK. Resolves to { web, site } (the server and its base URL). */
+export async function serveSite(dirs, pages) {
+  const web = http.createServer((req, res) => {
+    const path = new URL(req.url, 'http://x').pathname;
+    try {
+      for (const [prefix, dir] of Object.entries(dirs)) {
+        if (!path.startsWith(prefix)) continue;
+        const body = readFileSync(join(dir, path.slice(prefix.length)));
+        res.writeHead(200, { 'Content-Type': types[extname(path)] || 'application/octet-stream' });
+        return res.end(body);
+      }
+      res.writeHead(200, { 'Content-Type': 'text/html' });
+      res.end(pages[path] ?? (path == '/blank' ? '<!doctype html><title>no SDK</title>' : pages['/']));
+    } catch {
+      console.log('  404 ' + path);
+      res.writeHead(404);
+      res.end();
+    }
   });
-  return { server, api };
+  await new Promise(r => web.listen(0, '127.0.0.1', r));
+  return { web, site: `http://127.0.0.1:${web.address().port}` };
 }
 
 /** Resolves to `f()`'s first truthy value, polled every 250 ms for at most `ms`. */

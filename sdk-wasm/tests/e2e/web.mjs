@@ -2,14 +2,13 @@
 // package in headless Chromium (Debian's, driven by playwright-core) against a real
 // empmix-server on loopback, as run.mjs does for pkg/. Exits non-zero if a step fails.
 // Run from sdk-wasm/: `node tests/e2e/web.mjs` (STEPS=1,3 runs only those steps).
-import http from 'node:http';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, extname } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { chromiumArgs, reader, startServer, steps, until } from './support.mjs';
+import { chromiumArgs, reader, serveSite, startServer, steps, until } from './support.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 // The package as built when the run starts, copied so that a rebuild meanwhile cannot mix two
@@ -62,25 +61,7 @@ const queued = `<!doctype html><title>e2e queued</title>
   await mix;
   window.ready = true;
 </script>`;
-const types = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
-const web = http.createServer((req, res) => {
-  const path = new URL(req.url, 'http://x').pathname;
-  try {
-    if (path.startsWith('/pkg-web/')) {
-      const body = readFileSync(join(pkg, path.slice('/pkg-web/'.length)));
-      res.writeHead(200, { 'Content-Type': types[extname(path)] || 'application/octet-stream' });
-      return res.end(body);
-    }
-    res.writeHead(200, { 'Content-Type': 'text/html' });
-    res.end(path == '/queued' ? queued : path == '/blank' ? '<!doctype html><title>no SDK</title>' : page);
-  } catch {
-    console.log('  404 ' + path);
-    res.writeHead(404);
-    res.end();
-  }
-});
-await new Promise(r => web.listen(0, '127.0.0.1', r));
-const site = `http://127.0.0.1:${web.address().port}`;
+const { web, site } = await serveSite({ '/pkg-web/': pkg }, { '/': page, '/queued': queued });
 
 // ----- helpers -----
 const assert = (ok, message) => { if (!ok) throw new Error(message); };
