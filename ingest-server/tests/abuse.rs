@@ -209,10 +209,11 @@ fn limited_project(id: &str, limit: RateLimit) -> ProjectConfig {
 
 #[test]
 fn a_flood_gets_429_and_the_sdk_behind_it_loses_nothing() {
-    let s = start_with(|c| c.with_project(limited_project("limited", RateLimit::new(20, 10))));
+    // One request a second after a burst of 10: the bucket the flood empties stays empty for a
+    // second, far longer than the SDK takes to send, however loaded the machine.
+    let s = start_with(|c| c.with_project(limited_project("limited", RateLimit::new(1, 10))));
     // The SDK's 300 events wait first (nothing is due: the batch size and window are far off),
-    // so that its first request goes right after the flood, into the empty bucket, however
-    // slow the machine is meanwhile.
+    // so that its first request goes right after the flood, into the empty bucket.
     let sdk = empmix::Client::builder("pk_limited")
         .endpoint(s.server.base_url())
         .flush_at(500)
