@@ -8,6 +8,13 @@
 // The constants (SHARE_PARAM, SHARE_ALPHABET, …) come from js/core.js, generated from the core;
 // error codes are named by the engine (Client.errorName) for debug warnings.
 
+// The engine's commands, all through Client.call (empmix_wasm::driver::command, whose numbers
+// a test in src/driver.rs checks against these).
+const C_TRACK = 0, C_IDENTIFY = 1, C_ALIAS = 2, C_RESET = 3, C_REGISTER = 4, C_UNREGISTER = 5, C_OPT = 6,
+  C_SHARE = 7, C_OPEN_SHARE = 8, C_EVENT = 16;
+// Their names, for debug warnings (the typed events are C_EVENT + kind).
+const NAMES = 'track identify alias reset register unregister opt share openShare'.split(' ');
+
 
 const str = x => (typeof x == 'string' ? x : typeof x == 'number' && isFinite(x) ? String(x) : '');
 // Properties as JSON text: '' for none, '!' (which the engine refuses as invalid JSON) for
@@ -60,11 +67,11 @@ export class EmpMix {
 
   constructor(options) {
     const o = (this.o = opts(options));
-    this.q = []; // [method, arguments] kept until the engine runs
+    this.q = []; // commands' arguments kept until the engine runs
     this.ready = load(o).then(
       c => {
         this.c = c;
-        this.q.map(([m, a]) => this._r(m, c[m](...a)));
+        this.q.map(a => this._r(a[0], c.call(...a)));
         this.then = undefined; // awaited from now on, the client is itself
         return this;
       },
@@ -78,7 +85,7 @@ export class EmpMix {
       const u = o.shareLinks !== false && shareParam(location.href);
       if (u && u.had) {
         // A malformed `_s` records nothing but is still removed from the address.
-        if (u.code != null) this._do('openShare', Date.now(), u.code);
+        if (u.code != null) this._do(C_OPEN_SHARE, Date.now(), 0, u.code);
         const clean = joinUrl(u);
         if (clean != location.href && o.cleanUrl !== false) {
           try { history.replaceState(history.state, '', clean); } catch (e) { /* sandboxed */ }
@@ -105,67 +112,67 @@ export class EmpMix {
     return this.ready.then(...a);
   }
 
-  // The engine's answer (an error code) as the call's result, warned about in debug mode.
-  _r(what, code) {
-    if (code && this.o.debug) console.warn('[empmix] ' + what + ': ' + (this.c ? this.c.constructor.errorName(code) : code));
+  // The engine's answer to command `op` (an error code) as the call's result, warned about in
+  // debug mode (opt's answer is whether the user is opted out).
+  _r(op, code) {
+    if (code && this.o.debug && op != C_OPT) console.warn('[empmix] ' + (NAMES[op] || 'event') + ': ' + (this.c ? this.c.constructor.errorName(code) : code));
     return !code;
   }
 
-  // Calls the engine's `m`, or keeps the call for it: accepted until it says otherwise.
-  _do(m, ...a) {
-    return this.c ? this._r(m, this.c[m](...a)) : !this.dead && this.q.push([m, a]) > 0;
+  // Runs the engine's command (C_*) made at a time, with a number and up to four strings (see
+  // Client.call), or keeps it for the engine: accepted until it says otherwise.
+  _do(...x) {
+    return this.c ? this._r(x[0], this.c.call(...x)) : !this.dead && this.q.push(x) > 0;
   }
 
   track(name, properties) {
-    // The hot path: no rest arguments (an array per call) once the engine runs.
-    const t = Date.now(), n = typeof name == 'string' ? name : '', p = props(properties);
-    return this.c ? this._r('track', this.c.track(t, n, p)) : this._do('track', t, n, p);
+    return this._do(C_TRACK, Date.now(), 0, typeof name == 'string' ? name : '', props(properties));
   }
 
   // The typed events are built by the engine (kind 0-3) from their arguments; the other
   // properties go on top. The conference defaults to the one given to init, in the engine.
   _event(kind, conference, text, referrer, count, rest) {
-    return this._do('event', Date.now(), kind, str(conference), str(text), str(referrer), typeof count == 'number' ? count : -1, props(rest));
+    return this._do(C_EVENT + kind, Date.now(), typeof count == 'number' ? count : -1, str(conference), str(text), str(referrer), props(rest));
   }
 
   identify(userId) {
-    return this._do('identify', Date.now(), str(userId));
+    return this._do(C_IDENTIFY, Date.now(), 0, str(userId));
   }
 
   alias(id) {
-    return this._do('alias', Date.now(), str(id));
+    return this._do(C_ALIAS, Date.now(), 0, str(id));
   }
 
   reset() {
-    return this._do('reset', Date.now());
+    return this._do(C_RESET, Date.now());
   }
 
   register(properties, options) {
-    return this._do('register', props(properties) || '{}', !!options?.once);
+    return this._do(C_REGISTER, 0, options?.once ? 1 : 0, props(properties) || '{}');
   }
 
   unregister(key) {
-    return this._do('unregister', str(key));
+    return this._do(C_UNREGISTER, 0, 0, str(key));
   }
 
   optOut() {
-    this._do('opt', (this.out = 1));
+    this._do(C_OPT, 0, (this.out = 1));
   }
 
   optIn() {
-    this._do('opt', (this.out = 0));
+    this._do(C_OPT, 0, (this.out = 0));
   }
 
   get optedOut() {
-    return (this.c ? this.c.opt(2) : this.out) == 1;
+    return (this.c ? this.c.call(C_OPT, 0, 2) : this.out) == 1;
   }
 
   createShare(options) {
     const o = opts(options);
     // Clean the target first: a link must never pass on someone else's code.
     const u = shareParam(str(o.url) || g.location?.href || ''), code = newCode();
-    if (!u) return this._r('createShare', E_INVALID_URL) || null;
-    return this._do('share', Date.now(), code, str(o.channel) || 'link', joinUrl(u), str(o.conferenceId))
+    if (!u) return this._r(C_SHARE, E_INVALID_URL) || null;
+    return this._do(C_SHARE, Date.now(), 0, code, str(o.channel) || 'link', joinUrl(u), str(o.conferenceId))
       ? { code, url: joinUrl(u, SHARE_PARAM + '=' + code) }
       : null;
   }

@@ -47,6 +47,34 @@ pub mod kind {
     pub const AI_CHAT: u32 = 3;
 }
 
+/// The commands [`Driver::command`] runs, by number: one entry point for a frontend that pays
+/// per export (the web build's `Client.call`; its loader, `js/loader.js`, names them `C_*`, and
+/// a test checks the two agree). `at` is the call's time, `n` a number, `a`–`d` strings.
+pub mod command {
+    /// `track`: name `a`, properties `b` (JSON text, empty for none).
+    pub const TRACK: u32 = 0;
+    /// `identify`: user id `a`.
+    pub const IDENTIFY: u32 = 1;
+    /// `alias`: id `a`.
+    pub const ALIAS: u32 = 2;
+    /// `reset` (logout).
+    pub const RESET: u32 = 3;
+    /// `register`: super properties `a` (JSON text), keeping values already set when `n` is 1.
+    pub const REGISTER: u32 = 4;
+    /// `unregister`: key `a`.
+    pub const UNREGISTER: u32 = 5;
+    /// Opt out (`n` 1) or back in (`n` 0); any other `n` only reads. Returns 1 when opted out.
+    pub const OPT: u32 = 6;
+    /// `share` (see [`super::Driver::share`]): code `a`, channel `b`, clean target `c`,
+    /// conference `d`.
+    pub const SHARE: u32 = 7;
+    /// The `_s` code `a` the page was opened with; returns 1 when a `share_open` was recorded.
+    pub const OPEN_SHARE: u32 = 8;
+    /// A typed event: `EVENT` + its [`super::kind`], in conference `a`, with text `b`, referrer
+    /// `c`, properties `d` and count `n` (see [`super::Driver::track_typed`]).
+    pub const EVENT: u32 = 16;
+}
+
 /// The largest whole number JavaScript holds exactly (`Number.MAX_SAFE_INTEGER`).
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
@@ -197,6 +225,37 @@ impl Driver {
         };
         let event = if extra.is_empty() { event } else { event.with_properties(&extra) };
         status(self.engine.track(ts(now), &mut self.rng, event))
+    }
+
+    /// Runs [`command`] `op`; an unknown one is refused as [`code::BAD_NAME`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn command(&mut self, op: u32, at: f64, n: f64, a: &str, b: &str, c: &str, d: &str) -> u32 {
+        match op {
+            command::TRACK => self.track(at, a, b),
+            command::IDENTIFY => self.identify(at, a),
+            command::ALIAS => self.alias(at, a),
+            command::RESET => {
+                self.reset(at);
+                code::OK
+            }
+            command::REGISTER => self.register(a, n == 1.0),
+            command::UNREGISTER => {
+                self.unregister(a);
+                code::OK
+            }
+            command::OPT => {
+                if n == 0.0 || n == 1.0 {
+                    self.set_opted_out(n == 1.0);
+                }
+                u32::from(self.is_opted_out())
+            }
+            command::SHARE => self.share(at, a, b, c, d),
+            command::OPEN_SHARE => u32::from(self.open_share(at, a)),
+            _ if (command::EVENT..=command::EVENT + kind::AI_CHAT).contains(&op) => {
+                self.track_typed(at, op - command::EVENT, a, b, c, n, d)
+            }
+            _ => code::BAD_NAME,
+        }
     }
 
     /// See [`Engine::identify`].

@@ -9,7 +9,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use empmix_core::Config;
 use empmix_core::persist::PersistOp;
-use empmix_wasm::driver::{Driver, code, configure, kind, setting_message};
+use empmix_wasm::driver::{Driver, code, command, configure, kind, setting_message};
 
 const NOW: f64 = 1_750_000_000_000.0;
 
@@ -148,6 +148,80 @@ fn opt_out_and_errors_are_codes() {
     assert_eq!(d.track(NOW, "x", ""), code::OPTED_OUT);
     d.set_opted_out(false);
     assert_eq!(d.track(NOW, "x", ""), code::OK);
+}
+
+#[test]
+fn commands_by_number_do_what_the_methods_do() {
+    let mut d = start(false);
+    assert_eq!(d.command(command::TRACK, NOW, 0.0, "click", r#"{"b":1}"#, "", ""), code::OK);
+    assert_eq!(d.command(command::TRACK, NOW, 0.0, "", "", "", ""), code::BAD_NAME);
+    assert_eq!(d.command(command::REGISTER, 0.0, 0.0, r#"{"plan":"pro"}"#, "", "", ""), code::OK);
+    assert_eq!(d.command(command::REGISTER, 0.0, 1.0, r#"{"plan":"free"}"#, "", "", ""), code::OK);
+    assert_eq!(d.command(command::IDENTIFY, NOW, 0.0, "user-1", "", "", ""), code::OK);
+    assert_eq!(d.id(0), "user-1");
+    assert_eq!(d.command(command::ALIAS, NOW, 0.0, "", "", "", ""), code::BAD_NAME);
+    assert_eq!(
+        d.command(command::EVENT + kind::CHECKIN, NOW, 0.0, "conf-1", "qr", "", r#"{"x":2}"#),
+        code::OK
+    );
+    assert_eq!(d.command(command::EVENT + kind::AI_CHAT, NOW, 0.5, "", "", "", ""), code::BAD_PROPERTIES);
+    assert_eq!(d.command(command::EVENT + 4, NOW, 3.0, "", "", "", ""), code::BAD_NAME, "no such kind");
+    assert_eq!(d.command(99, NOW, 0.0, "", "", "", ""), code::BAD_NAME);
+    d.flush();
+    let (text, handle) = poll(&mut d, NOW);
+    d.handle_response(NOW, handle, 200, "", "");
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let events = body["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3, "{body}");
+    assert_eq!(events[0]["type"], "click");
+    assert_eq!(events[1]["type"], "identify");
+    assert_eq!(events[1]["properties"]["plan"], "pro", "register once kept the value");
+    assert_eq!(events[2]["type"], "checkin");
+    assert_eq!(events[2]["properties"]["x"], 2);
+    // Opt: 1 out, 0 in, anything else only reads; the answer is whether the user is out.
+    assert_eq!(d.command(command::OPT, 0.0, 2.0, "", "", "", ""), 0);
+    assert_eq!(d.command(command::OPT, 0.0, 1.0, "", "", "", ""), 1);
+    assert_eq!(d.command(command::TRACK, NOW, 0.0, "x", "", "", ""), code::OPTED_OUT);
+    assert_eq!(d.command(command::OPT, 0.0, 2.0, "", "", "", ""), 1);
+    assert_eq!(d.command(command::OPT, 0.0, 0.0, "", "", "", ""), 0);
+    assert_eq!(d.command(command::UNREGISTER, 0.0, 0.0, "plan", "", "", ""), code::OK);
+    assert_eq!(d.command(command::RESET, NOW, 0.0, "", "", "", ""), code::OK);
+    assert_ne!(d.id(0), "user-1");
+    assert_eq!(d.command(command::OPEN_SHARE, NOW, 0.0, "not a code", "", "", ""), 0, "malformed");
+    assert_eq!(d.command(command::OPEN_SHARE, NOW, 0.0, "AbCdEfGhIjKl", "", "", ""), 1);
+    let code = "ZyXwVuTsRqPo";
+    assert_eq!(d.command(command::SHARE, NOW, 0.0, code, "wechat", "https://x.test/a", ""), code::OK);
+    assert_eq!(
+        d.command(command::SHARE, NOW, 0.0, "not a code", "wechat", "https://x.test/a", ""),
+        code::BAD_NAME
+    );
+    let body = sent(&mut d);
+    let share = body["events"].as_array().unwrap().iter().find(|e| e["type"] == "share").unwrap();
+    assert_eq!(share["properties"]["share_code"], code, "{share}");
+}
+
+/// The web build's loader calls the commands by these numbers (`C_*` in `js/loader.js`).
+#[test]
+fn the_loader_numbers_the_commands_as_the_driver_does() {
+    let loader = include_str!("../js/loader.js");
+    for (name, n) in [
+        ("TRACK", command::TRACK),
+        ("IDENTIFY", command::IDENTIFY),
+        ("ALIAS", command::ALIAS),
+        ("RESET", command::RESET),
+        ("REGISTER", command::REGISTER),
+        ("UNREGISTER", command::UNREGISTER),
+        ("OPT", command::OPT),
+        ("SHARE", command::SHARE),
+        ("OPEN_SHARE", command::OPEN_SHARE),
+        ("EVENT", command::EVENT),
+    ] {
+        let decl = format!("C_{name} = {n}");
+        assert!(
+            loader.contains(&(decl.clone() + ",")) || loader.contains(&(decl.clone() + ";")),
+            "{decl} missing"
+        );
+    }
 }
 
 /// The body of the one request the driver has out after a flush, as JSON.

@@ -107,24 +107,29 @@ pub fn sleep(ms: f64) -> Promise {
 
 /// Runs `f` holding the Web Lock `name` (`if_available`: only when it is free; `f` then gets
 /// `false` when it was not), keeping it `f`'s returned milliseconds longer. A lock manager
-/// that refuses at once (an opaque origin) runs `f` unlocked, with `false`.
+/// that refuses, at once or by rejecting its promise (an opaque origin's `SecurityError`),
+/// runs `f` unlocked, with `false`: start never waits on a lock that will not come.
 pub fn lock(locks: &LockManager, name: &str, if_available: bool, f: impl FnOnce(bool) -> f64 + 'static) {
-    let f = std::rc::Rc::new(std::cell::Cell::new(Some(f)));
-    let run = f.clone();
+    // One closure for every outcome, called exactly once: as the lock's callback (with the
+    // `Lock`, or null when `ifAvailable` found it taken), or with the request's refusal (its
+    // promise's rejection, or null when it throws), when the callback never runs.
     let callback = Closure::once_into_js(move |lock: JsValue| -> JsValue {
-        match run.take().map(|f| f(!lock.is_null())) {
-            Some(hold) if hold > 0.0 => sleep(hold).into(),
-            _ => JsValue::UNDEFINED,
-        }
+        // Only a `Lock` has a mode; `Reflect.has` of null throws, which is `false` too.
+        let hold = f(Reflect::has(&lock, &"mode".into()).unwrap_or(false));
+        if hold > 0.0 { sleep(hold).into() } else { JsValue::UNDEFINED }
     });
     let options = Object::new();
     if if_available {
         let _ = Reflect::set(&options, &"ifAvailable".into(), &JsValue::TRUE);
     }
-    if locks.request(name, &options, callback.unchecked_ref()).is_err()
-        && let Some(f) = f.take()
-    {
-        f(false);
+    match locks.request(name, &options, callback.unchecked_ref()) {
+        Ok(granted) => {
+            let granted: &Pending = granted.unchecked_ref();
+            let _ = granted.then(&JsValue::UNDEFINED, &callback);
+        }
+        Err(_) => {
+            let _ = callback.unchecked_ref::<Function>().call1(&JsValue::NULL, &JsValue::NULL);
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use gloo_timers::callback::Timeout;
 use js_sys::{Date, Function, Promise};
 use wasm_bindgen::prelude::*;
 
-use crate::driver::{Driver, code};
+use crate::driver::{Driver, code, command};
 use crate::tabs::TabStorage;
 use js::LocalStorage;
 
@@ -165,94 +165,32 @@ impl core::fmt::Debug for Page {
 
 #[wasm_bindgen]
 impl Client {
-    /// Runs `f` on the page state and schedules a pump; [`code::NOT_STARTED`] when the state
-    /// is busy (a call from inside a callback of this client).
-    fn command(&self, f: impl FnOnce(&mut Page) -> u32) -> u32 {
+    /// Runs the page's command `op` ([`command`]; one export for them all, as each is a shim
+    /// in the wasm and a wrapper in the glue) made at `at`, with the number `n` and the strings
+    /// `a`–`d` (a missing one is empty, so the loader passes only what a command reads).
+    /// Returns an error code, or the command's answer; [`code::NOT_STARTED`] when the state is
+    /// busy (a call from inside a callback of this client). Schedules a pump.
+    #[allow(clippy::too_many_arguments)]
+    pub fn call(
+        &self,
+        op: u32,
+        at: f64,
+        n: f64,
+        a: Option<String>,
+        b: Option<String>,
+        c: Option<String>,
+        d: Option<String>,
+    ) -> u32 {
+        let [a, b, c, d] = [&a, &b, &c, &d].map(|s| s.as_deref().unwrap_or(""));
         let Ok(mut p) = self.page.try_borrow_mut() else {
             return code::NOT_STARTED;
         };
-        let c = f(&mut p);
-        schedule(&mut p);
-        p.count(c)
-    }
-
-    /// Tracks an event (properties: JSON text, empty for none). Returns an error code.
-    pub fn track(&self, at: f64, name: &str, properties: &str) -> u32 {
-        self.command(|p| p.driver.track(at, name, properties))
-    }
-
-    /// Tracks a typed event (see [`Driver::track_typed`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn event(
-        &self,
-        at: f64,
-        kind: u32,
-        conference: &str,
-        text: &str,
-        referrer: &str,
-        count: f64,
-        properties: &str,
-    ) -> u32 {
-        self.command(|p| {
-            if kind == crate::driver::kind::PAGE_VIEW {
-                start::refresh_context(&mut p.driver);
-            }
-            p.driver.track_typed(at, kind, conference, text, referrer, count, properties)
-        })
-    }
-
-    /// Identifies the user.
-    pub fn identify(&self, at: f64, user_id: &str) -> u32 {
-        self.command(|p| p.driver.identify(at, user_id))
-    }
-
-    /// Links another id to the user.
-    pub fn alias(&self, at: f64, alias: &str) -> u32 {
-        self.command(|p| p.driver.alias(at, alias))
-    }
-
-    /// Logout: a fresh anonymous identity.
-    pub fn reset(&self, at: f64) -> u32 {
-        self.command(|p| {
-            p.driver.reset(at);
-            code::OK
-        })
-    }
-
-    /// Super properties (JSON text); `once` keeps values already set.
-    pub fn register(&self, properties: &str, once: bool) -> u32 {
-        self.command(|p| p.driver.register(properties, once))
-    }
-
-    /// Removes a super property.
-    pub fn unregister(&self, key: &str) -> u32 {
-        self.command(|p| {
-            p.driver.unregister(key);
-            code::OK
-        })
-    }
-
-    /// Opts out (1), back in (0), or only reads (2); returns 1 when opted out.
-    pub fn opt(&self, out: u32) -> u32 {
-        let Ok(mut p) = self.page.try_borrow_mut() else {
-            return 0;
-        };
-        if out < 2 {
-            p.driver.set_opted_out(out == 1);
-            schedule(&mut p);
+        if op == command::EVENT + crate::driver::kind::PAGE_VIEW {
+            start::refresh_context(&mut p.driver);
         }
-        u32::from(p.driver.is_opted_out())
-    }
-
-    /// The `share` event of a link the loader made (see [`Driver::share`]).
-    pub fn share(&self, at: f64, code: &str, channel: &str, clean_url: &str, conference: &str) -> u32 {
-        self.command(|p| p.driver.share(at, code, channel, clean_url, conference))
-    }
-
-    /// The `_s` code the page was opened with; 1 when a `share_open` was recorded.
-    #[wasm_bindgen(js_name = openShare)]
-    pub fn open_share(&self, at: f64, code: &str) -> u32 {
-        self.command(|p| u32::from(p.driver.open_share(at, code)))
+        let answer = p.driver.command(op, at, n, a, b, c, d);
+        schedule(&mut p);
+        p.count(answer)
     }
 
     /// Resolves `true` once everything tracked so far is delivered or dropped, `false` after

@@ -19,7 +19,8 @@ export async function serveSite(dirs, pages) {
       for (const [prefix, dir] of Object.entries(dirs)) {
         if (!path.startsWith(prefix)) continue;
         const body = readFileSync(join(dir, path.slice(prefix.length)));
-        res.writeHead(200, { 'Content-Type': types[extname(path)] || 'application/octet-stream' });
+        // Any origin may load the package: a sandboxed frame's origin is opaque ("null").
+        res.writeHead(200, { 'Content-Type': types[extname(path)] || 'application/octet-stream', 'Access-Control-Allow-Origin': '*' });
         return res.end(body);
       }
       res.writeHead(200, { 'Content-Type': 'text/html' });

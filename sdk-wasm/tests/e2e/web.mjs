@@ -61,7 +61,10 @@ const queued = `<!doctype html><title>e2e queued</title>
   await mix;
   window.ready = true;
 </script>`;
-const { web, site } = await serveSite({ '/pkg-web/': pkg }, { '/': page, '/queued': queued });
+// `/framed`: the page `/` in a sandboxed frame, whose origin is opaque: `localStorage` throws
+// and Web Locks reject every request (a SecurityError, after the call has returned).
+const framed = `<!doctype html><title>e2e framed</title><iframe sandbox="allow-scripts" src="/?interval=300"></iframe>`;
+const { web, site } = await serveSite({ '/pkg-web/': pkg }, { '/': page, '/queued': queued, '/framed': framed });
 
 // ----- helpers -----
 const assert = (ok, message) => { if (!ok) throw new Error(message); };
@@ -224,6 +227,26 @@ try {
       console.log(`  round ${round}: ${ids[0]} in both tabs, both page_views stored with it`);
       await c.close();
     }
+  });
+
+  await step('in a sandboxed frame (no storage, Web Locks refuse) the client starts, in memory, and sends', async () => {
+    const c = await browser.newContext();
+    const p = await open(c, site + '/framed', () => true);
+    const frame = await until('the frame', async () => p.frames().find(f => f != p.mainFrame()));
+    await frame.waitForFunction(() => window.ready === true, null, { timeout: 20000 });
+    const seen = await frame.evaluate(async () => ({
+      origin: origin,
+      lock: await navigator.locks.request('probe', () => 'granted').catch(e => e.name),
+      persistent: mix.stats().persistent,
+      id: mix.distinctId,
+    }));
+    console.log('  in the frame: ' + JSON.stringify(seen));
+    assert(seen.origin == 'null' && seen.lock == 'SecurityError', 'the frame is not an opaque origin: ' + JSON.stringify(seen));
+    assert(seen.persistent === false && seen.id, 'the client in the frame: ' + JSON.stringify(seen));
+    assert(await frame.evaluate(() => { mix.track('framed'); return mix.flush(10000); }), 'the flush in the frame timed out');
+    await arrived(seen.id, 'framed');
+    assert(p.errors.length == 0, 'page errors: ' + p.errors);
+    await c.close();
   });
 
   await step('pagehide to the back/forward cache and back: the beacon\'s events are resent and counted', async () => {
