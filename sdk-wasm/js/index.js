@@ -397,7 +397,7 @@ export class EmpMix {
   }
 
   _context() {
-    const a = this._args(...browserContext());
+    const a = this._args(...browserContext().split('\n'));
     if (a) this.w.em_set_context(...a);
   }
 

@@ -134,7 +134,7 @@ else
     # The glue names the wasm file and the context module by their wasm-bindgen paths; the
     # package has them beside it.
     snippet=$(cd "$glue" && ls snippets/*/js/context.js)
-    sed -e "s|empmix_bg\\.wasm|empmix.wasm|g" -e "s|^\\(import .* from \\)\"\\./$snippet\"|\\1\"./context.js\"|" \
+    sed -e "s|empmix_bg\\.wasm|empmix.wasm|g" -e "s|^\\(import .* from \\)[\"']\\./$snippet[\"']|\\1\"./context.js\"|" \
         "$glue/minified.js" >"$glue/glue.js"
     grep -q '^import .* from "./context.js"' "$glue/glue.js" || { echo "the glue's import of context.js was not found" >&2; exit 1; }
     terse "$glue/glue.js" -o "$out/empmix.js"

@@ -177,6 +177,13 @@ impl Driver {
         self.engine.set_context(library_context(fields));
     }
 
+    /// [`Driver::set_context`] from one string, the six fields a line each (missing ones empty).
+    pub fn set_context_lines(&mut self, text: &str) {
+        let mut lines = text.split('\n');
+        let mut next = || lines.next().unwrap_or("");
+        self.set_context([next(), next(), next(), next(), next(), next()]);
+    }
+
     /// Tracks an event with properties given as JSON text (empty for none).
     pub fn track(&mut self, now: f64, name: &str, properties: &str) -> u32 {
         let Ok(props) = properties_json(properties) else {

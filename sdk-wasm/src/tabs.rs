@@ -323,23 +323,25 @@ impl TabStorage {
             id.write_to(&mut text);
             texts.push(text.clone());
         }
-        self.remove_text(s, texts.iter().map(String::as_str));
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        self.remove_text(s, &texts);
     }
 
     /// Records the engine skipped as unreadable at start (not restorable): removed from storage
     /// (by id text, as [`TabStorage::adopt`] returned them). No removal from the engine will
     /// ever name them.
     pub fn forget(&mut self, s: &mut impl Storage, ids: &[&str]) {
-        self.remove_text(s, ids.iter().copied());
+        self.remove_text(s, ids);
     }
 
-    fn remove_text<'a>(&mut self, s: &mut impl Storage, ids: impl Iterator<Item = &'a str>) {
+    // One slice type for both callers: generic over the iterator, this was made twice (1 KB each).
+    fn remove_text(&mut self, s: &mut impl Storage, ids: &[&str]) {
         self.commit(s); // the ids may be this task's
         // Removed entries of `held` are marked GONE and emptied chunks left at 0, both dropped
         // in one pass each afterwards: up to 500 ids a batch, and a shift per id would make it
         // O(k·n).
         let mut partial = Vec::new();
-        for id in ids {
+        for &id in ids {
             let Ok(i) = self.held_at(id) else {
                 continue;
             };

@@ -200,6 +200,33 @@ fn commands_by_number_do_what_the_methods_do() {
     assert_eq!(share["properties"]["share_code"], code, "{share}");
 }
 
+#[test]
+fn the_context_arrives_as_six_lines() {
+    let mut d = start(false);
+    d.set_context_lines("Linux\nChrome\nde-DE\nhttps://x.test/a?b=1\n\n{\"title\":\"Two\\nlines\"}");
+    assert_eq!(d.track(NOW, "x", ""), code::OK);
+    d.flush();
+    let (text, handle) = poll(&mut d, NOW);
+    d.handle_response(NOW, handle, 200, "", "");
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let c = &body["events"][0]["context"];
+    assert_eq!(
+        (c["os"].as_str(), c["browser"].as_str(), c["locale"].as_str()),
+        (Some("Linux"), Some("Chrome"), Some("de-DE")),
+        "{c}"
+    );
+    assert_eq!(c["url"], "https://x.test/a?b=1");
+    assert!(c.get("referrer").is_none(), "an empty line is no referrer: {c}");
+    assert_eq!(c["title"], "Two\nlines", "the extra JSON's members: {c}");
+    // Fewer lines: the rest are unknown.
+    d.set_context_lines("Android");
+    assert_eq!(d.track(NOW, "y", ""), code::OK);
+    let body = sent(&mut d);
+    let c = &body["events"][0]["context"];
+    assert_eq!(c["os"], "Android");
+    assert!(c.get("browser").is_none() && c.get("url").is_none() && c.get("title").is_none(), "{c}");
+}
+
 /// The web build's loader calls the commands by these numbers (`C_*` in `js/loader.js`).
 #[test]
 fn the_loader_numbers_the_commands_as_the_driver_does() {

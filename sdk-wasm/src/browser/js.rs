@@ -109,7 +109,8 @@ pub fn sleep(ms: f64) -> Promise {
 /// `false` when it was not), keeping it `f`'s returned milliseconds longer. A lock manager
 /// that refuses, at once or by rejecting its promise (an opaque origin's `SecurityError`),
 /// runs `f` unlocked, with `false`: start never waits on a lock that will not come.
-pub fn lock(locks: &LockManager, name: &str, if_available: bool, f: impl FnOnce(bool) -> f64 + 'static) {
+// `f` is boxed so that this and its closure are made once, not once per caller.
+pub fn lock(locks: &LockManager, name: &str, if_available: bool, f: Box<dyn FnOnce(bool) -> f64>) {
     // One closure for every outcome, called exactly once: as the lock's callback (with the
     // `Lock`, or null when `ifAvailable` found it taken), or with the request's refusal (its
     // promise's rejection, or null when it throws), when the callback never runs.

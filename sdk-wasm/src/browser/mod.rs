@@ -13,7 +13,6 @@ mod send;
 mod start;
 
 use std::cell::RefCell;
-use std::rc::Rc;
 
 use gloo_timers::callback::Timeout;
 use js_sys::{Date, Function, Promise};
@@ -23,8 +22,10 @@ use crate::driver::{Driver, code, command};
 use crate::tabs::TabStorage;
 use js::LocalStorage;
 
-/// The driver's state, shared by the client, its timers and its event listeners.
-type Shared = Rc<RefCell<Page>>;
+/// The driver's state, shared by the client, its timers and its event listeners. It lives as
+/// long as the page: the page's hook (a closure the browser holds) refers to it, so it could
+/// never be freed, and leaking it at start spares the reference counting and drop code.
+type Shared = &'static RefCell<Page>;
 
 /// Everything one page's client holds.
 struct Page {
@@ -106,7 +107,7 @@ fn schedule(p: &mut Page) {
 }
 
 /// Persists, sends what is due, sets the engine's timer and settles finished flushes.
-fn pump(page: &Shared) {
+fn pump(page: Shared) {
     let Ok(mut p) = page.try_borrow_mut() else {
         return;
     };
@@ -121,7 +122,6 @@ fn pump(page: &Shared) {
     if next < 0.0 {
         p.timer = None;
     } else if p.timer.as_ref().is_none_or(|(at, _)| *at != next) {
-        let page = page.clone();
         // At most about 24 days (setTimeout's limit); the engine asks again after.
         let delay = (next - now).clamp(0.0, 2e9) as u32;
         p.timer = Some((
@@ -131,7 +131,7 @@ fn pump(page: &Shared) {
                     p.timer = None;
                     p.driver.handle_timeout(Date::now());
                 }
-                pump(&page);
+                pump(page);
             }),
         ));
     }
@@ -204,7 +204,7 @@ impl Client {
         p.driver.flush();
         p.next_waiter = p.next_waiter.wrapping_add(1);
         let id = p.next_waiter;
-        let page = self.page.clone();
+        let page = self.page;
         let ms = if (0.0..2e9).contains(&timeout_ms) { timeout_ms as u32 } else { 10_000 };
         let timer = Timeout::new(ms, move || {
             let waiter = page.try_borrow_mut().ok().and_then(|mut p| {
@@ -217,7 +217,7 @@ impl Client {
         });
         p.waiters.push(Waiter { id, resolve, _timer: timer });
         drop(p);
-        pump(&self.page);
+        pump(self.page);
         promise
     }
 

@@ -60,9 +60,9 @@ pub struct InFlight {
 /// ([`super::start::event`]).
 pub fn hook(page: Shared) -> JsValue {
     Closure::<dyn FnMut(u32, u32, JsValue)>::new(move |step: u32, handle: u32, value: JsValue| match step {
-        step::PUMP => pump(&page),
-        0..step::PUMP => advance(&page, step, handle, value),
-        _ => super::start::handle_event(&page, step, value),
+        step::PUMP => pump(page),
+        0..step::PUMP => advance(page, step, handle, value),
+        _ => super::start::handle_event(page, step, value),
     })
     .into_js_value()
 }
@@ -79,7 +79,7 @@ fn follow(hook: &JsValue, promise: &JsValue, step: u32, handle: u32) {
 }
 
 /// Sends `request`; its outcome reaches the engine through the hook.
-pub fn send(page: &Shared, request: Request, mode: Mode) {
+pub fn send(page: Shared, request: Request, mode: Mode) {
     let Ok(mut p) = page.try_borrow_mut() else {
         return;
     };
@@ -123,7 +123,7 @@ fn request(url: &str, key: &str, body: &JsValue, gzip: bool, keepalive: bool) ->
 }
 
 /// A request step's outcome.
-fn advance(page: &Shared, step: u32, handle: u32, value: JsValue) {
+fn advance(page: Shared, step: u32, handle: u32, value: JsValue) {
     let Ok(mut p) = page.try_borrow_mut() else {
         return;
     };

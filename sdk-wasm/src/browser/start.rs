@@ -4,10 +4,9 @@
 //! `visibilitychange`, `pagehide`/`pageshow`, `online`, the heartbeat.
 
 use std::cell::RefCell;
-use std::rc::Rc;
 
 use gloo_timers::callback::Interval;
-use js_sys::{Array, Date, Function, Promise, Reflect};
+use js_sys::{Date, Function, Promise, Reflect};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{EventTarget, StorageEvent};
@@ -23,10 +22,11 @@ use crate::tabs::{BEAT_EVERY_MS, CLAIM_HOLD_MS, TabStorage};
 
 #[wasm_bindgen(module = "/js/context.js")]
 extern "C" {
-    /// The six context strings (os, browser, locale, url, referrer, extra JSON) of the page:
-    /// JavaScript's regular expressions read the user agent in far fewer bytes than Rust would.
+    /// The six context strings (os, browser, locale, url, referrer, extra JSON) of the page, a
+    /// line each: JavaScript's regular expressions read the user agent in far fewer bytes than
+    /// Rust would.
     #[wasm_bindgen(js_name = browserContext)]
-    fn browser_context() -> Array;
+    fn context_lines() -> String;
 }
 
 /// How long the first tab of a first visit keeps the identity lock after saving the new
@@ -37,10 +37,7 @@ const FRESH_IDENTITY_HOLD_MS: f64 = 250.0;
 
 /// Replaces the engine's browser context with the page's current one.
 pub(super) fn refresh_context(driver: &mut Driver) {
-    let fields: Vec<String> = browser_context().iter().map(|v| v.as_string().unwrap_or_default()).collect();
-    if let [os, browser, locale, url, referrer, extra] = &fields[..] {
-        driver.set_context([os, browser, locale, url, referrer, extra]);
-    }
+    driver.set_context_lines(&context_lines());
 }
 
 fn option(options: &JsValue, name: &str) -> JsValue {
@@ -69,7 +66,9 @@ struct Starting {
     resolve: Function,
 }
 
-type Step = Rc<RefCell<Option<Starting>>>;
+/// Leaked like the page it becomes (a few words once per page): no reference counts to keep
+/// for the lock callbacks that share it.
+type Step = &'static RefCell<Option<Starting>>;
 
 /// Takes over the events of tabs that are gone, then goes on to the identity. Which tab takes
 /// a gone tab's events is settled by a Web Lock named after it, taken only when free and held
@@ -107,24 +106,28 @@ fn take_over(start: Step) {
         s.waiting = gone.len();
     }
     for tab in gone {
-        let start = start.clone();
-        js::lock(&locks, &(prefix.clone() + "claim:" + &tab.tab), true, move |granted| {
-            let done = {
-                let mut guard = start.borrow_mut();
-                let Some(s) = guard.as_mut() else {
-                    return 0.0;
+        js::lock(
+            &locks,
+            &(prefix.clone() + "claim:" + &tab.tab),
+            true,
+            Box::new(move |granted| {
+                let done = {
+                    let mut guard = start.borrow_mut();
+                    let Some(s) = guard.as_mut() else {
+                        return 0.0;
+                    };
+                    if granted && let Some((tabs, ls)) = &mut s.store {
+                        s.entries.extend(tabs.adopt(ls, &tab));
+                    }
+                    s.waiting -= 1;
+                    s.waiting == 0
                 };
-                if granted && let Some((tabs, ls)) = &mut s.store {
-                    s.entries.extend(tabs.adopt(ls, &tab));
+                if done {
+                    identity(start);
                 }
-                s.waiting -= 1;
-                s.waiting == 0
-            };
-            if done {
-                identity(start);
-            }
-            if granted { CLAIM_HOLD_MS } else { 0.0 }
-        });
+                if granted { CLAIM_HOLD_MS } else { 0.0 }
+            }),
+        );
     }
 }
 
@@ -135,14 +138,14 @@ fn identity(start: Step) {
         None => return,
     };
     match locks {
-        Some(locks) => js::lock(&locks, &name, false, move |_| finish(&start)),
-        None => drop(finish(&start)),
+        Some(locks) => js::lock(&locks, &name, false, Box::new(move |_| finish(start))),
+        None => drop(finish(start)),
     }
 }
 
 /// Builds the page from what start gathered and resolves start's promise with the client.
 /// Returns how long to keep the identity lock.
-fn finish(start: &Step) -> f64 {
+fn finish(start: Step) -> f64 {
     let Some(s) = start.borrow_mut().take() else {
         return 0.0;
     };
@@ -160,7 +163,7 @@ fn finish(start: &Step) -> f64 {
     let driver = Driver::start(Date::now(), s.seed, s.config, state.as_deref().unwrap_or(""), records);
     let beacon_url =
         s.url.clone() + "?" + API_KEY_PARAM + "=" + &String::from(js_sys::encode_uri_component(&s.key));
-    let page: Shared = Rc::new(RefCell::new(Page {
+    let page: Shared = Box::leak(Box::new(RefCell::new(Page {
         driver,
         store,
         url: s.url,
@@ -175,15 +178,15 @@ fn finish(start: &Step) -> f64 {
         waiters: Vec::new(),
         next_waiter: 0,
         counts: Counts::default(),
-    }));
-    let hook = send::hook(page.clone());
+    })));
+    let hook = send::hook(page);
     if let Ok(mut p) = page.try_borrow_mut() {
         p.hook = hook;
         p.persist();
         refresh_context(&mut p.driver);
     }
-    listen(&page);
-    pump(&page);
+    listen(page);
+    pump(page);
     let _ = s.resolve.call1(&JsValue::NULL, &Client { page }.into());
     hold
 }
@@ -238,7 +241,7 @@ impl Client {
             tabs.beat(&mut ls, Date::now());
             (tabs, ls)
         });
-        take_over(Rc::new(RefCell::new(Some(Starting {
+        take_over(Box::leak(Box::new(RefCell::new(Some(Starting {
             config,
             store,
             entries: Vec::new(),
@@ -249,7 +252,7 @@ impl Client {
             locks: js::locks(),
             waiting: 0,
             resolve,
-        }))));
+        })))));
         promise
     }
 }
@@ -270,7 +273,7 @@ pub(super) mod event {
 }
 
 /// Listens for the page's lifetime: `step` of the hook is called for `name` on `target`.
-fn on(page: &Shared, target: &JsValue, name: &str, step: u32) {
+fn on(page: Shared, target: &JsValue, name: &str, step: u32) {
     let Ok(p) = page.try_borrow() else {
         return;
     };
@@ -278,15 +281,14 @@ fn on(page: &Shared, target: &JsValue, name: &str, step: u32) {
     let _ = target.add_event_listener_with_callback(name, send::bound(&p.hook, step, 0).unchecked_ref());
 }
 
-fn listen(page: &Shared) {
+fn listen(page: Shared) {
     let Some(document) = js::global("addEventListener").and(js::global("document")) else {
         return;
     };
     let window = js_sys::global().into();
     if page.borrow().store.is_some() {
         on(page, &window, "storage", event::STORAGE);
-        let p = page.clone();
-        Interval::new(BEAT_EVERY_MS as u32, move || beat(&p)).forget();
+        Interval::new(BEAT_EVERY_MS as u32, move || beat(page)).forget();
     }
     on(page, &window, "pagehide", event::PAGEHIDE);
     on(page, &window, "pageshow", event::PAGESHOW);
@@ -295,7 +297,7 @@ fn listen(page: &Shared) {
 }
 
 /// A page event (see [`event`]).
-pub(super) fn handle_event(page: &Shared, step: u32, e: JsValue) {
+pub(super) fn handle_event(page: Shared, step: u32, e: JsValue) {
     match step {
         event::STORAGE => adopt(page, e.unchecked_into()),
         event::PAGEHIDE => unload(page),
@@ -314,7 +316,7 @@ pub(super) fn handle_event(page: &Shared, step: u32, e: JsValue) {
 /// Another tab of this site saved its state (identify, reset, opt-out, a link opened): adopt
 /// it, so the tabs stay one user without a reload. A record this version cannot read (a newer
 /// release's) leaves this tab as it was.
-fn adopt(page: &Shared, e: StorageEvent) {
+fn adopt(page: Shared, e: StorageEvent) {
     let Ok(mut p) = page.try_borrow_mut() else {
         return;
     };
@@ -328,7 +330,7 @@ fn adopt(page: &Shared, e: StorageEvent) {
     }
 }
 
-fn beat(page: &Shared) {
+fn beat(page: Shared) {
     if let Ok(mut p) = page.try_borrow_mut()
         && let Some((tabs, ls)) = &mut p.store
     {
@@ -339,7 +341,7 @@ fn beat(page: &Shared) {
 /// The tab is hidden (switched away, minimised, or about to close): everything waiting goes
 /// now by `keepalive` fetch, whose answer arrives while the page lives, so coming back
 /// resends nothing.
-fn hide(page: &Shared) {
+fn hide(page: Shared) {
     let due = {
         let Ok(mut p) = page.try_borrow_mut() else {
             return;
@@ -361,7 +363,7 @@ fn hide(page: &Shared) {
 /// events stay stored and, if the page comes back (the back/forward cache), are sent again
 /// (the server dedups) and counted as resent. The heartbeat goes too, so the next page of the
 /// site takes over what is stored without waiting for it to run out.
-fn unload(page: &Shared) {
+fn unload(page: Shared) {
     let Ok(mut p) = page.try_borrow_mut() else {
         return;
     };
@@ -380,7 +382,7 @@ fn unload(page: &Shared) {
 }
 
 /// Visible again, or back from the back/forward cache.
-fn back(page: &Shared) {
+fn back(page: Shared) {
     if let Ok(mut p) = page.try_borrow_mut() {
         let now = Date::now();
         if let Some((tabs, ls)) = &mut p.store {

@@ -267,6 +267,9 @@ try {
       });
       const left = Date.now();
       await p.goto(site + '/blank');
+      // The beacon's events arrive while the page is away: waited for before going back, as
+      // the navigation can end before the beacon reaches the server.
+      await arrived(id, 'bf', 5);
       const back = Date.now();
       // A page restored from the cache fires no load.
       await p.goBack({ waitUntil: 'commit' });
