@@ -18,10 +18,15 @@
 //                   in a DevTools trace of the window (category 'toplevel', which sees every
 //                   task, the SDK's deferred and network work included). Tracing adds its own
 //                   cost to every task, so µs per event is read without it (the default).
+// With --profile <dir>, a CPU profile of the same window (the DevTools protocol's Profiler) goes
+// to <dir>/<sdk>-<round>.cpuprofile (open it in DevTools' Performance panel), and the functions
+// with the most self time are printed; the sampling slows every task, so µs per event is not
+// comparable then. Build the package with KEEP_NAMES=1 (scripts/build.sh) to see the wasm's
+// function names.
 // Prints a markdown table of the medians, and with --json <file> writes every run.
 import http from 'node:http';
 import zlib from 'node:zlib';
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, extname, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -36,7 +41,7 @@ const webFiles = ['index.js', 'empmix.js', 'context.js', 'empmix.wasm'];
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 
 // ----- options -----
-const opts = { runs: 3, events: 10000, chunk: 100, timeout: 300, only: SDKS, json: null, trace: false };
+const opts = { runs: 3, events: 10000, chunk: 100, timeout: 300, only: SDKS, json: null, trace: false, profile: null };
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i], v = () => process.argv[++i];
   if (a == '--runs') opts.runs = +v();
@@ -46,10 +51,11 @@ for (let i = 2; i < process.argv.length; i++) {
   else if (a == '--only') opts.only = v().split(',');
   else if (a == '--json') opts.json = v();
   else if (a == '--trace') opts.trace = true;
+  else if (a == '--profile') opts.profile = v();
   else if (a == '--serve') opts.serve = true;
   else if (a == '-h' || a == '--help') {
     console.log(`usage: run.sh [--runs N (3)] [--events N (10000)] [--chunk N (100)] [--timeout s (300, per run)]
-              [--only ${SDKS.join(',')}] [--trace] [--json file]
+              [--only ${SDKS.join(',')}] [--trace] [--profile dir] [--json file]
        run.sh --serve   (only the server: open its /page/<sdk> in a browser, run bench.run(events, chunk))`);
     process.exit(0);
   } else fail(`unknown option ${a} (--help lists them)`);
@@ -245,6 +251,28 @@ async function metrics(cdp) {
   return { task: m.TaskDuration, script: m.ScriptDuration };
 }
 
+// Writes a CPU profile and prints the functions with the most self time (share of the samples
+// outside idle time).
+let profiled = 0;
+function writeProfile(sdk, profile) {
+  mkdirSync(opts.profile, { recursive: true });
+  const file = join(opts.profile, `${sdk}-${++profiled}.cpuprofile`);
+  writeFileSync(file, JSON.stringify(profile));
+  const byId = new Map(profile.nodes.map(n => [n.id, n])), self = new Map();
+  const gaps = profile.timeDeltas;
+  profile.samples.forEach((id, i) => {
+    const f = byId.get(id).callFrame, name = `${f.functionName || '(anonymous)'} ${f.url.split('/').pop()}${f.url ? ':' + f.lineNumber : ''}`;
+    self.set(name, (self.get(name) || 0) + (gaps[i + 1] ?? 0));
+  });
+  const busy = [...self].filter(([n]) => !/^\((idle|program|garbage collector)\)/.test(n));
+  const total = busy.reduce((a, [, t]) => a + t, 0);
+  console.log(`  profile ${file}: ${(total / 1000).toFixed(0)} ms sampled busy; most self time:`);
+  for (const [n, t] of busy.sort((a, b) => b[1] - a[1]).slice(0, 25))
+    console.log(`    ${((100 * t) / total).toFixed(1).padStart(5)}%  ${(t / 1000).toFixed(1).padStart(7)} ms  ${n.slice(0, 140)}`);
+  const gc = self.get('(garbage collector) ') || 0;
+  console.log(`    (garbage collector: ${(gc / 1000).toFixed(1)} ms)`);
+}
+
 // The longest top-level task on a renderer main thread in a trace ('toplevel' category).
 function longestTask(trace) {
   const events = JSON.parse(trace.toString('utf8')).traceEvents;
@@ -285,6 +313,11 @@ async function measure(sdk) {
     await quiet(1000, 10000);
     win = newWindow();
     if (opts.trace) { await browser.startTracing(p, { categories: ['toplevel'] }); tracing = true; }
+    if (opts.profile) {
+      await cdp.send('Profiler.enable');
+      await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
+      await cdp.send('Profiler.start');
+    }
     const m0 = await metrics(cdp);
     const t0 = Date.now();
     const r = await p.evaluate(([n, c]) => window.bench.run(n, c), [opts.events, opts.chunk]);
@@ -299,6 +332,7 @@ async function measure(sdk) {
     const wall = Date.now() - t0;
     const traced = opts.trace ? longestTask(await browser.stopTracing()) : null;
     tracing = false;
+    if (opts.profile) writeProfile(sdk, (await cdp.send('Profiler.stop')).profile);
     const w = win;
     return {
       sdk, complete, arrived: w.seen.size, duplicates: w.duplicates, otherEvents: w.other, requests: w.requests,

@@ -105,9 +105,13 @@ rm -rf "$out" && mkdir -p "$out"
 # addresses (--zero-filled-memory, --low-memory-unused): together 0.3 KB gzip smaller.
 features_wasm=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals
     --enable-multivalue --enable-reference-types)
+# KEEP_NAMES=1 keeps the function names in the optimised module (bigger; for profiles, see
+# bench/bench.mjs --profile).
+names=() strip=(--strip-debug)
+[ "${KEEP_NAMES:-}" = 1 ] && names=(-g) strip=(-g)
 optimise() {
     node_modules/.bin/wasm-opt --flatten --rereloop -Oz -Oz --converge --low-memory-unused --zero-filled-memory \
-        "${features_wasm[@]}" --strip-debug --strip-producers "$1" -o "$out/empmix.wasm"
+        "${features_wasm[@]}" "${strip[@]}" --strip-producers "$1" -o "$out/empmix.wasm"
 }
 terse() { node_modules/.bin/terser "$@" --module --compress passes=2 --mangle; }
 # The module with its name section, for scripts/wasm-sizes.py.
@@ -128,7 +132,7 @@ else
     # the glue too.
     # (A pass of its own: within -Oz --converge it would run, and rename, more than once.)
     optimise "$glue/empmix_bg.wasm"
-    node_modules/.bin/wasm-opt "${features_wasm[@]}" --minify-imports-and-exports-and-modules "$out/empmix.wasm" \
+    node_modules/.bin/wasm-opt "${features_wasm[@]}" "${names[@]}" --minify-imports-and-exports-and-modules "$out/empmix.wasm" \
         -o "$out/empmix.wasm" >"$glue/names.json"
     python3 scripts/minify-glue.py "$glue/empmix.js" "$glue/names.json" "$out/empmix.wasm" >"$glue/minified.js"
     # The glue names the wasm file and the context module by their wasm-bindgen paths; the
