@@ -179,7 +179,7 @@ impl Driver {
 
     /// [`Driver::set_context`] from one string, the six fields a line each (missing ones empty).
     pub fn set_context_lines(&mut self, text: &str) {
-        let mut lines = text.split('\n');
+        let mut lines = crate::text::pieces(text, b'\n');
         let mut next = || lines.next().unwrap_or("");
         self.set_context([next(), next(), next(), next(), next(), next()]);
     }

@@ -42,6 +42,7 @@
 
 pub mod driver;
 pub mod tabs;
+mod text;
 
 #[cfg(all(target_arch = "wasm32", feature = "web"))]
 mod browser;

@@ -15,6 +15,7 @@
 //! std's sorts bring several KB of sorting networks per element type, so the few lists sorted
 //! here (a tab's chunk numbers, gone tabs, a gone tab's keys) go through [`sort_small`].
 
+use crate::text::pieces;
 use empmix_core::EventId;
 use empmix_core::persist::PersistOp;
 
@@ -389,7 +390,7 @@ impl TabStorage {
             };
             let mut value = String::with_capacity(v.len());
             let mut n = 0;
-            for e in v.split(RS) {
+            for e in pieces(&v, RS as u8) {
                 let (id, record) = split_id(e);
                 if self.held_chunk(id) == Some(c) {
                     value.push(RS);
@@ -489,7 +490,7 @@ impl TabStorage {
             };
             // A chunk, or a single record under its event id (the layout before chunks).
             if let Some(chunk) = v.strip_prefix(RS) {
-                for e in chunk.split(RS) {
+                for e in pieces(chunk, RS as u8) {
                     let (id, record) = split_id(e);
                     take(id, record);
                 }
@@ -511,7 +512,7 @@ impl TabStorage {
     pub fn take_lease(&mut self, s: &mut impl Storage, now: f64) -> bool {
         let k = self.key("lock");
         if let Some(v) = s.get(&k).filter(|v| !v.is_empty()) {
-            let expiry = v.split(' ').nth(1).map_or(0.0, read_ms);
+            let expiry = pieces(&v, b' ').nth(1).map_or(0.0, read_ms);
             let own = v.strip_prefix(self.tab.as_str()).is_some_and(|r| r.starts_with(' '));
             if expiry > now && !own {
                 return false;

@@ -91,11 +91,11 @@ pub fn promise_pair() -> (Promise, Function) {
 
 /// A promise and the functions that resolve and reject it.
 pub fn promise_triple() -> (Promise, Function, Function) {
-    let mut pair = None;
-    let promise = Promise::new(&mut |res, rej| pair = Some((res, rej)));
-    // The executor runs synchronously, so `pair` is always set.
-    let (resolve, reject) = pair.unwrap_or_else(|| (Function::new_no_args(""), Function::new_no_args("")));
-    (promise, resolve, reject)
+    let mut pair = (JsValue::UNDEFINED, JsValue::UNDEFINED);
+    // The executor runs synchronously, so `pair` is always set (were it not, calling undefined
+    // would be an `Err` of `call1`, which every caller ignores).
+    let promise = Promise::new(&mut |res, rej| pair = (res.into(), rej.into()));
+    (promise, pair.0.unchecked_into(), pair.1.unchecked_into())
 }
 
 /// A promise that resolves after `ms`.
