@@ -144,7 +144,7 @@ fn tail_id(key: &str) -> &str {
 /// else reads as 0 (expired), as JS's `+text` reading NaN did.
 fn read_ms(text: &str) -> f64 {
     let mut ms = 0.0;
-    for b in text.trim().bytes() {
+    for b in text.trim_ascii().bytes() {
         if !b.is_ascii_digit() {
             break;
         }

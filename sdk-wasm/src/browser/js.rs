@@ -52,6 +52,11 @@ extern "C" {
     #[wasm_bindgen(method)]
     pub fn then(this: &Pending, ok: &JsValue, failed: &JsValue) -> JsValue;
 
+    /// `globalThis`: every browser and Node has it, so none of `js_sys::global`'s fallbacks
+    /// (four more imports and their code) are needed.
+    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
+    static GLOBAL_THIS: JsValue;
+
     /// A function of (step, handle, value), for `bind`.
     #[wasm_bindgen(js_name = Function)]
     pub type Hook;
@@ -64,12 +69,15 @@ pub fn bind(hook: &Hook, step: u32, handle: u32) -> JsValue {
     hook.bind_to(&JsValue::NULL, step, handle)
 }
 
+/// `globalThis`.
+pub fn this() -> JsValue {
+    GLOBAL_THIS.with(JsValue::clone)
+}
+
 /// `globalThis[name]`, if it is there and reading it does not throw (a blocked
 /// `localStorage` throws).
 pub fn global(name: &str) -> Option<JsValue> {
-    Reflect::get(&js_sys::global(), &JsValue::from_str(name))
-        .ok()
-        .filter(|v| !v.is_undefined() && !v.is_null())
+    Reflect::get(&this(), &JsValue::from_str(name)).ok().filter(|v| !v.is_undefined() && !v.is_null())
 }
 
 /// `navigator`, as web-sys types it (the methods used exist on Node's too, or are checked).
