@@ -103,14 +103,19 @@ rm -rf "$out" && mkdir -p "$out"
 # --flatten --rereloop before -Oz rebuilds the control flow so -Oz finds more to merge, and
 # the module owns its memory, which starts zeroed, with the stack (not data) in its low
 # addresses (--zero-filled-memory, --low-memory-unused): together 0.3 KB gzip smaller.
+# For the web build, -ocimfs 20: a function with one caller is inlined only when small (binaryen
+# inlines every one by default); the big ones stay apart, which gzip compresses better: 0.65 KB
+# off it (measured from 0 to 1000: 10 to 30 are all within 0.1 KB of that). The shipped build
+# gains nothing from it (from +0.25 KB to -0.07 KB over the same range), so keeps the default.
 features_wasm=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals
     --enable-multivalue --enable-reference-types)
 # KEEP_NAMES=1 keeps the function names in the optimised module (bigger; for profiles, see
 # bench/bench.mjs --profile).
-names=() strip=(--strip-debug)
+names=() strip=(--strip-debug) inline=()
+[ ${#features[@]} = 0 ] || inline=(-ocimfs 20)
 [ "${KEEP_NAMES:-}" = 1 ] && names=(-g) strip=(-g)
 optimise() {
-    node_modules/.bin/wasm-opt --flatten --rereloop -Oz -Oz --converge --low-memory-unused --zero-filled-memory \
+    node_modules/.bin/wasm-opt --flatten --rereloop -Oz -Oz --converge "${inline[@]}" --low-memory-unused --zero-filled-memory \
         "${features_wasm[@]}" "${strip[@]}" --strip-producers "$1" -o "$out/empmix.wasm"
 }
 terse() { node_modules/.bin/terser "$@" --module --compress passes=2 --mangle; }
