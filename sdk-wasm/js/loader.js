@@ -2,7 +2,7 @@
 // returns a client at once; calls made before the engine is ready are kept in order, each with
 // its own time, and handed to it when it is (the wasm is fetched and compiled meanwhile with
 // WebAssembly.compileStreaming). Everything that decides — batching, identity, storage, which
-// tab owns what, retries — is Rust (src/browser, src/tabs.rs and empmix-core), reached through
+// tab owns what, retries — is Rust (src/browser, src/tabs and empmix-core), reached through
 // the wasm-bindgen glue (empmix.js). What stays here is the API's argument handling, share
 // links (made here, so that createShare answers synchronously), and watching the address.
 // The constants (SHARE_PARAM, SHARE_ALPHABET, …) come from js/core.js, generated from the core;
