@@ -70,14 +70,14 @@ pub fn bind(hook: &Hook, step: u32, handle: u32) -> JsValue {
 }
 
 /// `globalThis`.
-pub fn this() -> JsValue {
+pub fn global_this() -> JsValue {
     GLOBAL_THIS.with(JsValue::clone)
 }
 
 /// `globalThis[name]`, if it is there and reading it does not throw (a blocked
 /// `localStorage` throws).
 pub fn global(name: &str) -> Option<JsValue> {
-    Reflect::get(&this(), &JsValue::from_str(name)).ok().filter(|v| !v.is_undefined() && !v.is_null())
+    Reflect::get(&global_this(), &JsValue::from_str(name)).ok().filter(|v| !v.is_undefined() && !v.is_null())
 }
 
 /// `navigator`, as web-sys types it (the methods used exist on Node's too, or are checked).

@@ -285,7 +285,7 @@ fn listen(page: Shared) {
     let Some(document) = js::global("addEventListener").and(js::global("document")) else {
         return;
     };
-    let window = js::this();
+    let window = js::global_this();
     if page.borrow().store.is_some() {
         on(page, &window, "storage", event::STORAGE);
         Interval::new(BEAT_EVERY_MS as u32, move || beat(page)).forget();
