@@ -18,6 +18,9 @@
 //                   in a DevTools trace of the window (category 'toplevel', which sees every
 //                   task, the SDK's deferred and network work included). Tracing adds its own
 //                   cost to every task, so µs per event is read without it (the default).
+// With --latency <ms>, the collecting endpoint answers every request that much later, as a
+// real endpoint's round trip would (0 by default: loopback, where an SDK that sends whenever
+// nothing is out sends after almost every chunk).
 // With --profile <dir>, a CPU profile of the same window (the DevTools protocol's Profiler) goes
 // to <dir>/<sdk>-<round>.cpuprofile (open it in DevTools' Performance panel), and the functions
 // with the most self time are printed; the sampling slows every task, so µs per event is not
@@ -41,7 +44,7 @@ const webFiles = ['index.js', 'empmix.js', 'context.js', 'empmix.wasm'];
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 
 // ----- options -----
-const opts = { runs: 3, events: 10000, chunk: 100, timeout: 300, only: SDKS, json: null, trace: false, profile: null };
+const opts = { runs: 3, events: 10000, chunk: 100, timeout: 300, only: SDKS, json: null, trace: false, profile: null, latency: 0 };
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i], v = () => process.argv[++i];
   if (a == '--runs') opts.runs = +v();
@@ -52,15 +55,17 @@ for (let i = 2; i < process.argv.length; i++) {
   else if (a == '--json') opts.json = v();
   else if (a == '--trace') opts.trace = true;
   else if (a == '--profile') opts.profile = v();
+  else if (a == '--latency') opts.latency = +v();
   else if (a == '--serve') opts.serve = true;
   else if (a == '-h' || a == '--help') {
     console.log(`usage: run.sh [--runs N (3)] [--events N (10000)] [--chunk N (100)] [--timeout s (300, per run)]
-              [--only ${SDKS.join(',')}] [--trace] [--profile dir] [--json file]
+              [--only ${SDKS.join(',')}] [--trace] [--profile dir] [--latency ms (0)] [--json file]
        run.sh --serve   (only the server: open its /page/<sdk> in a browser, run bench.run(events, chunk))`);
     process.exit(0);
   } else fail(`unknown option ${a} (--help lists them)`);
 }
 for (const s of opts.only) if (!SDKS.includes(s)) fail(`unknown SDK ${s}: one of ${SDKS.join(', ')}`);
+if (!(opts.latency >= 0)) fail('--latency must be a number of milliseconds, 0 or more');
 if (!(opts.runs >= 1 && opts.events >= 1 && opts.chunk >= 1 && opts.events % opts.chunk == 0))
   fail('--runs, --events and --chunk must be whole numbers above 0, --events a multiple of --chunk');
 
@@ -186,7 +191,10 @@ const server = http.createServer((req, res) => {
         else if (win.seen.has(h)) win.duplicates++;
         else win.seen.add(h);
       }
-      answer(res, kind, url, events.length, raw.length);
+      // --latency: the answer waits, as a real endpoint's round trip would (the events count
+      // as arrived at once; only the SDK's view of the request is delayed).
+      const reply = () => answer(res, kind, url, events.length, raw.length);
+      if (opts.latency > 0) setTimeout(reply, opts.latency); else reply();
     });
     return;
   }
@@ -354,7 +362,7 @@ async function measure(sdk) {
 // ----- the runs -----
 const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 console.log(`bench: ${opts.events} events, ${opts.chunk} per task, ${opts.runs} run(s) of ${opts.only.join(', ')}; ` +
-  `Chromium ${version}; ${built(pkgDir, '/pkg/')}, ${built(pkgWebDir, '/pkg-web/')}; load average before: ${load}`);
+  `Chromium ${version}; ${built(pkgDir, '/pkg/')}, ${built(pkgWebDir, '/pkg-web/')}; endpoint latency ${opts.latency} ms; load average before: ${load}`);
 const all = [];
 for (let round = 1; round <= opts.runs; round++) {
   for (const sdk of opts.only) {
@@ -390,7 +398,7 @@ const range = (xs, d) => { const s = xs.filter(x => x != null); return s.length 
 const base = all.filter(r => r.sdk == 'baseline' && !r.failed);
 const baseUs = median(base.map(r => r.usPerEvent));
 console.log(`\n${opts.events.toLocaleString('en-US')} events with ten properties, ${opts.chunk} per task; median of ${opts.runs} run(s) (range); ` +
-  `Chromium ${version} headless; load average ${load} before, ${loadAfter} after\n`);
+  `Chromium ${version} headless; endpoint latency ${opts.latency} ms; load average ${load} before, ${loadAfter} after\n`);
 console.log('| SDK | main thread µs/event | minus baseline | in the calls µs/event | bytes/event on the wire (body) | with headers | requests | longest task ms | slowest chunk ms | longtasks > 50 ms (max ms) | arrived |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const sdk of opts.only) {
