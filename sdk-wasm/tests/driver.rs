@@ -227,10 +227,16 @@ fn the_context_arrives_as_six_lines() {
     assert!(c.get("browser").is_none() && c.get("url").is_none() && c.get("title").is_none(), "{c}");
 }
 
-/// The web build's loader calls the commands by these numbers (`C_*` in `js/loader.js`).
+/// The web build's loader calls the commands by these numbers (`C_*` in `js/loader.js`), and
+/// names them in debug warnings by its `NAMES` list, indexed by the same numbers.
 #[test]
 fn the_loader_numbers_the_commands_as_the_driver_does() {
     let loader = include_str!("../js/loader.js");
+    let names: Vec<String> = loader
+        .split_once("const NAMES = '")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(list, _)| list.split(' ').map(str::to_ascii_lowercase).collect())
+        .expect("the loader's NAMES list");
     for (name, n) in [
         ("TRACK", command::TRACK),
         ("IDENTIFY", command::IDENTIFY),
@@ -248,7 +254,15 @@ fn the_loader_numbers_the_commands_as_the_driver_does() {
             loader.contains(&(decl.clone() + ",")) || loader.contains(&(decl.clone() + ";")),
             "{decl} missing"
         );
+        if name != "EVENT" {
+            assert_eq!(
+                names.get(n as usize),
+                Some(&name.replace('_', "").to_ascii_lowercase()),
+                "NAMES[{n}]"
+            );
+        }
     }
+    assert_eq!(names.len(), command::OPEN_SHARE as usize + 1, "NAMES: {names:?}");
 }
 
 /// The body of the one request the driver has out after a flush, as JSON.
