@@ -10,7 +10,9 @@ export type Properties = { [key: string]: PropertyValue | undefined };
  * (in the core, `empmix_core::settings`): a value of the wrong type or out of range makes `init`
  * reject with an `Error` naming the option and what it must be (`[empmix] flushAt must be a
  * whole number above 0`); nothing falls back to a default. Numbers are whole numbers above 0.
- * Options this version does not know are ignored.
+ * Names are spelled as below: one of them in another spelling rejects too (`[empmix] api_key
+ * is spelled apiKey`), as it would otherwise go unused. Options this version does not know are
+ * ignored.
  */
 export interface EmpMixOptions {
   /** The project's public ingest key (sent as `X-API-Key`, or `?api_key=` on beacons). */

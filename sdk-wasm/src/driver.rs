@@ -103,9 +103,13 @@ pub fn setting_message(e: &SettingError) -> String {
 /// [`setting_message`] in place of what `out` held.
 pub fn write_setting_message(e: &SettingError, out: &mut String) {
     out.clear();
-    out.push_str(&e.name);
-    out.push_str(" must be ");
-    out.push_str(e.expected);
+    let (first, middle, last) = match e {
+        SettingError::BadValue { name, expected } => (*name, " must be ", *expected),
+        SettingError::Misspelt { written, name } => (written.as_str(), " is spelled ", *name),
+    };
+    out.push_str(first);
+    out.push_str(middle);
+    out.push_str(last);
 }
 
 /// Milliseconds from JavaScript (`Date.now()`) as a timestamp; NaN and negatives become 0.

@@ -351,8 +351,9 @@ fn a_bad_option_is_an_error_naming_it() {
     assert_eq!(message(r#"{"flushAt":501}"#), Err("flushAt must be a whole number from 1 to 500".into()));
     assert_eq!(
         message(r#"{"maxQueue":1,"flushAt":5}"#),
-        Err("maxQueue must be a whole number from flush_at to 1000000".into())
+        Err("maxQueue must be a whole number from flushAt to 1000000".into())
     );
+    assert_eq!(message(r#"{"api_key":"k"}"#), Err("api_key is spelled apiKey".into()));
     assert_eq!(
         message(r#"{"flushInterval":null}"#),
         Err("flushInterval must be a whole number of milliseconds above 0".into())

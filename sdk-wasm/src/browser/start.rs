@@ -13,6 +13,7 @@ use web_sys::{EventTarget, StorageEvent};
 
 use empmix_core::persist::is_restorable;
 use empmix_core::protocol::{API_KEY_PARAM, BEACON_MAX_BYTES, EVENTS_PATH};
+use empmix_core::settings::{API_KEY, ENDPOINT, MAX_STORED_BYTES, MAX_STORED_EVENTS, PERSIST, PROJECT};
 
 use super::js::{self, LocalStorage, LockManager};
 use super::send::{self, Mode};
@@ -40,6 +41,7 @@ pub(super) fn refresh_context(driver: &mut Driver) {
     driver.set_context_lines(&context_lines());
 }
 
+/// An option by the name the core's decoder checked it under.
 fn option(options: &JsValue, name: &str) -> JsValue {
     Reflect::get(options, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
 }
@@ -218,7 +220,7 @@ impl Client {
     pub fn start(options: JsValue) -> Promise {
         let (promise, resolve, reject) = js::promise_triple();
         let text = js_sys::JSON::stringify(&options).ok().and_then(|s| s.as_string());
-        let storage = if option(&options, "persist") == JsValue::FALSE { None } else { js::local_storage() };
+        let storage = if option(&options, PERSIST) == JsValue::FALSE { None } else { js::local_storage() };
         let config = match configure(text.as_deref().unwrap_or("!"), storage.is_some()) {
             Ok(config) => config,
             Err(e) => {
@@ -229,14 +231,16 @@ impl Client {
                 return promise;
             }
         };
-        let project = option(&options, "project").as_string().unwrap_or_else(|| "default".into());
-        let endpoint = option(&options, "endpoint").as_string().unwrap_or_default();
+        let project = option(&options, PROJECT).as_string().unwrap_or_else(|| "default".into());
+        let endpoint = option(&options, ENDPOINT).as_string().unwrap_or_default();
+        // Without its trailing slashes (by bytes: `trim_end_matches` links a char searcher).
+        let endpoint = &endpoint[..endpoint.bytes().rposition(|b| b != b'/').map_or(0, |i| i + 1)];
         let store = storage.map(|mut ls| {
             let mut tabs = TabStorage::new(
                 &("empmix:".to_string() + &project + ":"),
                 &tab_id(random_u64()),
-                count(&options, "maxStoredEvents", 1000),
-                count(&options, "maxStoredBytes", 2_000_000),
+                count(&options, MAX_STORED_EVENTS, 1000),
+                count(&options, MAX_STORED_BYTES, 2_000_000),
             );
             tabs.beat(&mut ls, Date::now());
             (tabs, ls)
@@ -246,8 +250,8 @@ impl Client {
             store,
             entries: Vec::new(),
             seed: random_u64(),
-            url: endpoint.trim_end_matches('/').to_string() + EVENTS_PATH,
-            key: option(&options, "apiKey").as_string().unwrap_or_default(),
+            url: endpoint.to_string() + EVENTS_PATH,
+            key: option(&options, API_KEY).as_string().unwrap_or_default(),
             project,
             locks: js::locks(),
             waiting: 0,

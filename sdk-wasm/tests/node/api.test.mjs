@@ -169,12 +169,15 @@ test('a bad option rejects init with an error naming it; nothing is sent or stor
     [{ flushAt: 501 }, 'flushAt must be a whole number from 1 to 500'],
     [{ flushInterval: NaN }, 'flushInterval must be a whole number of milliseconds above 0'],
     [{ flushInterval: 1.5 }, 'flushInterval must be a whole number of milliseconds above 0'],
-    [{ maxQueue: 5 }, 'maxQueue must be a whole number from flush_at to 1000000'],
+    [{ maxQueue: 5 }, 'maxQueue must be a whole number from flushAt to 1000000'],
     [{ attribution: 'middle' }, 'attribution must be "first" or "last"'],
     [{ persist: 'no' }, 'persist must be true or false'],
     [{ maxStoredEvents: -1 }, 'maxStoredEvents must be a whole number above 0'],
     [{ conferenceId: 7 }, 'conferenceId must be a string'],
     [{ endpoint: null }, 'endpoint must be a string'],
+    // A documented option in another spelling is refused, not silently unused.
+    [{ api_key: 'k' }, 'api_key is spelled apiKey'],
+    [{ flush_at: 5 }, 'flush_at is spelled flushAt'],
   ]) {
     // Promise.resolve: the web build's init returns the client at once, a thenable until it runs.
     await assert.rejects(Promise.resolve(EmpMix.init({ ...base, ...bad })), e => e instanceof Error && e.message == '[empmix] ' + message,
