@@ -13,7 +13,7 @@ use core::fmt::Write;
 use crate::attribution::ShareCode;
 use crate::attribution::url::SHARE_PARAM;
 use crate::code::ErrorCode;
-use crate::protocol::{API_KEY_HEADER, API_KEY_PARAM, BEACON_MAX_BYTES, EVENTS_PATH};
+use crate::protocol::{API_KEY_HEADER, API_KEY_PARAM, BEACON_MAX_BYTES, EVENTS_PATH, TRACK_PATH};
 
 /// Length of an event id's text (a hyphenated UUID), as drivers slice it out of storage ops.
 pub const EVENT_ID_LEN: usize = uuid::fmt::Hyphenated::LENGTH;
@@ -48,6 +48,7 @@ pub fn js_module() -> String {
     out.push_str("// The protocol (sdk-core/src/protocol/mod.rs, docs/protocol.md):\n");
     for (name, value) in [
         ("EVENTS_PATH", EVENTS_PATH),
+        ("TRACK_PATH", TRACK_PATH),
         ("API_KEY_HEADER", API_KEY_HEADER),
         ("API_KEY_PARAM", API_KEY_PARAM),
         ("SHARE_PARAM", SHARE_PARAM),

@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use empmix_core::protocol::EVENTS_PATH;
+use empmix_core::protocol::events_url;
 use empmix_core::{AttributionModel, Config, Context, HostContext};
 use empmix_ffi_boundary::{EmpmixResult, Failure, free_boxed, guard, optional_str, required_str};
 
@@ -46,16 +46,15 @@ fn ms(value: u32) -> Option<Duration> {
     (value > 0).then(|| Duration::from_millis(u64::from(value)))
 }
 
-/// `endpoint` (a base URL or the full ingest URL) as the ingest URL, or `None` when it is not
-/// an `http`/`https` URL with a host.
+/// `endpoint` (a base URL or the full ingest URL) as the ingest URL by the core's rule for
+/// every SDK ([`events_url`]), or `None` when it is not an `http`/`https` URL with a host.
 fn ingest_url(endpoint: &str) -> Option<String> {
     let rest = endpoint.strip_prefix("https://").or_else(|| endpoint.strip_prefix("http://"))?;
-    let (host, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let host = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
     if host.is_empty() || endpoint.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return None;
     }
-    let base = &endpoint[..endpoint.len() - path.len()];
-    Some(if path.is_empty() || path == "/" { format!("{base}{EVENTS_PATH}") } else { endpoint.to_string() })
+    Some(events_url(endpoint))
 }
 
 impl EmpmixEngineConfig {
@@ -180,8 +179,9 @@ pub unsafe extern "C" fn empmix_engine_config_set_ingest_key(
     unsafe { set_str(config, value, "ingest_key", |c, v| c.ingest_key = Some(v.to_string())) }
 }
 
-/// The server's base URL (`https://analytics.example`, to which `/api/analytics/events` is
-/// added) or the full ingest URL: requests carry it. Required.
+/// The server's base URL (`https://analytics.example`, or a prefix it is mounted under, to
+/// which `/api/analytics/events` is added) or the full ingest URL (ending in that path or
+/// `/track`): requests carry it. Required.
 ///
 /// # Safety
 /// `config` is NULL or a live configuration, not used by another thread during the call;
@@ -505,6 +505,11 @@ mod tests {
             Some("https://a.example/api/analytics/events")
         );
         assert_eq!(ingest_url("https://a.example/track").as_deref(), Some("https://a.example/track"));
+        // A prefix, as the other SDKs read it (the core's rule).
+        assert_eq!(
+            ingest_url("https://a.example/x").as_deref(),
+            Some("https://a.example/x/api/analytics/events")
+        );
         for bad in ["not a url", "ftp://x", "http://", "http:///x", "http://a b"] {
             assert_eq!(ingest_url(bad), None, "{bad}");
         }

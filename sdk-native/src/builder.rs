@@ -73,8 +73,10 @@ impl ClientBuilder {
         }
     }
 
-    /// The server: its base URL (`https://analytics.example`, to which
-    /// `/api/analytics/events` is added) or the full ingest URL. Required.
+    /// The server: its base URL (`https://analytics.example`, or a prefix it is mounted under,
+    /// to which `/api/analytics/events` is added) or the full ingest URL (ending in that path
+    /// or `/track`), by the rule every SDK shares (`empmix_core::protocol::events_url`).
+    /// Required.
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoint = Some(url.into());
         self

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use empmix_core::protocol::{API_KEY_HEADER, EVENTS_PATH, retry_after};
+use empmix_core::protocol::{self, API_KEY_HEADER, retry_after};
 use empmix_core::{BatchId, Transmit};
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -124,15 +124,10 @@ impl Transport {
     }
 }
 
-/// `endpoint` with the events path, unless it already names a path.
+/// Where batches go: the core's rule for every SDK ([`protocol::events_url`]).
 fn events_url(endpoint: &reqwest::Url) -> reqwest::Url {
-    if endpoint.path() == "/" || endpoint.path().is_empty() {
-        let mut url = endpoint.clone();
-        url.set_path(EVENTS_PATH);
-        url
-    } else {
-        endpoint.clone()
-    }
+    // Adding a path to a URL that parsed keeps it a URL; the fallback is never taken.
+    reqwest::Url::parse(&protocol::events_url(endpoint.as_str())).unwrap_or_else(|_| endpoint.clone())
 }
 
 async fn read_body(mut response: reqwest::Response) -> String {
@@ -173,5 +168,8 @@ mod tests {
         assert_eq!(events_url(&base).as_str(), "http://127.0.0.1:8000/api/analytics/events");
         let custom = reqwest::Url::parse("http://h/track").unwrap();
         assert_eq!(events_url(&custom).as_str(), "http://h/track");
+        // A prefix the server is mounted under, as every SDK reads it.
+        let prefix = reqwest::Url::parse("http://h/analytics/?x=1").unwrap();
+        assert_eq!(events_url(&prefix).as_str(), "http://h/analytics/api/analytics/events?x=1");
     }
 }

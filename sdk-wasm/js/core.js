@@ -20,6 +20,7 @@ const E_NOT_STARTED = 15;
 const ERRORS = /*#__PURE__*/ 'ok,null_argument,invalid_utf8,invalid_json,invalid_config,shut_down,opted_out,timeout,invalid_name,invalid_url,queue_full,too_large,storage,runtime,panic,not_started'.split(',');
 // The protocol (sdk-core/src/protocol/mod.rs, docs/protocol.md):
 const EVENTS_PATH = '/api/analytics/events';
+const TRACK_PATH = '/track';
 const API_KEY_HEADER = 'X-API-Key';
 const API_KEY_PARAM = 'api_key';
 const SHARE_PARAM = '_s';

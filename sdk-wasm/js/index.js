@@ -39,6 +39,16 @@ function put(m, s, p, end) {
 // opts, shareParam and joinUrl are in js/share.js, put before this file by scripts/build.sh.
 
 // localStorage behind try/catch; null when blocked (private modes, sandboxed iframes).
+// The core's `protocol::events_url` (the rule every SDK shares): an endpoint whose path ends in
+// the events path or /track is the ingest URL; any other is a base (or a prefix the server is
+// mounted under) that gets the events path after its trailing slashes, the query kept last.
+// Written here as well because the wasm would cost this build more; the package's Node tests
+// check it against the core's own cases (sdk-core/fixtures/endpoints.json).
+function eventsUrl(e) {
+  const i = e.search(/[?#]|$/), path = e.slice(0, i);
+  return path.endsWith(EVENTS_PATH) || path.endsWith(TRACK_PATH) ? e : path.replace(/\/+$/, '') + EVENTS_PATH + e.slice(i);
+}
+
 function openStorage() {
   try {
     const ls = g.localStorage, k = 'empmix:probe';
@@ -81,7 +91,7 @@ export class EmpMix {
     const n = w.em_settings((this._args(JSON.stringify(o, (k, v) => (k == 'wasm' ? void 0 : v))) || [-1])[0], this.ls ? 1 : 0);
     if (n >= 0) throw new Error('[empmix] ' + this._out(n));
     this.key = o.apiKey || '';
-    this.url = (o.endpoint || '').replace(/\/+$/, '') + EVENTS_PATH;
+    this.url = eventsUrl(o.endpoint || '');
     this.p = 'empmix:' + (o.project || 'default') + ':';
     this.tab = Math.random().toString(36).slice(2, 10);
     this.keys = new Map(); // event id -> its chunk { k: key, n: events left, b: their record bytes }, per stored event
@@ -451,7 +461,7 @@ export class EmpMix {
   _unload() {
     const w = this.w, now = Date.now();
     this._persist();
-    const url = this.url + '?' + API_KEY_PARAM + '=' + encodeURIComponent(this.key);
+    const url = this.url + (this.url.includes('?') ? '&' : '?') + API_KEY_PARAM + '=' + encodeURIComponent(this.key);
     for (let n; (n = w.em_poll_unload(now, BEACON_MAX_BYTES)) >= 0;) {
       const body = this._out(n), h = w.em_last_handle();
       this.beaconed.push(h);

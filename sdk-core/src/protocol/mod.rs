@@ -47,6 +47,31 @@ pub const BEACON_MAX_BYTES: usize = 60 * 1024;
 /// Bytes of a batch body besides its events: `{"sent_at":…,"events":[…]}`.
 pub const BATCH_OVERHEAD_BYTES: usize = 48;
 
+/// Where an SDK configured with `endpoint` sends its batches, the one rule for every SDK: a
+/// URL whose path already ends in [`EVENTS_PATH`] or [`TRACK_PATH`] is the ingest URL itself;
+/// any other is the server's base URL (`https://analytics.example.com`, or a prefix it is
+/// mounted under, `https://example.com/analytics`), to which [`EVENTS_PATH`] is added after
+/// the trailing slashes go. A query string or fragment stays at the end. A relative endpoint
+/// (the browser's `""` for the page's own origin) follows the same rule. Nothing is checked:
+/// each SDK checks what it accepts (a scheme, a host) itself. The cases:
+/// `sdk-core/fixtures/endpoints.json`.
+pub fn events_url(endpoint: &str) -> String {
+    // The path part ends at the query or fragment, which only `?` or `#` begins.
+    let end = endpoint.bytes().position(|b| b == b'?' || b == b'#').unwrap_or(endpoint.len());
+    let (path, rest) = endpoint.split_at(end);
+    if path.ends_with(EVENTS_PATH) || path.ends_with(TRACK_PATH) {
+        return endpoint.to_string();
+    }
+    // Trailing slashes, by bytes (`trim_end_matches` links a char searcher into the browser's
+    // build); the `//` of `https://` only when nothing follows it.
+    let base = &path[..path.bytes().rposition(|b| b != b'/').map_or(0, |i| i + 1)];
+    let mut url = String::with_capacity(endpoint.len() + EVENTS_PATH.len());
+    url.push_str(base);
+    url.push_str(EVENTS_PATH);
+    url.push_str(rest);
+    url
+}
+
 /// What an HTTP status means for the client that sent a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusClass {
@@ -164,6 +189,18 @@ pub(crate) fn read_event_header(encoded: &str) -> Option<(EventId, Timestamp)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_become_one_ingest_url_for_every_sdk() {
+        // The same table the browser package's hand-written driver is tested against.
+        let cases: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../../fixtures/endpoints.json")).unwrap();
+        assert!(cases.len() >= 10);
+        for case in cases {
+            let (endpoint, url) = (case["endpoint"].as_str().unwrap(), case["url"].as_str().unwrap());
+            assert_eq!(events_url(endpoint), url, "{endpoint:?}");
+        }
+    }
 
     #[test]
     fn statuses_are_classified_as_documented() {

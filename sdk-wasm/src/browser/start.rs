@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::{EventTarget, StorageEvent};
 
 use empmix_core::persist::is_restorable;
-use empmix_core::protocol::{API_KEY_PARAM, BEACON_MAX_BYTES, EVENTS_PATH};
+use empmix_core::protocol::{API_KEY_PARAM, BEACON_MAX_BYTES, events_url};
 use empmix_core::settings::{API_KEY, ENDPOINT, MAX_STORED_BYTES, MAX_STORED_EVENTS, PERSIST, PROJECT};
 
 use super::js::{self, LocalStorage, LockManager};
@@ -163,8 +163,12 @@ fn finish(start: Step) -> f64 {
     let state = store.as_ref().and_then(|(t, ls)| t.state(ls));
     let hold = if store.is_some() && state.is_none() { FRESH_IDENTITY_HOLD_MS } else { 0.0 };
     let driver = Driver::start(Date::now(), s.seed, s.config, state.as_deref().unwrap_or(""), records);
-    let beacon_url =
-        s.url.clone() + "?" + API_KEY_PARAM + "=" + &String::from(js_sys::encode_uri_component(&s.key));
+    // After the endpoint's own query, if it has one.
+    let beacon_url = s.url.clone()
+        + if s.url.contains('?') { "&" } else { "?" }
+        + API_KEY_PARAM
+        + "="
+        + &String::from(js_sys::encode_uri_component(&s.key));
     let page: Shared = Box::leak(Box::new(RefCell::new(Page {
         driver,
         store,
@@ -233,8 +237,6 @@ impl Client {
         };
         let project = option(&options, PROJECT).as_string().unwrap_or_else(|| "default".into());
         let endpoint = option(&options, ENDPOINT).as_string().unwrap_or_default();
-        // Without its trailing slashes (by bytes: `trim_end_matches` links a char searcher).
-        let endpoint = &endpoint[..endpoint.bytes().rposition(|b| b != b'/').map_or(0, |i| i + 1)];
         let store = storage.map(|mut ls| {
             let mut tabs = TabStorage::new(
                 &("empmix:".to_string() + &project + ":"),
@@ -250,7 +252,7 @@ impl Client {
             store,
             entries: Vec::new(),
             seed: random_u64(),
-            url: endpoint.to_string() + EVENTS_PATH,
+            url: events_url(&endpoint),
             key: option(&options, API_KEY).as_string().unwrap_or_default(),
             project,
             locks: js::locks(),

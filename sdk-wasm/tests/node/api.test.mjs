@@ -103,6 +103,23 @@ test('share links agree with the core on the shared URL cases', async () => {
   srv.close();
 });
 
+test('requests go where the core says for each endpoint, with or without a path', async () => {
+  const cases = JSON.parse(await readFile(new URL('../../../sdk-core/fixtures/endpoints.json', import.meta.url), 'utf8'));
+  const srv = await ingest();
+  let checked = 0;
+  // The absolute cases, on the stand-in's origin (Node's fetch takes no relative URL).
+  for (const c of cases.filter(c => c.endpoint.startsWith('https://a.example'))) {
+    const mix = await EmpMix.init({ apiKey: 'k-url', endpoint: c.endpoint.replace('https://a.example', srv.endpoint), wasm, persist: false });
+    mix.track('where');
+    assert.equal(await mix.flush(5000), true, c.endpoint);
+    const url = new URL(c.url);
+    assert.equal(srv.events.pop().path, url.pathname + url.search, c.endpoint);
+    checked++;
+  }
+  assert.ok(checked >= 8);
+  srv.close();
+});
+
 test('flush settles once: false at its timeout while sends fail, and nothing is lost', async () => {
   const srv = await ingest();
   let failing = true;

@@ -18,7 +18,7 @@ export async function ingest() {
     req.on('end', () => {
       const raw = Buffer.concat(chunks), gzip = req.headers['content-encoding'] == 'gzip';
       const batch = JSON.parse((gzip ? gunzipSync(raw) : raw).toString());
-      events.push(...batch.events.map(e => Object.assign(e, { key: req.headers['x-api-key'], gzip })));
+      events.push(...batch.events.map(e => Object.assign(e, { key: req.headers['x-api-key'], gzip, path: req.url })));
       res.setHeader('Content-Type', 'application/json');
       res.end(JSON.stringify({ accepted: batch.events.length, rejected: [] }));
     });
