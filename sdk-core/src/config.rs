@@ -110,6 +110,7 @@ pub struct Config {
     pub(crate) backoff_base: Duration,
     pub(crate) backoff_cap: Duration,
     pub(crate) max_in_flight: usize,
+    pub(crate) send_gap: Duration,
     pub(crate) persist: bool,
     pub(crate) report_outcomes: bool,
     pub(crate) context: Context,
@@ -132,6 +133,7 @@ impl Default for Config {
             backoff_base: DEFAULT_BACKOFF_BASE,
             backoff_cap: DEFAULT_BACKOFF_CAP,
             max_in_flight: 1,
+            send_gap: Duration::ZERO,
             persist: false,
             report_outcomes: false,
             context: Context::default(),
@@ -215,6 +217,12 @@ impl ConfigBuilder {
         backoff_cap: Duration;
         /// Requests in flight at once (default 1, which keeps delivery in order).
         max_in_flight: usize;
+        /// After a request, a queue that reaches `flush_at` waits this long from it before
+        /// the next is cut, unless it holds a full batch (`max_batch_events`): under a burst
+        /// of events, requests grow instead of multiplying, each request having a fixed cost
+        /// (in a browser, about a millisecond of the page's main thread). The time window,
+        /// explicit flushes and shutdown never wait for it. Default 0: no wait.
+        send_gap: Duration;
         /// Emit persistence operations for the driver's storage (default off: memory only).
         persist: bool;
         /// Queue a per-event [`crate::Report`] for every delivery and drop (default off;

@@ -24,6 +24,59 @@ fn threshold_flush_sends_exactly_flush_at_events() {
 }
 
 #[test]
+fn a_burst_waits_the_send_gap_and_goes_as_fewer_larger_requests() {
+    let gap = Duration::from_millis(200);
+    let mut h = Harness::with(|b| {
+        b.flush_at(5).max_batch_events(12).send_gap(gap).flush_interval(Duration::from_secs(30))
+    });
+    for i in 0..5 {
+        h.track(&format!("a{i}"));
+    }
+    let first = h.poll().expect("the first request goes at flush_at, nothing before it to wait for");
+    assert_eq!(first.events, 5);
+    h.respond(&first, 200);
+    // Past flush_at again at once: held until the gap from the first request ends.
+    for i in 0..7 {
+        h.track(&format!("b{i}"));
+    }
+    assert!(h.poll().is_none(), "7 waiting, within the gap");
+    assert_eq!(h.engine.poll_timeout(h.now), Some(Timestamp::from_unix_millis(common::T0 + 200)));
+    h.advance(Duration::from_millis(100));
+    for i in 0..3 {
+        h.track(&format!("c{i}"));
+    }
+    assert!(h.poll().is_none(), "10 waiting, still within the gap");
+    h.advance(Duration::from_millis(99));
+    assert!(h.poll().is_none(), "one millisecond early");
+    h.fire_timer();
+    let second = h.poll().expect("the gap ended");
+    assert_eq!(second.events, 10, "one request for what arrived during the gap");
+    h.respond(&second, 200);
+    // A full batch does not wait for the gap.
+    for i in 0..12 {
+        h.track(&format!("d{i}"));
+    }
+    let full = h.poll().expect("a full batch goes at once");
+    assert_eq!(full.events, 12);
+    h.respond(&full, 200);
+    // Nor does an explicit flush.
+    h.track("e");
+    let _ = h.engine.flush();
+    assert_eq!(h.poll().expect("flush ignores the gap").events, 1);
+}
+
+#[test]
+fn without_a_send_gap_each_threshold_sends_at_once() {
+    let mut h = Harness::with(|b| b.flush_at(2));
+    for round in 0..3 {
+        h.track("a");
+        h.track("b");
+        let t = h.poll().unwrap_or_else(|| panic!("round {round}"));
+        h.respond(&t, 200);
+    }
+}
+
+#[test]
 fn time_window_flush_after_interval_since_oldest_event() {
     let mut h = Harness::with(|b| b.flush_interval(Duration::from_secs(30)));
     let first = h.track("a");

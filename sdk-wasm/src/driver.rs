@@ -81,6 +81,11 @@ const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 /// The browser's default flush window: shorter than the core's, as a page may close any time.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 
+/// The browser's send gap ([`empmix_core::ConfigBuilder::send_gap`]): each request costs the
+/// page about a millisecond of main thread whatever its size, so under a burst a queue past
+/// `flushAt` waits up to this long after the last request (a full batch never waits).
+pub const SEND_GAP: Duration = Duration::from_millis(250);
+
 /// The engine's configuration from the page's options (a JSON object, decoded by the core's
 /// [`settings::decode`], so a bad value is an error naming it), with persistence when
 /// `persist` (the page has storage and did not switch it off).
@@ -88,7 +93,8 @@ pub fn configure(options: &str, persist: bool) -> Result<Config, SettingError> {
     let base = Config::builder()
         .persist(persist)
         .context(library_context([""; 6]))
-        .flush_interval(DEFAULT_FLUSH_INTERVAL);
+        .flush_interval(DEFAULT_FLUSH_INTERVAL)
+        .send_gap(SEND_GAP);
     settings::decode(options, base)
 }
 

@@ -73,9 +73,14 @@ pub struct Engine {
     backoff: Backoff,
     stats: Stats,
     persist_ops: VecDeque<PersistOp>,
-    reports: VecDeque<Report>,
+    /// Outcomes not yet polled: a `Vec` (taken from the front), not a second `VecDeque`
+    /// instance, which the browser build would pay for though it never asks for reports.
+    reports: Vec<Report>,
     session_saved_at: Timestamp,
     next_expiry_check: Timestamp,
+    /// Until when the queue waits for a full batch after the last request
+    /// ([`crate::ConfigBuilder::send_gap`]).
+    gap_until: Timestamp,
     shutting_down: bool,
 }
 
@@ -106,9 +111,10 @@ impl Engine {
             backoff: Backoff::default(),
             stats: Stats::default(),
             persist_ops: VecDeque::new(),
-            reports: VecDeque::new(),
+            reports: Vec::new(),
             session_saved_at: now,
             next_expiry_check: now,
+            gap_until: now,
             shutting_down: false,
         }
     }
@@ -433,7 +439,7 @@ impl Engine {
 
     /// The next per-event outcome. Only produced with `report_outcomes` on.
     pub fn poll_report(&mut self) -> Option<Report> {
-        self.reports.pop_front()
+        (!self.reports.is_empty()).then(|| self.reports.remove(0))
     }
 
     fn save_state(&mut self) {
@@ -480,7 +486,7 @@ impl Engine {
         }
         let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
         if self.config.report_outcomes {
-            self.reports.push_back(report(ids.clone()));
+            self.reports.push(report(ids.clone()));
         }
         if self.config.persist {
             self.persist_ops.push_back(PersistOp::Remove { ids });

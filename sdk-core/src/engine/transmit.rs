@@ -54,7 +54,7 @@ impl Engine {
             return None;
         }
         let cut =
-            self.batcher.flush_due(now, self.config.flush_at, self.config.flush_interval, self.shutting_down);
+            self.batcher.flush_due(now, self.flush_at(now), self.config.flush_interval, self.shutting_down);
         let limits =
             Limits { max_events: self.config.max_batch_events, max_bytes: self.config.max_batch_bytes };
         self.take_transmit(now, limits, cut)
@@ -73,9 +73,20 @@ impl Engine {
         self.take_transmit(now, limits, true)
     }
 
+    /// The queue's length that cuts a batch at `now`: `flush_at`, or a full batch while the
+    /// send gap after the last request runs.
+    fn flush_at(&self, now: Timestamp) -> usize {
+        if now < self.gap_until {
+            self.config.max_batch_events.max(self.config.flush_at)
+        } else {
+            self.config.flush_at
+        }
+    }
+
     fn take_transmit(&mut self, now: Timestamp, limits: Limits, cut: bool) -> Option<Transmit> {
         let batch = self.batcher.next_batch(limits, cut)?;
         self.stats.requests += 1;
+        self.gap_until = now.saturating_add(self.config.send_gap);
         Some(Transmit {
             batch: batch.id,
             body: encode_batch(now, batch.events.iter().map(|e| e.json.as_str())),
@@ -84,8 +95,9 @@ impl Engine {
     }
 
     /// When the driver should call [`Engine::handle_timeout`] next, if anything is waiting on
-    /// time: the end of a backoff, or the time window of the oldest queued event. `None` means
-    /// nothing waits on a timer (an idle queue, or a full in-flight window).
+    /// time: the end of a backoff, of the send gap for a queue past `flush_at`, or the time
+    /// window of the oldest queued event. `None` means nothing waits on a timer (an idle
+    /// queue, or a full in-flight window).
     pub fn poll_timeout(&mut self, now: Timestamp) -> Option<Timestamp> {
         if self.batcher.in_flight.len() >= self.config.max_in_flight {
             return None;
@@ -93,13 +105,19 @@ impl Engine {
         let flush_now = !self.batcher.ready.is_empty()
             || self.batcher.flush_due(
                 now,
-                self.config.flush_at,
+                self.flush_at(now),
                 self.config.flush_interval,
                 self.shutting_down,
             );
         let window =
             if flush_now { Some(now) } else { self.batcher.window_deadline(now, self.config.flush_interval) };
         let window = window?;
+        // A queue held back only by the gap is due when it ends.
+        let window = if now < self.gap_until && self.batcher.queue.len() >= self.config.flush_at {
+            window.min(self.gap_until)
+        } else {
+            window
+        };
         Some(match self.backoff.until {
             Some(until) => window.max(until),
             None => window,
