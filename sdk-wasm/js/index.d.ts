@@ -25,7 +25,7 @@ export interface EmpMixOptions {
   conferenceId?: string;
   /** Where to load the engine from: a URL, a `Response`, bytes or a compiled module. Default: `empmix.wasm` next to this file. */
   wasm?: string | URL | Response | Promise<Response> | BufferSource | WebAssembly.Module;
-  /** Send when this many events wait: 1 to 500. Default 20. */
+  /** Send when this many events wait: 1 to 500. Default 20. Within 250 ms of the last request, a burst waits for a full batch (500) or the end of those 250 ms, so it goes as fewer, larger requests. */
   flushAt?: number;
   /** Send when the oldest event has waited this many milliseconds (a whole number). Default 10000. */
   flushInterval?: number;
