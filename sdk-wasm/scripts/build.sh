@@ -13,7 +13,8 @@
 #                the one module on the page's critical path
 #   empmix.js    the wasm-bindgen glue, imported by the loader when it starts the engine
 #   empmix.wasm  the engine and the browser driver, size-optimised
-#   context.js   the page's browser context (js/context.js), imported by the glue
+#   context.js   the page's browser context (js/context.js) and the compression worker
+#                (js/gzip.js), imported by the glue
 #
 # Both rebuild std for size with the toolchain pinned in rust-toolchain.toml; --stable builds
 # the same sources on plain stable with the precompiled std instead (bigger; into a -stable
@@ -143,12 +144,13 @@ else
     python3 scripts/minify-glue.py "$glue/empmix.js" "$glue/names.json" "$out/empmix.wasm" >"$glue/minified.js"
     # The glue names the wasm file and the context module by their wasm-bindgen paths; the
     # package has them beside it.
-    snippet=$(cd "$glue" && ls snippets/*/js/context.js)
-    sed -e "s|empmix_bg\\.wasm|empmix.wasm|g" -e "s|^\\(import .* from \\)[\"']\\./$snippet[\"']|\\1\"./context.js\"|" \
+    # js/gzip.js (the compression worker) goes into the same module as js/context.js.
+    sed -e "s|empmix_bg\\.wasm|empmix.wasm|g" -e "s#^\\(import .* from \\)[\"']\\./snippets/[^/]*/js/\\(context\\|gzip\\)\\.js[\"']#\\1\"./context.js\"#" \
         "$glue/minified.js" >"$glue/glue.js"
     grep -q '^import .* from "./context.js"' "$glue/glue.js" || { echo "the glue's import of context.js was not found" >&2; exit 1; }
+    ! grep -q 'snippets/' "$glue/glue.js" || { echo "the glue imports a snippet the package does not have" >&2; exit 1; }
     terse "$glue/glue.js" -o "$out/empmix.js"
-    terse js/context.js -o "$out/context.js"
+    terse js/context.js js/gzip.js -o "$out/context.js"
     terse js/core.js js/share.js js/loader.js --mangle-props regex=/^_/ -o "$out/index.js"
     files='"index.js", "empmix.js", "context.js", "index.d.ts", "empmix.wasm", "README.md"'
     exports='"./context": "./context.js", "./empmix.wasm": "./empmix.wasm"'

@@ -38,6 +38,8 @@ struct Page {
     beacon_url: String,
     key: String,
     gzip: bool,
+    /// The compression worker (`js/gzip.js`), or null: none, or it failed to start.
+    worker: JsValue,
     /// The pending engine timer and when it fires.
     timer: Option<(f64, Timeout)>,
     /// A pump is queued for the end of this task.
@@ -106,8 +108,13 @@ fn schedule(p: &mut Page) {
     }
 }
 
-/// Persists, sends what is due, sets the engine's timer and settles finished flushes.
-fn pump(page: Shared) {
+/// Persists, sets the engine's timer and settles finished flushes; with `send`, first sends
+/// what is due. The microtask after a burst of calls does not send: its events are stored
+/// before the task ends (nothing accepted waits in memory only), and a request due now goes
+/// from the timer, set for now, in a task of its own, so the page's task that tracked the
+/// events stays short (cutting, encoding and compressing a batch of hundreds of events is a
+/// few milliseconds).
+fn pump(page: Shared, send: bool) {
     let Ok(mut p) = page.try_borrow_mut() else {
         return;
     };
@@ -115,7 +122,7 @@ fn pump(page: Shared) {
     let now = Date::now();
     p.persist();
     let mut due = Vec::new();
-    while let Some(r) = p.driver.poll_transmit(now) {
+    while let Some(r) = send.then(|| p.driver.poll_transmit(now)).flatten() {
         due.push(r);
     }
     let next = p.driver.poll_timeout(now);
@@ -131,7 +138,7 @@ fn pump(page: Shared) {
                     p.timer = None;
                     p.driver.handle_timeout(Date::now());
                 }
-                pump(page);
+                pump(page, true);
             }),
         ));
     }
@@ -217,7 +224,7 @@ impl Client {
         });
         p.waiters.push(Waiter { id, resolve, _timer: timer });
         drop(p);
-        pump(self.page);
+        pump(self.page, false);
         promise
     }
 

@@ -5,6 +5,10 @@
 //! A request's promises are followed with one closure made at start, the page's hook
 //! ([`hook`]), bound per step to the request's handle: no future executor, no closure made
 //! per request, and nothing left behind by a promise that never settles one way.
+//!
+//! Bodies are gzipped in a worker where the page can start one (`js/gzip.js`): zlib on the
+//! page's main thread cost it milliseconds per batch. The worker answers through the hook too;
+//! where there is none, or it fails, the `CompressionStream` runs on the main thread.
 
 use js_sys::{Date, Reflect};
 use wasm_bindgen::JsCast;
@@ -16,6 +20,16 @@ use empmix_core::protocol::API_KEY_HEADER;
 use super::js::{self, Compressor, Pending};
 use super::{Shared, pump};
 use crate::driver::Request;
+
+#[wasm_bindgen(module = "/js/gzip.js")]
+extern "C" {
+    /// A worker that gzips bodies and answers `hook` (see `js/gzip.js`), or null.
+    #[wasm_bindgen(js_name = gzipWorker)]
+    pub fn gzip_worker(hook: &JsValue) -> JsValue;
+    /// Hands a copy of `body` to the worker, to be answered as the request `handle`'s body.
+    #[wasm_bindgen(js_name = gzipIn)]
+    fn gzip_in(worker: &JsValue, handle: u32, body: &[u8]);
+}
 
 /// Longest response body handed to the engine (it reads only error details from it).
 const MAX_RESPONSE_CHARS: usize = 65_536;
@@ -43,6 +57,8 @@ mod step {
     pub const FAILED: u32 = 3;
     /// A pump queued by [`super::super::schedule`].
     pub const PUMP: u32 = 4;
+    /// The compression worker could not start (value: none).
+    pub const NO_WORKER: u32 = 5;
 }
 
 pub(super) use step::PUMP;
@@ -52,6 +68,8 @@ pub(super) use step::PUMP;
 pub struct InFlight {
     handle: u32,
     keepalive: bool,
+    /// Its body is with the compression worker.
+    in_worker: bool,
     status: u32,
     retry_after: String,
 }
@@ -60,7 +78,8 @@ pub struct InFlight {
 /// ([`super::start::event`]).
 pub fn hook(page: Shared) -> JsValue {
     Closure::<dyn FnMut(u32, u32, JsValue)>::new(move |step: u32, handle: u32, value: JsValue| match step {
-        step::PUMP => pump(page),
+        step::PUMP => pump(page, false),
+        step::NO_WORKER => no_worker(page),
         0..step::PUMP => advance(page, step, handle, value),
         _ => super::start::handle_event(page, step, value),
     })
@@ -84,14 +103,31 @@ pub fn send(page: Shared, request: Request, mode: Mode) {
         return;
     };
     let keepalive = mode == Mode::Keepalive;
-    p.in_flight.push(InFlight { handle: request.handle, keepalive, status: 0, retry_after: String::new() });
-    if p.gzip && !keepalive {
+    let in_worker = p.gzip && !keepalive && !p.worker.is_null();
+    let handle = request.handle;
+    p.in_flight.push(InFlight { handle, keepalive, in_worker, status: 0, retry_after: String::new() });
+    if in_worker {
+        gzip_in(&p.worker, handle, request.body.as_bytes());
+    } else if p.gzip && !keepalive {
         match compress(request.body.as_bytes()) {
-            Ok(buffer) => follow(&p.hook, &buffer, step::BODY, request.handle),
-            Err(_) => fail(&mut p, request.handle),
+            Ok(buffer) => follow(&p.hook, &buffer, step::BODY, handle),
+            Err(_) => fail(&mut p, handle),
         }
     } else {
         post(&mut p, request.handle, &JsValue::from_str(&request.body), false);
+    }
+}
+
+/// The worker did not start: what it was given fails (the engine retries it, compressed
+/// here), and the main thread compresses from now on.
+fn no_worker(page: Shared) {
+    let Ok(mut p) = page.try_borrow_mut() else {
+        return;
+    };
+    p.worker = JsValue::NULL;
+    let stranded: Vec<u32> = p.in_flight.iter().filter(|f| f.in_worker).map(|f| f.handle).collect();
+    for handle in stranded {
+        fail(&mut p, handle);
     }
 }
 
@@ -127,6 +163,9 @@ fn advance(page: Shared, step: u32, handle: u32, value: JsValue) {
     let Ok(mut p) = page.try_borrow_mut() else {
         return;
     };
+    if let Some(f) = p.in_flight.iter_mut().find(|f| f.handle == handle) {
+        f.in_worker = false;
+    }
     match step {
         step::BODY => post(&mut p, handle, &value, true),
         step::RESPONSE => {

@@ -176,6 +176,7 @@ fn finish(start: Step) -> f64 {
         beacon_url,
         key: s.key,
         gzip: send::can_gzip(),
+        worker: JsValue::NULL,
         timer: None,
         scheduled: false,
         beaconed: Vec::new(),
@@ -187,12 +188,15 @@ fn finish(start: Step) -> f64 {
     })));
     let hook = send::hook(page);
     if let Ok(mut p) = page.try_borrow_mut() {
+        if p.gzip {
+            p.worker = send::gzip_worker(&hook);
+        }
         p.hook = hook;
         p.persist();
         refresh_context(&mut p.driver);
     }
     listen(page);
-    pump(page);
+    pump(page, false);
     let _ = s.resolve.call1(&JsValue::NULL, &Client { page }.into());
     hold
 }
@@ -315,7 +319,7 @@ pub(super) fn handle_event(page: Shared, step: u32, e: JsValue) {
                 .is_some_and(|v| v == "hidden");
             if hidden { hide(page) } else { back(page) }
         }
-        _ => pump(page),
+        _ => pump(page, false),
     }
 }
 
@@ -399,5 +403,5 @@ fn back(page: Shared) {
             p.counts.resent += events as u64;
         }
     }
-    pump(page);
+    pump(page, false);
 }

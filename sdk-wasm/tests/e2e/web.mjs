@@ -96,6 +96,21 @@ const fetchSpy = `(() => {
     return f.apply(this, arguments);
   };
 })()`;
+// Counts the bodies handed to the compression worker; with a mode, the page has no working
+// one: 'throws' (the constructor refuses, as under a Content-Security-Policy without blob:
+// workers) or 'fails' (it starts, and fails on the first body it is given: an error event,
+// with that body lost).
+const workerSpy = mode => `(() => {
+  const W = window.Worker;
+  window.__toWorker = 0;
+  window.Worker = class extends W {
+    constructor(url, o) {
+      if (${JSON.stringify(mode)} == 'throws') throw new DOMException('blocked', 'SecurityError');
+      super(${JSON.stringify(mode)} == 'fails' ? URL.createObjectURL(new Blob(['onmessage = () => { throw new Error("no") }'])) : url, o);
+    }
+    postMessage(m, t) { __toWorker++; return super.postMessage(m, t); }
+  };
+})()`;
 async function open(context, url = site + '/', until = () => window.ready === true) {
   const p = await context.newPage();
   p.errors = [];
@@ -153,8 +168,9 @@ try {
     await c.close();
   });
 
-  await step('bodies are gzip on the wire and decoded by the server', async () => {
+  await step('bodies are gzip on the wire, compressed in a worker, and decoded by the server', async () => {
     const c = await browser.newContext();
+    await c.addInitScript(workerSpy(''));
     const p = await open(c, site + '/?interval=600000');
     const sent = recordIngest(p);
     const id = await p.evaluate(() => mix.distinctId);
@@ -177,7 +193,34 @@ try {
     assert(wire < json, `gzip ${wire} bytes not smaller than the JSON ${json}`);
     console.log(`  ${bulk.length} request(s), ${ids.length} events: ${wire} bytes gzip on the wire (${(wire / ids.length).toFixed(1)} B/event), `
       + `${json} bytes JSON (${(json / ids.length).toFixed(1)} B/event), ratio ${(json / wire).toFixed(1)}x`);
+    const toWorker = await p.evaluate(() => __toWorker);
+    assert(toWorker == bulk.length, `${toWorker} bodies went to the worker, ${bulk.length} requests were sent`);
     await c.close();
+  });
+
+  await step('a page that cannot start the compression worker still sends every event gzip', async () => {
+    for (const mode of ['throws', 'fails']) {
+      const c = await browser.newContext();
+      await c.addInitScript(workerSpy(mode));
+      const p = await open(c, site + '/?interval=600000');
+      const sent = recordIngest(p);
+      const id = await p.evaluate(() => mix.distinctId);
+      await p.evaluate(() => {
+        for (let i = 0; i < 30; i++) mix.track('no_worker', { i });
+        mix.flush();
+      });
+      // 'fails': the first body is lost with the worker and its batch retried (after the
+      // backoff), compressed on the main thread like every later one.
+      const got = await arrived(id, 'no_worker', 30);
+      assert(new Set(got.map(e => e.event_id)).size == 30, mode + ': stored ' + got.length);
+      const bulk = sent.filter(r => r.ids.length);
+      assert(bulk.length > 0 && bulk.every(r => r.encoding == 'gzip'), mode + ': ' + JSON.stringify(bulk.map(r => r.encoding)));
+      const toWorker = await p.evaluate(() => __toWorker);
+      assert(toWorker == (mode == 'fails' ? 1 : 0), `${mode}: ${toWorker} bodies went to the worker`);
+      assert(p.errors.length == 0, mode + ': page errors: ' + p.errors);
+      console.log(`  ${mode}: ${got.length} events in ${bulk.length} gzip request(s), ${toWorker} body to the worker`);
+      await c.close();
+    }
   });
 
   await step('a tab switch sends by keepalive and coming back resends nothing', async () => {
