@@ -30,6 +30,10 @@ export const LABELS = {
   amplitude: '@amplitude/analytics-browser',
 };
 
+// BENCH_STORED=<events>,<characters> raises the storage bounds (defaults 1,000 and 2,000,000):
+// a burst that outruns delivery leaves the events past them in memory only (stats'
+// notPersisted, printed per run), which makes the localStorage rows cheaper.
+const [maxStoredEvents, maxStoredBytes] = (process.env.BENCH_STORED || '1000,2000000').split(',').map(Number);
 const inits = {
   // The same chunks, each event only turned into JSON: what any page pays for its data.
   baseline: `
@@ -82,7 +86,7 @@ function empmix(persist, web) {
   return `
   import { EmpMix } from '/${web ? 'pkg-web' : 'pkg'}/index.js';
   const mix = await EmpMix.init({ apiKey: 'ik_bench', endpoint: location.origin, persist: ${persist},
-    flushAt: 50, flushInterval: 1000, autoPageView: false });
+    flushAt: 50, flushInterval: 1000, autoPageView: false, maxStoredEvents: ${maxStoredEvents}, maxStoredBytes: ${maxStoredBytes} });
   window.benchStats = () => mix.stats();
   install('empmix-${web ? 'web-' : ''}${persist ? 'storage' : 'memory'}', (name, props) => mix.track(name, props));`;
 }
