@@ -261,8 +261,9 @@ void empmix_engine_config_free(struct EmpmixEngineConfig *config);
 EmpmixResult empmix_engine_config_set_ingest_key(struct EmpmixEngineConfig *config,
                                                  const char *value);
 
-// The server's base URL (`https://analytics.example`, to which `/api/analytics/events` is
-// added) or the full ingest URL: requests carry it. Required.
+// The server's base URL (`https://analytics.example`, or a prefix it is mounted under, to
+// which `/api/analytics/events` is added) or the full ingest URL (ending in that path or
+// `/track`): requests carry it. Required.
 //
 // # Safety
 // `config` is NULL or a live configuration, not used by another thread during the call;

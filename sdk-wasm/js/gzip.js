@@ -3,10 +3,10 @@
 // 500 events (docs/performance.md); a worker takes that off the page. Part of the web build's
 // context.js (scripts/build.sh); the wasm driver (src/browser/send.rs) calls both functions.
 //
-// The worker answers the page's hook: (0, handle, gzipped bytes), or (3, handle) when it could
-// not compress; a worker that fails (it could not start, under a Content-Security-Policy
-// without blob: workers, or it threw) calls (5, 0), and the driver compresses on the main
-// thread from then on.
+// The worker answers the page's hook with (0, handle, gzipped bytes). A worker that fails (it
+// could not start, under a Content-Security-Policy without blob: workers, it threw, or it could
+// not compress) calls (5, handle) instead, and the driver compresses on the main thread from
+// then on: what the worker held is sent again from there.
 const GZIP_WORKER =
   "onmessage=e=>new Response(new Response(e.data[1]).body.pipeThrough(new CompressionStream('gzip')))" +
   '.arrayBuffer().then(b=>postMessage([e.data[0],b],[b]),()=>postMessage([e.data[0]]))';
@@ -14,7 +14,7 @@ const GZIP_WORKER =
 export function gzipWorker(hook) {
   try {
     const w = new Worker(URL.createObjectURL(new Blob([GZIP_WORKER], { type: 'text/javascript' })));
-    w.onmessage = e => hook(e.data[1] ? 0 : 3, e.data[0], e.data[1]);
+    w.onmessage = e => hook(e.data[1] ? 0 : 5, e.data[0], e.data[1]);
     w.onerror = e => {
       e.preventDefault(); // handled: not the page's uncaught error
       hook(5, 0);

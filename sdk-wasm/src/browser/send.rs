@@ -57,7 +57,7 @@ mod step {
     pub const FAILED: u32 = 3;
     /// A pump queued by [`super::super::schedule`].
     pub const PUMP: u32 = 4;
-    /// The compression worker could not start (value: none).
+    /// The compression worker failed: it could not start, threw, or could not compress.
     pub const NO_WORKER: u32 = 5;
 }
 
@@ -118,8 +118,8 @@ pub fn send(page: Shared, request: Request, mode: Mode) {
     }
 }
 
-/// The worker did not start: what it was given fails (the engine retries it, compressed
-/// here), and the main thread compresses from now on.
+/// The worker failed: what it was given fails (the engine retries it, compressed here), and
+/// the main thread compresses from now on.
 fn no_worker(page: Shared) {
     let Ok(mut p) = page.try_borrow_mut() else {
         return;

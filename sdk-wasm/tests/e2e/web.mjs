@@ -98,15 +98,16 @@ const fetchSpy = `(() => {
 })()`;
 // Counts the bodies handed to the compression worker; with a mode, the page has no working
 // one: 'throws' (the constructor refuses, as under a Content-Security-Policy without blob:
-// workers) or 'fails' (it starts, and fails on the first body it is given: an error event,
-// with that body lost).
+// workers), 'fails' (it starts, and throws on the first body it is given: an error event,
+// with that body lost) or 'refuses' (it answers the first body without compressing it).
 const workerSpy = mode => `(() => {
   const W = window.Worker;
   window.__toWorker = 0;
   window.Worker = class extends W {
     constructor(url, o) {
       if (${JSON.stringify(mode)} == 'throws') throw new DOMException('blocked', 'SecurityError');
-      super(${JSON.stringify(mode)} == 'fails' ? URL.createObjectURL(new Blob(['onmessage = () => { throw new Error("no") }'])) : url, o);
+      const script = { fails: 'onmessage = () => { throw new Error("no") }', refuses: 'onmessage = e => postMessage([e.data[0]])' }[${JSON.stringify(mode)}];
+      super(script ? URL.createObjectURL(new Blob([script])) : url, o);
     }
     postMessage(m, t) { __toWorker++; return super.postMessage(m, t); }
   };
@@ -198,8 +199,8 @@ try {
     await c.close();
   });
 
-  await step('a page that cannot start the compression worker still sends every event gzip', async () => {
-    for (const mode of ['throws', 'fails']) {
+  await step('without a working compression worker (it cannot start, throws, or does not compress) every event still goes gzip', async () => {
+    for (const mode of ['throws', 'fails', 'refuses']) {
       const c = await browser.newContext();
       await c.addInitScript(workerSpy(mode));
       const p = await open(c, site + '/?interval=600000');
@@ -209,14 +210,14 @@ try {
         for (let i = 0; i < 30; i++) mix.track('no_worker', { i });
         mix.flush();
       });
-      // 'fails': the first body is lost with the worker and its batch retried (after the
-      // backoff), compressed on the main thread like every later one.
+      // 'fails', 'refuses': the first body is lost with the worker and its batch retried
+      // (after the backoff), compressed on the main thread like every later one.
       const got = await arrived(id, 'no_worker', 30);
       assert(new Set(got.map(e => e.event_id)).size == 30, mode + ': stored ' + got.length);
       const bulk = sent.filter(r => r.ids.length);
       assert(bulk.length > 0 && bulk.every(r => r.encoding == 'gzip'), mode + ': ' + JSON.stringify(bulk.map(r => r.encoding)));
       const toWorker = await p.evaluate(() => __toWorker);
-      assert(toWorker == (mode == 'fails' ? 1 : 0), `${mode}: ${toWorker} bodies went to the worker`);
+      assert(toWorker == (mode == 'throws' ? 0 : 1), `${mode}: ${toWorker} bodies went to the worker`);
       assert(p.errors.length == 0, mode + ': page errors: ' + p.errors);
       console.log(`  ${mode}: ${got.length} events in ${bulk.length} gzip request(s), ${toWorker} body to the worker`);
       await c.close();
