@@ -9,8 +9,6 @@ pub use restore::RestoreReport;
 pub use stats::{DropReason, DroppedCounts, Report, Stats};
 pub use transmit::{Response, Transmit};
 
-use std::collections::VecDeque;
-
 use core::time::Duration;
 
 use crate::attribution::url::{take_share_param, with_share_param};
@@ -72,9 +70,11 @@ pub struct Engine {
     batcher: Batcher,
     backoff: Backoff,
     stats: Stats,
-    persist_ops: VecDeque<PersistOp>,
-    /// Outcomes not yet polled: a `Vec` (taken from the front), not a second `VecDeque`
-    /// instance, which the browser build would pay for though it never asks for reports.
+    /// Storage changes not yet polled, oldest first: a `Vec` taken from the front (a pump
+    /// takes what one task made), not a `VecDeque` instance the browser build pays for.
+    persist_ops: Vec<PersistOp>,
+    /// Outcomes not yet polled: a `Vec` taken from the front, like `persist_ops` (the browser
+    /// build never asks for reports).
     reports: Vec<Report>,
     session_saved_at: Timestamp,
     next_expiry_check: Timestamp,
@@ -110,7 +110,7 @@ impl Engine {
             batcher: Batcher::default(),
             backoff: Backoff::default(),
             stats: Stats::default(),
-            persist_ops: VecDeque::new(),
+            persist_ops: Vec::new(),
             reports: Vec::new(),
             session_saved_at: now,
             next_expiry_check: now,
@@ -209,7 +209,7 @@ impl Engine {
             }
         }
         if self.config.persist {
-            self.persist_ops.push_back(PersistOp::Append { id, record: json.clone() });
+            self.persist_ops.push(PersistOp::Append { id, record: json.clone() });
         }
         self.batcher.push(id, now, now, json);
         Ok(id)
@@ -424,15 +424,15 @@ impl Engine {
 
     /// The next storage change to apply, in order. Only produced with `persist` on.
     pub fn poll_persist(&mut self) -> Option<PersistOp> {
-        self.persist_ops.pop_front()
+        (!self.persist_ops.is_empty()).then(|| self.persist_ops.remove(0))
     }
 
     /// Applies every pending storage change to `storage`, stopping at the first error (the
     /// failed change stays pending and is offered again next time).
     pub fn persist_to<S: Storage>(&mut self, storage: &mut S) -> Result<(), S::Error> {
-        while let Some(op) = self.persist_ops.front() {
+        while let Some(op) = self.persist_ops.first() {
             storage.apply(op)?;
-            self.persist_ops.pop_front();
+            self.persist_ops.remove(0);
         }
         Ok(())
     }
@@ -449,10 +449,10 @@ impl Engine {
         self.session_saved_at = self.session.last_activity;
         let state = encode_state(&self.identity, &self.session, &self.attribution);
         // Only the latest state matters: replace one not yet taken by the driver.
-        if let Some(PersistOp::SaveState { state: pending }) = self.persist_ops.back_mut() {
+        if let Some(PersistOp::SaveState { state: pending }) = self.persist_ops.last_mut() {
             *pending = state;
         } else {
-            self.persist_ops.push_back(PersistOp::SaveState { state });
+            self.persist_ops.push(PersistOp::SaveState { state });
         }
     }
 
@@ -489,7 +489,7 @@ impl Engine {
             self.reports.push(report(ids.clone()));
         }
         if self.config.persist {
-            self.persist_ops.push_back(PersistOp::Remove { ids });
+            self.persist_ops.push(PersistOp::Remove { ids });
         }
     }
 }
