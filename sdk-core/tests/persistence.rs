@@ -180,6 +180,39 @@ fn state_saves_are_coalesced_and_session_saves_throttled() {
     assert_eq!(saves, 1);
 }
 
+#[test]
+fn changes_are_taken_once_each_in_order_by_polls_and_persist_to_alike() {
+    let mut h = Harness::new(config());
+    let _ = std::iter::from_fn(|| h.engine.poll_persist()).count();
+    let a = h.track("a");
+    let b = h.track("b");
+    // One taken by a poll, the other by `persist_to`: each exactly once.
+    assert!(matches!(h.engine.poll_persist(), Some(PersistOp::Append { id, .. }) if id == a));
+    let mut storage = MemoryStorage::new();
+    h.engine.persist_to(&mut storage).unwrap();
+    assert_eq!(h.engine.poll_persist(), None, "persist_to took the rest");
+    let stored = storage.load().unwrap().events;
+    assert_eq!(stored.len(), 1, "only b went to storage: a was the poll's");
+    assert!(stored[0].contains(&b.to_text()));
+    // A state saved while an earlier change is still untaken comes after it, once.
+    let c = h.track("c");
+    h.engine.register(&Properties::new().insert("k", 1i64));
+    h.engine.register(&Properties::new().insert("k", 2i64));
+    let ops: Vec<_> = std::iter::from_fn(|| h.engine.poll_persist()).collect();
+    assert_eq!(ops.len(), 2, "{ops:?}");
+    assert!(matches!(&ops[0], PersistOp::Append { id, .. } if *id == c));
+    assert!(matches!(&ops[1], PersistOp::SaveState { state } if state.contains("2")));
+    // Many waiting (an app that does not poll for a while) are all taken, in order.
+    let tracked: Vec<EventId> = (0..2_000).map(|i| h.track(&format!("e{i}"))).collect();
+    let taken: Vec<EventId> = std::iter::from_fn(|| h.engine.poll_persist())
+        .filter_map(|op| match op {
+            PersistOp::Append { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(taken, tracked);
+}
+
 /// The state record an engine saved last.
 fn saved_state(engine: &mut Engine) -> String {
     let mut storage = MemoryStorage::new();

@@ -70,9 +70,11 @@ pub struct Engine {
     batcher: Batcher,
     backoff: Backoff,
     stats: Stats,
-    /// Storage changes not yet polled, oldest first: a `Vec` taken from the front (a pump
-    /// takes what one task made), not a `VecDeque` instance the browser build pays for.
+    /// Storage changes, oldest first, from `persist_read` on (those before it were taken): a
+    /// `Vec` read by a cursor and emptied once all are taken, not a `VecDeque` instance, which
+    /// the browser build would pay for.
     persist_ops: Vec<PersistOp>,
+    persist_read: usize,
     /// Outcomes not yet polled: a `Vec` taken from the front, like `persist_ops` (the browser
     /// build never asks for reports).
     reports: Vec<Report>,
@@ -111,6 +113,7 @@ impl Engine {
             backoff: Backoff::default(),
             stats: Stats::default(),
             persist_ops: Vec::new(),
+            persist_read: 0,
             reports: Vec::new(),
             session_saved_at: now,
             next_expiry_check: now,
@@ -424,16 +427,26 @@ impl Engine {
 
     /// The next storage change to apply, in order. Only produced with `persist` on.
     pub fn poll_persist(&mut self) -> Option<PersistOp> {
-        (!self.persist_ops.is_empty()).then(|| self.persist_ops.remove(0))
+        // A taken change leaves an empty removal behind (no allocation), dropped with the rest.
+        let op = self.persist_ops.get_mut(self.persist_read)?;
+        let op = core::mem::replace(op, PersistOp::Remove { ids: Vec::new() });
+        self.persist_read += 1;
+        if self.persist_read == self.persist_ops.len() {
+            self.persist_ops.clear();
+            self.persist_read = 0;
+        }
+        Some(op)
     }
 
     /// Applies every pending storage change to `storage`, stopping at the first error (the
     /// failed change stays pending and is offered again next time).
     pub fn persist_to<S: Storage>(&mut self, storage: &mut S) -> Result<(), S::Error> {
-        while let Some(op) = self.persist_ops.first() {
+        while let Some(op) = self.persist_ops.get(self.persist_read) {
             storage.apply(op)?;
-            self.persist_ops.remove(0);
+            self.persist_read += 1;
         }
+        self.persist_ops.clear();
+        self.persist_read = 0;
         Ok(())
     }
 
@@ -449,6 +462,7 @@ impl Engine {
         self.session_saved_at = self.session.last_activity;
         let state = encode_state(&self.identity, &self.session, &self.attribution);
         // Only the latest state matters: replace one not yet taken by the driver.
+        // The last change is never one already taken: taking the last empties the list.
         if let Some(PersistOp::SaveState { state: pending }) = self.persist_ops.last_mut() {
             *pending = state;
         } else {
