@@ -38,7 +38,6 @@ function put(m, s, p, end) {
 
 // opts, shareParam and joinUrl are in js/share.js, put before this file by scripts/build.sh.
 
-// localStorage behind try/catch; null when blocked (private modes, sandboxed iframes).
 // The core's `protocol::events_url` (the rule every SDK shares): an endpoint whose path ends in
 // the events path or /track is the ingest URL; any other is a base (or a prefix the server is
 // mounted under) that gets the events path after its trailing slashes, the query kept last.
@@ -49,6 +48,7 @@ function eventsUrl(e) {
   return path.endsWith(EVENTS_PATH) || path.endsWith(TRACK_PATH) ? e : path.replace(/\/+$/, '') + EVENTS_PATH + e.slice(i);
 }
 
+// localStorage behind try/catch; null when blocked (private modes, sandboxed iframes).
 function openStorage() {
   try {
     const ls = g.localStorage, k = 'empmix:probe';

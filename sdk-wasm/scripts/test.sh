@@ -22,8 +22,8 @@ target=24576
 # ceiling (issue 16's) keeps it from growing unnoticed.
 ceiling=${EMPMIX_WASM_CEILING:-30000}
 gz=$(cat pkg/empmix.wasm pkg/index.js | gzip -9 | wc -c)
-gz_wasm=$(gzip -9 -c pkg/empmix.wasm | wc -c)
-gz_js=$(gzip -9 -c pkg/index.js | wc -c)
+gz_wasm=$(gzip -9 <pkg/empmix.wasm | wc -c)
+gz_js=$(gzip -9 <pkg/index.js | wc -c)
 br=$( (command -v brotli >/dev/null && cat pkg/empmix.wasm pkg/index.js | brotli -q 11 -c | wc -c) || echo "?")
 echo "package: $gz bytes gzip -9 (wasm $gz_wasm + js $gz_js separately), $br bytes brotli -q 11"
 if [ "$gz" -gt "$target" ]; then
@@ -32,7 +32,7 @@ fi
 # The same sources on plain stable (no std rebuild), and the web build (every file a page
 # loads), reported beside it: the web build replaces pkg/ once it is under the ceiling.
 for dir in pkg-stable pkg-web; do
-    echo "$dir: $(cat $dir/*.wasm $dir/*.js | gzip -9 | wc -c) bytes gzip -9 ($(cd $dir && for f in *.wasm *.js; do printf '%s %s, ' "$f" "$(gzip -9 -c "$f" | wc -c)"; done | sed 's/, $//'))"
+    echo "$dir: $(cat $dir/*.wasm $dir/*.js | gzip -9 | wc -c) bytes gzip -9 ($(cd $dir && for f in *.wasm *.js; do printf '%s %s, ' "$f" "$(gzip -9 <"$f" | wc -c)"; done | sed 's/, $//'))"
 done
 size_ok=1
 # The web build's loader is the one module on the page's critical path: at most 2 KB (issue 16).

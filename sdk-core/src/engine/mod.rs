@@ -75,8 +75,8 @@ pub struct Engine {
     /// the browser build would pay for.
     persist_ops: Vec<PersistOp>,
     persist_read: usize,
-    /// Outcomes not yet polled: a `Vec` taken from the front, like `persist_ops` (the browser
-    /// build never asks for reports).
+    /// Outcomes not yet polled, oldest first, taken from the front: one per request, not per
+    /// event, so the list stays short (the browser build never asks for reports).
     reports: Vec<Report>,
     session_saved_at: Timestamp,
     next_expiry_check: Timestamp,

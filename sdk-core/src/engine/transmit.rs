@@ -76,11 +76,16 @@ impl Engine {
     /// The queue's length that cuts a batch at `now`: `flush_at`, or a full batch while the
     /// send gap after the last request runs.
     fn flush_at(&self, now: Timestamp) -> usize {
-        if now < self.gap_until {
+        if self.in_gap(now) {
             self.config.max_batch_events.max(self.config.flush_at)
         } else {
             self.config.flush_at
         }
+    }
+
+    /// Whether the send gap after the last request still runs.
+    fn in_gap(&self, now: Timestamp) -> bool {
+        now < self.gap_until
     }
 
     fn take_transmit(&mut self, now: Timestamp, limits: Limits, cut: bool) -> Option<Transmit> {
@@ -113,7 +118,7 @@ impl Engine {
             if flush_now { Some(now) } else { self.batcher.window_deadline(now, self.config.flush_interval) };
         let window = window?;
         // A queue held back only by the gap is due when it ends.
-        let window = if now < self.gap_until && self.batcher.queue.len() >= self.config.flush_at {
+        let window = if self.in_gap(now) && self.batcher.queue.len() >= self.config.flush_at {
             window.min(self.gap_until)
         } else {
             window

@@ -48,8 +48,8 @@ pub const CHUNK_MAX: usize = 65_536;
 /// Separates the events of one stored chunk: the ASCII record separator, which JSON text (every
 /// record is) can never contain unescaped, as in JSON text sequences (RFC 7464).
 const RS: char = '\x1e';
-/// The length of an event id's hyphenated text.
-const ID_LEN: usize = 36;
+/// The length of an event id's hyphenated text (the core's, as every driver slices it).
+const ID_LEN: usize = empmix_core::frontend::EVENT_ID_LEN;
 
 /// Counters the driver reports in stats().
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
