@@ -111,6 +111,7 @@ pub struct Config {
     pub(crate) backoff_cap: Duration,
     pub(crate) max_in_flight: usize,
     pub(crate) send_gap: Duration,
+    pub(crate) shared_context: bool,
     pub(crate) persist: bool,
     pub(crate) report_outcomes: bool,
     pub(crate) context: Context,
@@ -134,6 +135,7 @@ impl Default for Config {
             backoff_cap: DEFAULT_BACKOFF_CAP,
             max_in_flight: 1,
             send_gap: Duration::ZERO,
+            shared_context: true,
             persist: false,
             report_outcomes: false,
             context: Context::default(),
@@ -223,6 +225,11 @@ impl ConfigBuilder {
         /// (in a browser, about a millisecond of the page's main thread). The time window,
         /// explicit flushes and shutdown never wait for it. Default 0: no wait.
         send_gap: Duration;
+        /// Send the context once per request, as the batch's `context`, when every event of
+        /// the batch carries the one this engine encodes (docs/protocol.md), instead of in
+        /// each event: a plain body (a beacon) shrinks by the context's size per event. Default
+        /// on; turn it off for a server older than that field (2026-12-02), which ignores it.
+        shared_context: bool;
         /// Emit persistence operations for the driver's storage (default off: memory only).
         persist: bool;
         /// Queue a per-event [`crate::Report`] for every delivery and drop (default off;

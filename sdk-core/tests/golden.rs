@@ -22,15 +22,17 @@ fn fixture(name: &str) -> String {
 }
 
 /// The seed scenario on three devices with fixed seeds and a fixed clock: A shares, B opens and
-/// shares, C opens B's link and registers, plus a page view, a check-in and an AI chat.
-fn seed_scenario_events() -> Vec<String> {
+/// shares, C opens B's link and registers, plus a page view, a check-in and an AI chat: the
+/// request bodies the three engines send, with the context in each event or (`shared`) once per
+/// request.
+fn seed_scenario_bodies(shared: bool) -> Vec<String> {
     let now = Timestamp::from_unix_millis(T0);
     let ctx = Context {
         library_name: "empmix-golden".into(),
         library_version: "1.0.0".into(),
         ..Context::default()
     };
-    let config = Config::builder().context(ctx).build().unwrap();
+    let config = Config::builder().context(ctx).shared_context(shared).build().unwrap();
     let mut devices: Vec<(Engine, SeededEntropy)> = (1..=3)
         .map(|seed| {
             let mut rng = SeededEntropy::new(seed);
@@ -53,18 +55,11 @@ fn seed_scenario_events() -> Vec<String> {
     c.track(now, rc, Event::checkin("abc123", "qr")).unwrap();
     c.track(now, rc, Event::ai_chat("abc123", 42)).unwrap();
 
-    let mut events = Vec::new();
+    let mut bodies = Vec::new();
     for (engine, rng) in &mut devices {
         let _ = engine.flush();
         while let Some(t) = engine.poll_transmit(now) {
-            // The exact bytes the engine encoded, not a re-serialisation.
-            #[derive(serde::Deserialize)]
-            struct Body<'a> {
-                #[serde(borrow)]
-                events: Vec<&'a serde_json::value::RawValue>,
-            }
-            let body: Body<'_> = serde_json::from_str(&t.body).unwrap();
-            events.extend(body.events.iter().map(|e| e.get().to_string()));
+            bodies.push(t.body);
             engine.handle_response(
                 now,
                 rng,
@@ -73,13 +68,49 @@ fn seed_scenario_events() -> Vec<String> {
             );
         }
     }
+    bodies
+}
+
+/// The scenario's events, each with its context: the exact bytes the engines encoded, not a
+/// re-serialisation.
+fn seed_scenario_events() -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Body<'a> {
+        #[serde(borrow)]
+        events: Vec<&'a serde_json::value::RawValue>,
+    }
+    let mut events = Vec::new();
+    for body in seed_scenario_bodies(false) {
+        let body: Body<'_> = serde_json::from_str(&body).unwrap();
+        events.extend(body.events.iter().map(|e| e.get().to_string()));
+    }
     events
+}
+
+#[test]
+fn a_shared_context_is_sent_once_per_request_and_decodes_to_the_same_events() {
+    let (each, shared) = (seed_scenario_bodies(false), seed_scenario_bodies(true));
+    assert_eq!(each.len(), shared.len());
+    for (each, shared) in each.iter().zip(&shared) {
+        assert_eq!(shared.matches("\"context\":").count(), 1, "{shared}");
+        assert!(
+            shared
+                .contains(r#","context":{"library":{"name":"empmix-golden","version":"1.0.0"}},"events":["#),
+            "{shared}"
+        );
+        assert!(shared.len() < each.len());
+        let (each, shared) =
+            (decode_batch(each.as_bytes()).unwrap(), decode_batch(shared.as_bytes()).unwrap());
+        assert!(shared.events.len() > 1, "a request of one event would not show the sharing");
+        assert_eq!(shared.events, each.events);
+    }
 }
 
 #[test]
 fn sdk_batch_matches_the_committed_fixture() {
     let events = seed_scenario_events();
-    let body = encode_batch(Timestamp::from_unix_millis(T0 + 5), events.iter().map(String::as_str)) + "\n";
+    let body =
+        encode_batch(Timestamp::from_unix_millis(T0 + 5), events.iter().map(String::as_str), None) + "\n";
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(fixture_path("request_sdk_batch.json"), &body).unwrap();
     }

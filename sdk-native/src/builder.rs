@@ -110,6 +110,9 @@ impl ClientBuilder {
         backoff_cap: Duration;
         /// Requests in flight at once (default 1, which keeps delivery in tracking order).
         max_in_flight: usize;
+        /// Send the context once per request instead of in every event (default on; off for
+        /// a server older than the batch's `context` field, docs/protocol.md).
+        shared_context: bool;
     }
 
     /// Persist identity, attribution and unsent events in this directory (created if

@@ -52,6 +52,16 @@ fn batches_arrive_gzipped_once_each_with_all_fields() {
 }
 
 #[test]
+fn without_a_shared_context_every_event_carries_its_own() {
+    let server = FakeServer::start();
+    let client = fast(&server.url()).app("Conference App").shared_context(false).build().unwrap();
+    client.track("opened", json!({})).unwrap();
+    client.flush_blocking(WAIT).unwrap();
+    assert!(server.requests().iter().all(|r| !r.shared_context));
+    assert_eq!(server.events()[0]["context"]["app"], "Conference App");
+}
+
+#[test]
 fn the_hosts_app_and_device_are_every_events_context() {
     let server = FakeServer::start();
     let client = fast(&server.url())
@@ -67,6 +77,7 @@ fn the_hosts_app_and_device_are_every_events_context() {
     client.track("opened", json!({})).unwrap();
     client.flush_blocking(WAIT).unwrap();
     let events = server.events();
+    assert!(server.requests().iter().all(|r| r.shared_context), "sent once per request");
     let context = &events[0]["context"];
     assert_eq!(context["app"], "Conference App");
     assert_eq!(context["app_version"], "2.4.0");

@@ -7,6 +7,7 @@
 #                core, js/context.js, the browser context, and js/share.js, share links),
 #                minified
 #   index.d.ts, package.json
+#   exports.json the engine's export names as wasm-opt shortened them, for the tests (not published)
 # With --web, the driver in Rust (src/browser, the crate's `web` feature; issue 16, not yet
 # shipped: over the size ceiling), into sdk-wasm/pkg-web/:
 #   index.js     the loader and public API (js/loader.js after js/core.js and js/share.js),
@@ -127,6 +128,12 @@ if [ ${#features[@]} = 0 ]; then
     cp "$raw" "$named"
     optimise "$raw"
     terse js/core.js js/context.js js/share.js js/index.js --mangle-props regex=/^_/ -o "$out/index.js"
+    # The driver calls the engine's exports by name (`em_track`): wasm-opt shortens them in
+    # both files (0.7 KB gzip); $out/exports.json maps them for the tests (not published).
+    node_modules/.bin/wasm-opt "${features_wasm[@]}" "${names[@]}" --minify-imports-and-exports "$out/empmix.wasm" \
+        -o "$out/empmix.wasm" >"$out/names.json"
+    python3 scripts/minify-exports.py "$out/index.js" "$out/names.json" "$out/exports.json"
+    rm "$out/names.json"
     files='"index.js", "index.d.ts", "empmix.wasm", "README.md"'
     exports='"./empmix.wasm": "./empmix.wasm"'
 else

@@ -94,7 +94,11 @@ impl Engine {
         self.gap_until = now.saturating_add(self.config.send_gap);
         Some(Transmit {
             batch: batch.id,
-            body: encode_batch(now, batch.events.iter().map(|e| e.json.as_str())),
+            body: encode_batch(
+                now,
+                batch.events.iter().map(|e| e.json.as_str()),
+                self.config.shared_context.then_some(self.context_json.as_str()),
+            ),
             events: batch.events.len(),
         })
     }

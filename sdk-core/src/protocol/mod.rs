@@ -153,28 +153,53 @@ impl EventEnvelope<'_> {
             out.push_str(",\"attribution\":");
             json::write_str(&mut out, code);
         }
-        out.push_str(",\"context\":");
+        out.push_str(CONTEXT_KEY);
         out.push_str(self.context_json);
         out.push('}');
         out
     }
 }
 
-/// A request body from already-encoded events: a concatenation, no re-encoding.
-pub fn encode_batch<'e>(sent_at: Timestamp, events: impl IntoIterator<Item = &'e str>) -> String {
+/// A request body from already-encoded events: a concatenation, no re-encoding. With
+/// `shared`, the context the events were encoded with: when every event ends with it, it is
+/// sent once, as the batch's `context`, and cut from each event (the server merges it back
+/// into each; docs/protocol.md).
+pub fn encode_batch<'e, E>(sent_at: Timestamp, events: E, shared: Option<&str>) -> String
+where
+    E: IntoIterator<Item = &'e str>,
+    E::IntoIter: Clone,
+{
     let events = events.into_iter();
+    let shared = shared.filter(|c| events.clone().all(|e| without_context(e, c).is_some()));
     let mut out = String::with_capacity(BATCH_OVERHEAD_BYTES + events.size_hint().0 * 512);
     out.push_str("{\"sent_at\":");
     json::write_u64(&mut out, sent_at.as_unix_millis());
+    if let Some(context) = shared {
+        out.push_str(CONTEXT_KEY);
+        out.push_str(context);
+    }
     out.push_str(",\"events\":[");
     for (i, e) in events.enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(e);
+        let rest = shared.and_then(|c| without_context(e, c));
+        out.push_str(rest.unwrap_or(e));
+        if rest.is_some() {
+            out.push('}');
+        }
     }
     out.push_str("]}");
     out
+}
+
+/// The key before a context, in an event and in a batch.
+const CONTEXT_KEY: &str = ",\"context\":";
+
+/// An encoded event without its closing brace and its `context`, when that is `context`
+/// ([`EventEnvelope::encode`] writes it last).
+fn without_context<'e>(event: &'e str, context: &str) -> Option<&'e str> {
+    event.strip_suffix('}')?.strip_suffix(context)?.strip_suffix(CONTEXT_KEY)
 }
 
 /// The event id and client timestamp of an encoded event, as the engine reads them back from
@@ -238,8 +263,23 @@ mod tests {
     }
 
     #[test]
+    fn a_context_is_shared_only_when_every_event_of_the_batch_has_it() {
+        let (a, b) = (r#"{"type":"a","context":{"os":"iOS"}}"#, r#"{"type":"b","context":{"os":"iOS"}}"#);
+        let shared = encode_batch(Timestamp::from_unix_millis(5), [a, b], Some(r#"{"os":"iOS"}"#));
+        assert_eq!(shared, r#"{"sent_at":5,"context":{"os":"iOS"},"events":[{"type":"a"},{"type":"b"}]}"#);
+        // An event restored from an earlier page, with another context, keeps every event's own.
+        let other = r#"{"type":"c","context":{"os":"Android"}}"#;
+        let each = encode_batch(Timestamp::from_unix_millis(5), [a, other], Some(r#"{"os":"iOS"}"#));
+        assert_eq!(each, format!(r#"{{"sent_at":5,"events":[{a},{other}]}}"#));
+        assert_eq!(
+            encode_batch(Timestamp::from_unix_millis(5), [a, b], None),
+            format!(r#"{{"sent_at":5,"events":[{a},{b}]}}"#)
+        );
+    }
+
+    #[test]
     fn batch_overhead_constant_covers_the_envelope() {
-        let body = encode_batch(Timestamp::from_unix_millis(u64::MAX), ["{}"]);
+        let body = encode_batch(Timestamp::from_unix_millis(u64::MAX), ["{}"], None);
         assert!(body.len() - 2 <= BATCH_OVERHEAD_BYTES, "{}", body.len());
     }
 }

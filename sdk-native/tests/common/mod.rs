@@ -46,6 +46,8 @@ pub struct Seen {
     pub events: usize,
     pub gzip: bool,
     pub status: u16,
+    /// The request sent its events' context once, as the batch's `context`.
+    pub shared_context: bool,
 }
 
 #[derive(Debug, Default)]
@@ -141,7 +143,18 @@ async fn ingest(State(state): State<Arc<Mutex<Recorded>>>, headers: HeaderMap, b
         String::from_utf8(body.to_vec()).unwrap()
     };
     let batch: Value = serde_json::from_str(&text).unwrap();
-    let events = batch["events"].as_array().cloned().unwrap_or_default();
+    let mut events = batch["events"].as_array().cloned().unwrap_or_default();
+    // The context a request's events share, merged into each as the server does (each event's
+    // own keys win; docs/protocol.md).
+    let shared_context = batch["context"].is_object();
+    if let Some(shared) = batch["context"].as_object() {
+        for e in &mut events {
+            let own = e["context"].take();
+            let mut context = shared.clone();
+            context.extend(own.as_object().cloned().unwrap_or_default());
+            e["context"] = Value::Object(context);
+        }
+    }
     let answer = {
         let mut s = state.lock().unwrap();
         let too_many = s.max_events.is_some_and(|max| events.len() > max);
@@ -151,7 +164,13 @@ async fn ingest(State(state): State<Arc<Mutex<Recorded>>>, headers: HeaderMap, b
         tokio::time::sleep(answer.delay).await;
     }
     let mut s = state.lock().unwrap();
-    s.requests.push(Seen { at: Instant::now(), events: events.len(), gzip, status: answer.status });
+    s.requests.push(Seen {
+        at: Instant::now(),
+        events: events.len(),
+        gzip,
+        status: answer.status,
+        shared_context,
+    });
     if answer.status == 200 {
         for e in &events {
             *s.deliveries.entry(e["event_id"].as_str().unwrap().to_string()).or_default() += 1;

@@ -18,7 +18,10 @@ export async function ingest() {
     req.on('end', () => {
       const raw = Buffer.concat(chunks), gzip = req.headers['content-encoding'] == 'gzip';
       const batch = JSON.parse((gzip ? gunzipSync(raw) : raw).toString());
-      events.push(...batch.events.map(e => Object.assign(e, { key: req.headers['x-api-key'], gzip, path: req.url })));
+      // The context a request's events share, merged into each as the server does (each
+      // event's own keys win; docs/protocol.md).
+      const shared = c => batch.context ? { ...batch.context, ...c } : c;
+      events.push(...batch.events.map(e => Object.assign(e, { key: req.headers['x-api-key'], gzip, path: req.url, context: shared(e.context) })));
       res.setHeader('Content-Type', 'application/json');
       res.end(JSON.stringify({ accepted: batch.events.length, rejected: [] }));
     });
