@@ -8,13 +8,18 @@ use std::time::Duration;
 use common::{Harness, body};
 use empmix_core::{DropReason, Event, Properties, Report, TrackError};
 
-fn only_event(h: &mut Harness) -> serde_json::Value {
+/// The body of the one request a flush sends, which holds one event.
+fn only_request(h: &mut Harness) -> serde_json::Value {
     let _ = h.engine.flush();
     let t = h.poll().unwrap();
     h.respond(&t, 200);
     let b = body(&t);
     assert_eq!(b["events"].as_array().unwrap().len(), 1);
-    b["events"][0].clone()
+    b
+}
+
+fn only_event(h: &mut Harness) -> serde_json::Value {
+    only_request(h)["events"][0].clone()
 }
 
 #[test]
@@ -173,11 +178,8 @@ fn events_carry_ids_timestamps_and_context() {
     let mut h = Harness::with(|b| b.context(ctx));
     let id =
         h.track_event(Event::page_view("https://m.example/c", Some("abc"), Some("https://ref.example/")));
-    let _ = h.engine.flush();
-    let t = h.poll().unwrap();
-    let b = body(&t);
+    let b = only_request(&mut h);
     let e = &b["events"][0];
-    assert_eq!(b["events"].as_array().unwrap().len(), 1);
     assert_eq!(e["event_id"], id.to_text().as_str());
     assert_eq!(e["timestamp"], common::T0);
     assert_eq!(e["type"], "page_view");

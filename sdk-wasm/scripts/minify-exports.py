@@ -16,14 +16,17 @@ import sys
 
 def main(index_path, names_path, exports_path):
     js = open(index_path).read()
-    renames = dict(json.load(open(names_path))['exports'])
-    if json.load(open(names_path))['imports']:
+    names = json.load(open(names_path))
+    if names['imports']:
         sys.exit('the shipped engine imports nothing; this one does')
+    renames = dict(names['exports'])
     for old, new in renames.items():
-        if old in ('__data_end', '__heap_base'):
+        if old in ('__data_end', '__heap_base'):  # the linker's, unused by the driver
             continue
         access = '.' + new if re.fullmatch(r'[A-Za-z_$][\w$]*', new) else '[' + json.dumps(new) + ']'
-        js, n = re.subn(r'(?<=\.w)\.' + re.escape(old) + r'(?![\w$])' if old == 'memory' else r'\.' + re.escape(old) + r'(?![\w$])', access, js)
+        # `memory` is a common property name: only the engine's (`this.w.memory`) is renamed.
+        owner = r'(?<=\.w)' if old == 'memory' else ''
+        js, n = re.subn(owner + r'\.' + re.escape(old) + r'(?![\w$])', access, js)
         if n == 0:
             sys.exit(f'export {old}: not used by the driver')
     left = sorted(set(re.findall(r'\bem_\w+', js)))
