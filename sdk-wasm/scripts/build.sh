@@ -140,6 +140,9 @@ else
     glue=$(mktemp -d)
     trap 'rm -rf "$glue"' EXIT
     wasm-bindgen --target web --out-dir "$glue" --out-name empmix --no-typescript "$raw"
+    # The closure shims only wasm-bindgen's descriptors named stay in the function table, so
+    # in the module, unless taken out of the table (the script says why that is safe).
+    python3 scripts/unlist-describe-only.py "$glue/empmix_bg.wasm" "$glue/empmix_bg.wasm"
     cp "$glue/empmix_bg.wasm" "$named"
     # wasm-bindgen's import and export names are long (a hash each; a closure shim's runs to
     # 300 characters): wasm-opt shortens them and prints the renames, which are applied to
