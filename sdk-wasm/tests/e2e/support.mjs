@@ -3,6 +3,7 @@
 // bookkeeping.
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { extname, join } from 'node:path';
 
 export { startServer } from '../../../tests/support/server.mjs';
@@ -86,3 +87,18 @@ export function steps(only) {
  * connections otherwise). */
 export const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
+
+// The requests of a page (or a context) to the ingest endpoint `ingest`, as they go: { encoding,
+// bytes (on the wire), body (decoded text), ids (its event ids), beacon, type (the resource type) }.
+export function recordIngest(p, ingest) {
+  const sent = [];
+  p.on('request', r => {
+    if (r.method() != 'POST' || !r.url().startsWith(ingest)) return;
+    const raw = r.postDataBuffer() || Buffer.alloc(0), encoding = r.headers()['content-encoding'] || null;
+    let body;
+    try { body = (encoding == 'gzip' ? gunzipSync(raw) : raw).toString(); } catch (e) { body = 'undecodable: ' + e.message; }
+    sent.push({ encoding, bytes: raw.length, body, ids: [...body.matchAll(/"event_id":"([^"]+)"/g)].map(m => m[1]),
+      beacon: r.url().includes('api_key='), type: r.resourceType() });
+  });
+  return sent;
+}

@@ -6,9 +6,8 @@ import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gunzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { chromiumArgs, reader, serveSite, startServer, steps, until } from './support.mjs';
+import { chromiumArgs, reader, recordIngest, serveSite, startServer, steps, until } from './support.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 // The package as built when the run starts, copied so that a rebuild meanwhile cannot mix two
@@ -69,20 +68,6 @@ const { web, site } = await serveSite({ '/pkg-web/': pkg }, { '/': page, '/queue
 // ----- helpers -----
 const assert = (ok, message) => { if (!ok) throw new Error(message); };
 
-// The requests of a page (or a context) to the ingest endpoint: { encoding, bytes, body (decoded text), ids,
-// keepalive (from the page's fetch wrapper), beacon }.
-function recordIngest(p) {
-  const sent = [];
-  p.on('request', r => {
-    if (r.method() != 'POST' || !r.url().startsWith(ingest)) return;
-    const raw = r.postDataBuffer() || Buffer.alloc(0), encoding = r.headers()['content-encoding'] || null;
-    let body;
-    try { body = (encoding == 'gzip' ? gunzipSync(raw) : raw).toString(); } catch (e) { body = 'undecodable: ' + e.message; }
-    sent.push({ encoding, bytes: raw.length, body, ids: [...body.matchAll(/"event_id":"([^"]+)"/g)].map(m => m[1]),
-      beacon: r.url().includes('api_key='), type: r.resourceType() });
-  });
-  return sent;
-}
 // Wraps the page's fetch so that each request to the ingest endpoint says whether it was
 // keepalive (which the DevTools protocol does not report) and, for a text body, its event ids.
 const fetchSpy = `(() => {
@@ -173,7 +158,7 @@ try {
     const c = await browser.newContext();
     await c.addInitScript(workerSpy(''));
     const p = await open(c, site + '/?interval=600000');
-    const sent = recordIngest(p);
+    const sent = recordIngest(p, ingest);
     const id = await p.evaluate(() => mix.distinctId);
     await p.evaluate(() => {
       for (let i = 0; i < 200; i++) {
@@ -204,7 +189,7 @@ try {
       const c = await browser.newContext();
       await c.addInitScript(workerSpy(mode));
       const p = await open(c, site + '/?interval=600000');
-      const sent = recordIngest(p);
+      const sent = recordIngest(p, ingest);
       const id = await p.evaluate(() => mix.distinctId);
       await p.evaluate(() => {
         for (let i = 0; i < 30; i++) mix.track('no_worker', { i });
@@ -228,7 +213,7 @@ try {
     const c = await browser.newContext();
     await c.addInitScript(fetchSpy);
     const p = await open(c, site + '/?interval=600000');
-    const sent = recordIngest(p);
+    const sent = recordIngest(p, ingest);
     const id = await p.evaluate(() => mix.distinctId);
     await p.evaluate(() => { for (let i = 0; i < 8; i++) mix.track('switch', { i }); });
     await setVisibility(p, 'hidden');
@@ -301,7 +286,7 @@ try {
       const c = await bf.newContext();
       const p = await open(c, site + '/?interval=600000');
       // A beacon sent at pagehide is reported to the context, not the page that is leaving.
-      const sent = recordIngest(c);
+      const sent = recordIngest(c, ingest);
       const id = await p.evaluate(() => mix.distinctId);
       await p.evaluate(() => {
         window.__life = [];

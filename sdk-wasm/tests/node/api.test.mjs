@@ -42,6 +42,25 @@ test('tracks, identifies, shares and flushes', async () => {
   srv.close();
 });
 
+test('bodies go gzip where the runtime has CompressionStream, plain JSON where it has not', async () => {
+  const srv = await ingest();
+  const send = async name => {
+    const mix = await EmpMix.init({ apiKey: 'k', endpoint: srv.endpoint, wasm, flushInterval: 60000 });
+    mix.track(name, { n: 1 });
+    assert.equal(await mix.flush(5000), true);
+  };
+  await send('compressed');
+  const cs = globalThis.CompressionStream;
+  try {
+    delete globalThis.CompressionStream;
+    await send('plain');
+  } finally {
+    globalThis.CompressionStream = cs;
+  }
+  assert.deepEqual(srv.events.map(e => [e.type, e.gzip]), [['compressed', true], ['plain', false]]);
+  srv.close();
+});
+
 test('shares carry their conference: the option, else the one given to init', async () => {
   const srv = await ingest();
   const mix = await EmpMix.init({ apiKey: 'k3', endpoint: srv.endpoint, wasm, flushInterval: 60000, conferenceId: 'c-init' });
