@@ -101,6 +101,9 @@ export interface Stats {
   notPersisted: number;
   /** Bodies handed to `navigator.sendBeacon` at unload. */
   beacons: number;
+  /** Events sent a second time because a beacon's outcome was unknown (the page came back from
+   * the back/forward cache after `pagehide`); the server keeps one of each. The web build only. */
+  resent?: number;
   /** Events now in `localStorage`. */
   stored: number;
   /** Whether `localStorage` is in use. */

@@ -399,7 +399,10 @@ export class EmpMix {
       // stored without waiting for it to run out (a page back from the back/forward cache beats
       // again).
       addEventListener('pagehide', () => { hide(); this._del(this.p + 't:' + this.tab); });
-      addEventListener('visibilitychange', () => (document.visibilityState == 'hidden' ? hide() : this._back()));
+      // Hidden (a tab switch, or closing): what waits goes now by keepalive fetch, plain (there
+      // may be no time to compress), whose answer arrives while the page lives, so coming back
+      // resends nothing; beacons are for pagehide.
+      addEventListener('visibilitychange', () => (document.visibilityState == 'hidden' ? this._safe('unload', () => this._unload(1)) : this._back()));
       addEventListener('pageshow', () => this._back());
       addEventListener('online', () => this._pump());
     }
@@ -468,11 +471,15 @@ export class EmpMix {
 
   // The page is going away: everything waiting goes out by beacon. The outcome is unknown, so
   // the events stay stored and, if the page comes back, are sent again (the server dedups).
-  _unload() {
+  _unload(hidden) {
     const w = this.w, now = Date.now();
     this._persist();
     const url = this.url + (this.url.includes('?') ? '&' : '?') + API_KEY_PARAM + '=' + encodeURIComponent(this.key);
     for (let n; (n = w.em_poll_unload(now, BEACON_MAX_BYTES)) >= 0;) {
+      if (hidden) {
+        this._post(this._bytes(n), w.em_last_handle());
+        continue;
+      }
       const body = this._out(n), h = w.em_last_handle();
       this.beaconed.push(h);
       if (navigator.sendBeacon && navigator.sendBeacon(url, body)) this.c.beacons++;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import webpack from 'webpack';
-import { chromiumArgs, reader, recordIngest, serveSite, startServer, steps, until } from './support.mjs';
+import { chromiumArgs, reader, recordIngest, serveSite, startServer, steps, tabSwitch, until } from './support.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const pkg = join(here, '../../pkg');
@@ -121,6 +121,13 @@ try {
     const beacons = sent.filter(r => r.beacon);
     if (!beacons.length || beacons.some(r => r.encoding || !r.body.startsWith('{'))) throw new Error('beacons: ' + JSON.stringify(beacons.map(r => [r.encoding, r.body.slice(0, 20)])));
     await p.close();
+  });
+
+  await step('a tab switch sends by keepalive and coming back resends nothing', async () => {
+    const c = await browser.newContext();
+    const s = await tabSwitch(c, c => open(c, site + '/?interval=600000'), api + '/api/analytics/events', { eventsOf, arrived });
+    if (s.beacons) throw new Error('a beacon at a tab switch: ' + JSON.stringify(s));
+    await c.close();
   });
 
   await step('a tab closed before the flush interval still delivers (beacon) and its heartbeat goes', async () => {

@@ -102,3 +102,63 @@ export function recordIngest(p, ingest) {
   });
   return sent;
 }
+
+// Wraps the page's fetch so that each request to the ingest endpoint says whether it was
+// keepalive (which the DevTools protocol does not report) and, for a plain body (a string, or
+// bytes), its event ids.
+const fetchSpy = `(() => {
+  const f = window.fetch;
+  window.__fetches = [];
+  window.fetch = function (url, init) {
+    if (String(url).includes('/api/analytics/events')) {
+      const b = init && init.body, body = typeof b == 'string' ? b : b instanceof Uint8Array ? new TextDecoder().decode(b) : '';
+      __fetches.push({ keepalive: !!(init && init.keepalive), ids: [...body.matchAll(/"event_id":"([^"]+)"/g)].map(m => m[1]) });
+    }
+    return f.apply(this, arguments);
+  };
+})()`;
+
+// Makes the page hidden or visible as the browser would for a tab switch: headless Chromium
+// keeps every page visible (bringToFront on another tab fires nothing), so the state is
+// overridden on the document and the event dispatched there, bubbling as the browser's does.
+export const setVisibility = (p, state) => p.evaluate(s => {
+  Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => s });
+  Object.defineProperty(document, 'hidden', { configurable: true, get: () => s == 'hidden' });
+  document.dispatchEvent(new Event('visibilitychange', { bubbles: true }));
+}, state);
+
+/** A tab switch, checked the same way for both builds: the events waiting when the page is
+ * hidden go by keepalive fetch, and once they are answered, coming back sends none of them
+ * again (once each on the wire, not only after the server's dedup). `open(context)` opens the
+ * build's test page in `context` with a long flush interval. Resolves to the client's stats. */
+export async function tabSwitch(context, open, ingest, { eventsOf, arrived }) {
+  const assert = (ok, message) => { if (!ok) throw new Error(message); };
+  await context.addInitScript(fetchSpy);
+  const p = await open(context);
+  const sent = recordIngest(p, ingest);
+  const id = await p.evaluate(() => mix.distinctId);
+  await p.evaluate(() => { for (let i = 0; i < 8; i++) mix.track('switch', { i }); });
+  await setVisibility(p, 'hidden');
+  const ours = await until('the events tracked', async () => {
+    const s = await eventsOf(id, 'switch');
+    return s.length >= 8 && s;
+  });
+  const fetches = await p.evaluate(() => __fetches), keepalive = fetches.filter(f => f.keepalive).length;
+  const byKeepalive = fetches.filter(f => f.keepalive).flatMap(f => f.ids);
+  assert(keepalive >= 1 && ours.every(e => byKeepalive.includes(e.event_id)),
+    'the events not sent by keepalive fetch at hidden: ' + JSON.stringify(fetches));
+  // Back once the keepalive answers are in (the engine counts them delivered).
+  await until('the keepalive answers', () => p.evaluate(() => mix.stats().delivered >= 8));
+  await setVisibility(p, 'visible');
+  await p.evaluate(() => mix.track('after_switch'));
+  // Everything tracked so far delivered: a resend, had there been one, went before this.
+  assert(await p.evaluate(() => mix.flush(10000)), 'the flush after the switch timed out');
+  await arrived(id, 'after_switch');
+  const stored = await eventsOf(id, 'switch');
+  assert(stored.length == 8 && new Set(stored.map(e => e.event_id)).size == 8, 'stored: ' + stored.map(e => e.event_id));
+  const wire = sent.flatMap(r => r.ids).filter(x => ours.some(e => e.event_id == x));
+  assert(wire.length == 8, `switch events sent ${wire.length} times on the wire (8 events)`);
+  const s = await p.evaluate(() => mix.stats());
+  console.log(`  ${sent.length} ingest request(s), ${keepalive} keepalive; resent ${s.resent}, beacons ${s.beacons}`);
+  return s;
+}

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { chromiumArgs, reader, recordIngest, serveSite, startServer, steps, until } from './support.mjs';
+import { chromiumArgs, reader, recordIngest, serveSite, setVisibility, startServer, steps, tabSwitch, until } from './support.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 // The package as built when the run starts, copied so that a rebuild meanwhile cannot mix two
@@ -68,19 +68,6 @@ const { web, site } = await serveSite({ '/pkg-web/': pkg }, { '/': page, '/queue
 // ----- helpers -----
 const assert = (ok, message) => { if (!ok) throw new Error(message); };
 
-// Wraps the page's fetch so that each request to the ingest endpoint says whether it was
-// keepalive (which the DevTools protocol does not report) and, for a text body, its event ids.
-const fetchSpy = `(() => {
-  const f = window.fetch;
-  window.__fetches = [];
-  window.fetch = function (url, init) {
-    if (String(url).includes('/api/analytics/events')) {
-      const body = init && typeof init.body == 'string' ? init.body : '';
-      __fetches.push({ keepalive: !!(init && init.keepalive), ids: [...body.matchAll(/"event_id":"([^"]+)"/g)].map(m => m[1]) });
-    }
-    return f.apply(this, arguments);
-  };
-})()`;
 // Counts the bodies handed to the compression worker; with a mode, the page has no working
 // one: 'throws' (the constructor refuses, as under a Content-Security-Policy without blob:
 // workers), 'fails' (it starts, and throws on the first body it is given: an error event,
@@ -106,15 +93,6 @@ async function open(context, url = site + '/', until = () => window.ready === tr
   await p.waitForFunction(until, null, { timeout: 20000 });
   return p;
 }
-// Makes the page hidden or visible as the browser would for a tab switch: headless Chromium
-// keeps every page visible (bringToFront on another tab fires nothing), so the state is
-// overridden on the document and the event dispatched.
-const setVisibility = (p, state) => p.evaluate(s => {
-  Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => s });
-  Object.defineProperty(document, 'hidden', { configurable: true, get: () => s == 'hidden' });
-  document.dispatchEvent(new Event('visibilitychange'));
-}, state);
-
 
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: chromiumArgs });
 try {
@@ -211,35 +189,8 @@ try {
 
   await step('a tab switch sends by keepalive and coming back resends nothing', async () => {
     const c = await browser.newContext();
-    await c.addInitScript(fetchSpy);
-    const p = await open(c, site + '/?interval=600000');
-    const sent = recordIngest(p, ingest);
-    const id = await p.evaluate(() => mix.distinctId);
-    await p.evaluate(() => { for (let i = 0; i < 8; i++) mix.track('switch', { i }); });
-    await setVisibility(p, 'hidden');
-    const ours = await until('the events tracked', async () => {
-      const s = await eventsOf(id, 'switch');
-      return s.length >= 8 && s;
-    });
-    const fetches = await p.evaluate(() => __fetches), keepalive = fetches.filter(f => f.keepalive).length;
-    const byKeepalive = fetches.filter(f => f.keepalive).flatMap(f => f.ids);
-    assert(keepalive >= 1 && ours.every(e => byKeepalive.includes(e.event_id)),
-      'the events not sent by keepalive fetch at hidden: ' + JSON.stringify(fetches));
-    // Back once the keepalive answers are in (the engine counts them delivered).
-    await until('the keepalive answers', () => p.evaluate(() => mix.stats().delivered >= 8));
-    await setVisibility(p, 'visible');
-    await p.evaluate(() => mix.track('after_switch'));
-    // Everything tracked so far delivered: a resend, had there been one, went before this.
-    assert(await p.evaluate(() => mix.flush(10000)), 'the flush after the switch timed out');
-    await arrived(id, 'after_switch');
-    const stored = await eventsOf(id, 'switch');
-    assert(stored.length == 8 && new Set(stored.map(e => e.event_id)).size == 8, 'stored: ' + stored.map(e => e.event_id));
-    // Once each on the wire too, not only after the server's dedup.
-    const wire = sent.flatMap(r => r.ids).filter(x => ours.some(e => e.event_id == x));
-    assert(wire.length == 8, `switch events sent ${wire.length} times on the wire (8 events)`);
-    const s = await p.evaluate(() => mix.stats());
+    const s = await tabSwitch(c, c => open(c, site + '/?interval=600000'), ingest, { eventsOf, arrived });
     assert(s.resent == 0, 'stats: ' + JSON.stringify(s));
-    console.log(`  ${sent.length} ingest request(s), ${keepalive} keepalive; resent ${s.resent}, beacons ${s.beacons}`);
     await c.close();
   });
 
