@@ -50,7 +50,7 @@ function compile(src) {
 async function load(o) {
   const { wasm, ...options } = o;
   const [glue, module] = await Promise.all([import('./empmix.js'), compile(wasm || new URL('empmix.wasm', import.meta.url))]);
-  await glue.default({ module_or_path: module });
+  await glue.instantiate(module);
   return glue.Client.start(options);
 }
 

@@ -8,7 +8,12 @@ closure shim's can run to 300 characters) shrink in both files.
 NAMES.json is what wasm-opt printed: {"imports": [[module, name, new]], "exports": [[old, new]]}.
 Every import ends up in the one module the minified wasm imports from. Fails (exit 1) when a
 name is not found exactly once where the glue defines or uses it, so a wasm-bindgen whose glue
-looks different stops the build instead of shipping a module that cannot link."""
+looks different stops the build instead of shipping a module that cannot link.
+
+It also replaces wasm-bindgen's initialisers (`initSync` and the default export, which fetch
+and compile the file themselves and warn about deprecated parameters: 0.5 KB gzip of the package) with one
+`instantiate(module)` for the module the loader has compiled (js/loader.js); it fails when
+they do not look as expected."""
 import json
 import re
 import sys
@@ -49,7 +54,27 @@ def main(glue_path, names_path, wasm_path):
         glue, n = re.subn(r'(?<![\w$])wasm\.' + re.escape(old) + r'(?![\w$])', f'wasm[{json.dumps(new)}]', glue)
         if n == 0 and old not in ('__abort_handler', '__instance_terminated'):
             print(f'note: export {old} is not used by the glue', file=sys.stderr)
-    sys.stdout.write(glue)
+    sys.stdout.write(own_init(glue))
+
+
+INITIALISERS = re.compile(r'^function initSync\(module\) \{\n.*^export \{ initSync, __wbg_init as default \};\n', re.M | re.S)
+
+
+def own_init(glue):
+    """The glue with its initialisers replaced by `instantiate` (see the module's docs)."""
+    if 'function __wbg_finalize_init(instance, module) {' not in glue or 'function __wbg_get_imports() {' not in glue:
+        sys.exit('the glue has no __wbg_finalize_init(instance, module) or __wbg_get_imports()')
+    # Once per page, as wasm-bindgen's own: every client of the page shares the instance (a
+    # second would replace the glue's `wasm` under the first's objects). A failure is not kept.
+    glue, n = INITIALISERS.subn(
+        'let instantiated;\n'
+        'export function instantiate(module) {\n'
+        '    return instantiated ||= WebAssembly.instantiate(module, __wbg_get_imports())\n'
+        '        .then(instance => __wbg_finalize_init(instance, module), e => { instantiated = null; throw e; });\n'
+        '}\n', glue)
+    if n != 1:
+        sys.exit("the glue's initialisers (initSync ... export { initSync, __wbg_init as default }) were not found")
+    return glue
 
 
 if __name__ == '__main__':
