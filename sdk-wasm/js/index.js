@@ -399,9 +399,8 @@ export class EmpMix {
       // stored without waiting for it to run out (a page back from the back/forward cache beats
       // again).
       addEventListener('pagehide', () => { hide(); this._del(this.p + 't:' + this.tab); });
-      // Hidden (a tab switch, or closing): what waits goes now by keepalive fetch, plain (there
-      // may be no time to compress), whose answer arrives while the page lives, so coming back
-      // resends nothing; beacons are for pagehide.
+      // Hidden: sent by keepalive fetch, plain (there may be no time to compress), so coming
+      // back resends nothing; beacons are for pagehide.
       addEventListener('visibilitychange', () => (document.visibilityState == 'hidden' ? this._safe('unload', () => this._unload(1)) : this._back()));
       addEventListener('pageshow', () => this._back());
       addEventListener('online', () => this._pump());
@@ -440,8 +439,6 @@ export class EmpMix {
     if (this.waiters.length && w.em_is_flushed()) for (const f of this.waiters.splice(0)) f(true);
   }
 
-  // A request's outcome: the status (0: failed), Retry-After as sent (the core reads seconds and
-  // HTTP dates) and the body.
   // Gzip where the browser has CompressionStream (about a twentieth of the bytes), plain JSON
   // where it has not or compressing fails. zlib runs on the page's thread here; the web build
   // moves it to a worker (js/gzip.js), whose 230 B gzip this build has no room for.
@@ -451,7 +448,9 @@ export class EmpMix {
       .then(b => this._post(b, handle, 1), () => this._post(body, handle));
   }
 
-  // Sends `body`, gzip with `gz`, as the engine's request `handle`.
+  // Sends `body`, gzip with `gz`, as the engine's request `handle`. Its outcome goes to the
+  // engine: the status (0: failed), Retry-After as sent (the core reads seconds and HTTP dates)
+  // and the body.
   _post(body, handle, gz) {
     const done = (status, retry, text) => this._safe('response', () => {
       const a = this._args(retry || '', text.slice(0, 65536)) || [0, 0];
@@ -469,8 +468,10 @@ export class EmpMix {
     );
   }
 
-  // The page is going away: everything waiting goes out by beacon. The outcome is unknown, so
-  // the events stay stored and, if the page comes back, are sent again (the server dedups).
+  // The page is `hidden` (a tab switch, or closing) or going away (pagehide): everything waiting
+  // goes now. When hidden, by keepalive fetch, whose answer arrives while the page lives; at
+  // pagehide, by beacon, whose outcome is unknown, so the events stay stored and, if the page
+  // comes back, are sent again (the server dedups).
   _unload(hidden) {
     const w = this.w, now = Date.now();
     this._persist();

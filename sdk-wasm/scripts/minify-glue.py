@@ -11,9 +11,9 @@ name is not found exactly once where the glue defines or uses it, so a wasm-bind
 looks different stops the build instead of shipping a module that cannot link.
 
 It also replaces wasm-bindgen's initialisers (`initSync` and the default export, which fetch
-and compile the file themselves and warn about deprecated parameters: 0.5 KB gzip of the package) with one
-`instantiate(module)` for the module the loader has compiled (js/loader.js); it fails when
-they do not look as expected."""
+and compile the file themselves and warn about deprecated parameters: 0.5 KB gzip of the
+package) with one `instantiate(module)` for the module the loader has compiled
+(js/loader.js); it fails when they do not look as expected."""
 import json
 import re
 import sys

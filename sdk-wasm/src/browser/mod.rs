@@ -37,6 +37,7 @@ struct Page {
     /// The same with the key as a parameter, for beacons (which cannot set headers).
     beacon_url: String,
     key: String,
+    /// Bodies go gzip: the browser has `CompressionStream`, and it has not failed.
     gzip: bool,
     /// The compression worker (`js/gzip.js`), or null: none, or it failed to start.
     worker: JsValue,

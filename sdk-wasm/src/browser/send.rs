@@ -59,6 +59,8 @@ mod step {
     pub const PUMP: u32 = 4;
     /// The compression worker failed: it could not start, threw, or could not compress.
     pub const NO_WORKER: u32 = 5;
+    /// Compressing on the main thread failed.
+    pub const NOT_COMPRESSED: u32 = 6;
 }
 
 pub(super) use step::PUMP;
@@ -80,6 +82,7 @@ pub fn hook(page: Shared) -> JsValue {
     Closure::<dyn FnMut(u32, u32, JsValue)>::new(move |step: u32, handle: u32, value: JsValue| match step {
         step::PUMP => pump(page, false),
         step::NO_WORKER => no_worker(page),
+        step::NOT_COMPRESSED => not_compressed(page, handle),
         0..step::PUMP => advance(page, step, handle, value),
         _ => super::start::handle_event(page, step, value),
     })
@@ -91,10 +94,11 @@ pub fn bound(hook: &JsValue, step: u32, handle: u32) -> JsValue {
     js::bind(hook.unchecked_ref(), step, handle)
 }
 
-/// `promise.then(step, FAILED)` for the request with `handle`.
+/// `promise.then(step, FAILED)` for the request with `handle` (`NOT_COMPRESSED` for a body).
 fn follow(hook: &JsValue, promise: &JsValue, step: u32, handle: u32) {
     let promise: &Pending = promise.unchecked_ref();
-    let _ = promise.then(&bound(hook, step, handle), &bound(hook, step::FAILED, handle));
+    let failed = if step == step::BODY { step::NOT_COMPRESSED } else { step::FAILED };
+    let _ = promise.then(&bound(hook, step, handle), &bound(hook, failed, handle));
 }
 
 /// Sends `request`; its outcome reaches the engine through the hook.
@@ -111,7 +115,10 @@ pub fn send(page: Shared, request: Request, mode: Mode) {
     } else if p.gzip && !keepalive {
         match compress(request.body.as_bytes()) {
             Ok(buffer) => follow(&p.hook, &buffer, step::BODY, handle),
-            Err(_) => fail(&mut p, handle),
+            Err(_) => {
+                p.gzip = false;
+                fail(&mut p, handle);
+            }
         }
     } else {
         post(&mut p, request.handle, &JsValue::from_str(&request.body), false);
@@ -127,6 +134,15 @@ fn no_worker(page: Shared) {
     p.worker = JsValue::NULL;
     let stranded: Vec<u32> = p.in_flight.iter().filter(|f| f.in_worker).map(|f| f.handle).collect();
     for handle in stranded {
+        fail(&mut p, handle);
+    }
+}
+
+/// The browser's `CompressionStream` does not work: bodies go plain from now on, this one
+/// with the engine's retry.
+fn not_compressed(page: Shared, handle: u32) {
+    if let Ok(mut p) = page.try_borrow_mut() {
+        p.gzip = false;
         fail(&mut p, handle);
     }
 }

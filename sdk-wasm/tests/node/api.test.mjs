@@ -61,6 +61,27 @@ test('bodies go gzip where the runtime has CompressionStream, plain JSON where i
   srv.close();
 });
 
+test('a CompressionStream that fails leaves bodies plain, and every event arrives', async () => {
+  const srv = await ingest();
+  const cs = globalThis.CompressionStream;
+  try {
+    globalThis.CompressionStream = class extends TransformStream {
+      constructor() {
+        super({ transform() { throw new Error('broken'); } });
+      }
+    };
+    const mix = await EmpMix.init({ apiKey: 'k', endpoint: srv.endpoint, wasm, flushInterval: 60000 });
+    for (const name of ['first', 'second']) {
+      mix.track(name);
+      assert.equal(await mix.flush(10000), true, name);
+    }
+  } finally {
+    globalThis.CompressionStream = cs;
+  }
+  assert.deepEqual(srv.events.map(e => [e.type, e.gzip]), [['first', false], ['second', false]]);
+  srv.close();
+});
+
 test('shares carry their conference: the option, else the one given to init', async () => {
   const srv = await ingest();
   const mix = await EmpMix.init({ apiKey: 'k3', endpoint: srv.endpoint, wasm, flushInterval: 60000, conferenceId: 'c-init' });
