@@ -303,6 +303,13 @@ EmpmixResult empmix_engine_config_set_locale(struct EmpmixEngineConfig *config, 
 EmpmixResult empmix_engine_config_set_time_zone(struct EmpmixEngineConfig *config,
                                                 const char *value);
 
+// Send the context a request's events share once, as the batch's `context` (default true;
+// docs/protocol.md). False gives every event its own, for a server older than that field.
+//
+// # Safety
+// `config` is NULL or a live configuration, not used by another thread during the call.
+EmpmixResult empmix_engine_config_set_shared_context(struct EmpmixEngineConfig *config, bool value);
+
 // Send when this many events are queued (default 20; 0 restores the default).
 //
 // # Safety

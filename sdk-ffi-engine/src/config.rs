@@ -24,6 +24,9 @@ pub struct EmpmixEngineConfig {
     backoff_cap_ms: u32,
     persist: bool,
     last_touch: bool,
+    /// Every event of a request keeps its own context (`empmix_engine_config_set_shared_context`
+    /// false; the default sends it once, as the batch's `context`).
+    per_event_context: bool,
     conference_id: Option<String>,
     library: Option<(String, String)>,
     app: Option<String>,
@@ -83,6 +86,7 @@ impl EmpmixEngineConfig {
         };
         let mut core = Config::builder()
             .persist(self.persist)
+            .shared_context(!self.per_event_context)
             .context(context)
             .conference_id(self.conference_id.clone().filter(|c| !c.is_empty()))
             .attribution_model(if self.last_touch {
@@ -252,6 +256,25 @@ pub unsafe extern "C" fn empmix_engine_config_set_time_zone(
 ) -> EmpmixResult {
     // SAFETY: forwarded contract.
     unsafe { set_str(config, value, "time_zone", |c, v| c.host.time_zone(v)) }
+}
+
+/// Send the context a request's events share once, as the batch's `context` (default true;
+/// docs/protocol.md). False gives every event its own, for a server older than that field.
+///
+/// # Safety
+/// `config` is NULL or a live configuration, not used by another thread during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_engine_config_set_shared_context(
+    config: *mut EmpmixEngineConfig,
+    value: bool,
+) -> EmpmixResult {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(config, |c| {
+            c.per_event_context = !value;
+            Ok(())
+        })
+    }
 }
 
 /// Send when this many events are queued (default 20; 0 restores the default).

@@ -424,6 +424,13 @@ EmpmixResult empmix_config_set_request_timeout_ms(struct EmpmixConfigBuilder *co
 // `config` is NULL or a live configuration, not used by another thread during the call.
 EmpmixResult empmix_config_set_gzip(struct EmpmixConfigBuilder *config, bool value);
 
+// Send the context a request's events share once, as the batch's `context` (default true;
+// docs/protocol.md). False gives every event its own, for a server older than that field.
+//
+// # Safety
+// `config` is NULL or a live configuration, not used by another thread during the call.
+EmpmixResult empmix_config_set_shared_context(struct EmpmixConfigBuilder *config, bool value);
+
 // Log every event and request (through the library's `tracing` output; default false).
 //
 // # Safety

@@ -20,6 +20,7 @@ pub(crate) struct Settings {
     pub max_queue: u32,
     pub request_timeout_ms: u32,
     pub gzip: bool,
+    pub shared_context: bool,
     pub debug: bool,
     pub app: Option<(String, String, String)>,
     pub os: Option<(String, String)>,
@@ -31,7 +32,7 @@ pub(crate) struct Settings {
 
 impl Settings {
     pub(crate) fn new() -> Self {
-        Settings { gzip: true, ..Settings::default() }
+        Settings { gzip: true, shared_context: true, ..Settings::default() }
     }
 
     /// What both client constructors do: refuse a NULL `out_client`, set `*out_client` to NULL
@@ -70,8 +71,11 @@ impl Settings {
             .endpoint
             .as_deref()
             .ok_or_else(|| Failure::new(EmpmixResult::NullArgument, "config.endpoint is not set"))?;
-        let mut builder: ClientBuilder =
-            Client::builder(key).endpoint(endpoint).gzip(self.gzip).debug(self.debug);
+        let mut builder: ClientBuilder = Client::builder(key)
+            .endpoint(endpoint)
+            .gzip(self.gzip)
+            .shared_context(self.shared_context)
+            .debug(self.debug);
         if let Some(dir) = &self.data_dir {
             builder = builder.persistence_dir(dir);
         }
@@ -359,6 +363,25 @@ pub unsafe extern "C" fn empmix_config_set_gzip(
     unsafe {
         set(config, |s| {
             s.gzip = value;
+            Ok(())
+        })
+    }
+}
+
+/// Send the context a request's events share once, as the batch's `context` (default true;
+/// docs/protocol.md). False gives every event its own, for a server older than that field.
+///
+/// # Safety
+/// `config` is NULL or a live configuration, not used by another thread during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn empmix_config_set_shared_context(
+    config: *mut EmpmixConfigBuilder,
+    value: bool,
+) -> EmpmixResult {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(config, |s| {
+            s.shared_context = value;
             Ok(())
         })
     }

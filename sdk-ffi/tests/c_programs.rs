@@ -6,10 +6,15 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 
-use common::{Run, assert_seed_chain, env_for, start_server, wait_for_summary};
+use serde_json::Value;
+
+use common::{Run, assert_context_placement, assert_seed_chain, env_for, start_server, wait_for_summary};
 
 fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -33,6 +38,72 @@ fn seed_scenario_from_c_reaches_the_daily_summary_and_the_share_tree() {
     let exe = compile("seed_scenario", false, build.path());
     let out = Run { exe: &exe, args: vec![], env: env_for(&server, "conf-c") }.output(true);
     assert_seed_chain(&server, "conf-c", &String::from_utf8_lossy(&out.stdout));
+}
+
+/// A loopback ingest stand-in that keeps every request body (gunzipped) and answers each as
+/// empmix-server does when it accepts all: for what the real server does not show, the
+/// request as sent (the server merges a batch's context into its events before storing).
+fn record_bodies() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut reader = BufReader::new(stream.unwrap());
+            let (mut length, mut gzip, mut line) = (0, false, String::new());
+            while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                gzip |= lower.starts_with("content-encoding:") && lower.contains("gzip");
+                line.clear();
+            }
+            let mut raw = vec![0; length];
+            reader.read_exact(&mut raw).unwrap();
+            let mut text = String::new();
+            if gzip {
+                flate2::read::GzDecoder::new(&raw[..]).read_to_string(&mut text).unwrap();
+            } else {
+                text = String::from_utf8(raw).unwrap();
+            }
+            let body: Value = serde_json::from_str(&text).unwrap();
+            let answer =
+                format!(r#"{{"accepted":{},"rejected":[]}}"#, body["events"].as_array().unwrap().len());
+            kept.lock().unwrap().push(body);
+            let mut stream = reader.into_inner();
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            )
+            .unwrap();
+        }
+    });
+    (url, bodies)
+}
+
+#[test]
+fn a_c_client_sends_the_context_once_per_request_or_in_every_event() {
+    let build = tempfile::tempdir().unwrap();
+    let exe = compile("shared_context", false, build.path());
+    for shared in [true, false] {
+        let (url, bodies) = record_bodies();
+        let env = vec![
+            ("EMPMIX_ENDPOINT", url),
+            ("EMPMIX_INGEST_KEY", "k".to_string()),
+            ("EMPMIX_SHARED_CONTEXT", if shared { "1" } else { "0" }.to_string()),
+        ];
+        let out = Run { exe: &exe, args: vec![], env }.output(true);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("SHARED_CONTEXT_OK"));
+        let bodies = bodies.lock().unwrap();
+        let events: usize = bodies.iter().map(|b| b["events"].as_array().unwrap().len()).sum();
+        assert_eq!(events, 3, "{bodies:?}");
+        for body in bodies.iter() {
+            assert_context_placement(body, shared);
+        }
+    }
 }
 
 #[test]

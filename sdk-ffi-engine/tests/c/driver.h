@@ -1,6 +1,7 @@
 /* A blocking driver of libempmix_engine for the test programs: the core's driver contract with
  * the tiny HTTP client (http.h), a store in memory, the wall clock and /dev/urandom. A mobile
- * app does the same with its own HTTP stack, a file and a timer. */
+ * app does the same with its own HTTP stack, a file and a timer. (Inline, so a program that
+ * uses only some of it compiles under -Werror.) */
 #ifndef EMPMIX_TEST_DRIVER_H
 #define EMPMIX_TEST_DRIVER_H
 #include <time.h>
@@ -10,13 +11,13 @@
 #include "expect.h"
 #include "http.h"
 
-static uint64_t now_ms(void) {
+static inline uint64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static uint64_t os_seed(void) {
+static inline uint64_t os_seed(void) {
     uint64_t seed = 0;
     FILE *f = fopen("/dev/urandom", "rb");
     CHECK(f && fread(&seed, sizeof seed, 1, f) == 1);
@@ -33,14 +34,14 @@ typedef struct {
     size_t count;
 } Store;
 
-static char *copy(const char *s, size_t len) {
+static inline char *copy(const char *s, size_t len) {
     char *c = malloc(len + 1);
     memcpy(c, s, len);
     c[len] = 0;
     return c;
 }
 
-static void store_apply(Store *store, const EmpmixPersistOp *op) {
+static inline void store_apply(Store *store, const EmpmixPersistOp *op) {
     switch (op->kind) {
     case EMPMIX_PERSIST_APPEND:
         CHECK(store->count < MAX_RECORDS);
@@ -65,7 +66,7 @@ static void store_apply(Store *store, const EmpmixPersistOp *op) {
     }
 }
 
-static void store_free(Store *store) {
+static inline void store_free(Store *store) {
     free(store->state);
     for (size_t i = 0; i < store->count; i++) {
         free(store->ids[i]);
@@ -76,7 +77,7 @@ static void store_free(Store *store) {
 
 /* Step 2 of the contract with blocking sends: persist, send (answer at once), until nothing is
  * due. `store` may be NULL for an engine without persistence. Returns the next deadline (0: none). */
-static uint64_t drive(EmpmixEngine *engine, Store *store) {
+static inline uint64_t drive(EmpmixEngine *engine, Store *store) {
     for (;;) {
         EmpmixPersistOp *op = NULL;
         for (;;) {
@@ -110,7 +111,7 @@ static uint64_t drive(EmpmixEngine *engine, Store *store) {
 }
 
 /* Flushes and drives (sleeping until each deadline) until the ticket is done or `timeout_ms`. */
-static int flush_wait(EmpmixEngine *engine, Store *store, uint64_t timeout_ms) {
+static inline int flush_wait(EmpmixEngine *engine, Store *store, uint64_t timeout_ms) {
     uint64_t ticket = 0, give_up = now_ms() + timeout_ms;
     OK(empmix_engine_flush(engine, &ticket));
     for (;;) {
@@ -128,8 +129,9 @@ static int flush_wait(EmpmixEngine *engine, Store *store, uint64_t timeout_ms) {
     }
 }
 
-/* An engine configured from the environment, continuing from `store` (NULL: memory only). */
-static EmpmixEngine *engine_for(Store *store) {
+/* An engine configured from the environment (EMPMIX_SHARED_CONTEXT=0: every event keeps its
+   own context), continuing from `store` (NULL: memory only). */
+static inline EmpmixEngine *engine_for(Store *store) {
     EmpmixEngineConfig *config = empmix_engine_config_new();
     CHECK(config != NULL);
     OK(empmix_engine_config_set_ingest_key(config, env_or("EMPMIX_INGEST_KEY", "missing-key")));
@@ -145,6 +147,7 @@ static EmpmixEngine *engine_for(Store *store) {
     OK(empmix_engine_config_set_locale(config, "de-DE"));
     OK(empmix_engine_config_set_screen_size(config, 1080, 2400));
     OK(empmix_engine_config_set_time_zone(config, "Europe/Berlin"));
+    OK(empmix_engine_config_set_shared_context(config, strcmp(env_or("EMPMIX_SHARED_CONTEXT", "1"), "0") != 0));
     EmpmixEngine *engine = NULL;
     OK(empmix_engine_create(config, store ? store->state : NULL, store ? (const char *const *)store->records : NULL,
                             store ? store->count : 0, now_ms(), os_seed(), &engine));

@@ -21,7 +21,7 @@ typedef struct {
 } HttpAnswer;
 
 /* Writes all of `data`; false on error. */
-static int write_all(int fd, const void *data, size_t len) {
+static inline int write_all(int fd, const void *data, size_t len) {
     const char *p = data;
     while (len > 0) {
         ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
@@ -33,7 +33,7 @@ static int write_all(int fd, const void *data, size_t len) {
 }
 
 /* POSTs `body` to `url` (http://host:port/path) with `header_count` name/value pairs. */
-static HttpAnswer http_post(const char *url, const char *const *names, const char *const *values,
+static inline HttpAnswer http_post(const char *url, const char *const *names, const char *const *values,
                             size_t header_count, const uint8_t *body, size_t body_len) {
     HttpAnswer answer = {0, "", NULL, 0};
     char host[256], port[16] = "80";

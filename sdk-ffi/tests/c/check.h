@@ -1,6 +1,7 @@
 /* What the libempmix test programs share: the assertions (expect.h) and a client. */
 #ifndef EMPMIX_TEST_CHECK_H
 #define EMPMIX_TEST_CHECK_H
+#include <string.h>
 #include <time.h>
 #include "empmix.h"
 #define EXPECT_RESULT_MESSAGE empmix_result_message
@@ -19,7 +20,8 @@
     } while (0)
 
 /* A client through the configuration ABI (empmix_config_new, setters, empmix_client_create),
-   with the device context a mobile host passes. */
+   with the device context a mobile host passes; EMPMIX_SHARED_CONTEXT=0 gives every event its
+   own context. */
 static EmpmixClient *client_for(const char *data_dir) {
     EmpmixConfigBuilder *config = empmix_config_new();
     CHECK(config != NULL);
@@ -34,6 +36,7 @@ static EmpmixClient *client_for(const char *data_dir) {
     OK(empmix_config_set_locale(config, "de-DE"));
     OK(empmix_config_set_screen_size(config, 390, 844));
     OK(empmix_config_set_time_zone(config, "Europe/Berlin"));
+    OK(empmix_config_set_shared_context(config, strcmp(env_or("EMPMIX_SHARED_CONTEXT", "1"), "0") != 0));
     EmpmixClient *client = NULL;
     OK(empmix_client_create(config, &client));
     empmix_config_free(config);

@@ -232,3 +232,21 @@ pub fn assert_seed_chain(server: &RunningServer, conference: &str, stdout: &str)
     assert_eq!(child["direct_registrations"], 1);
     assert_eq!(child["credited_conversions"], 1, "B is credited: {tree}");
 }
+
+/// Checks where a request body carries its events' context: with `shared`, once, as the
+/// batch's `context`, and in no event; without, in every event and not in the batch. Either
+/// way each event ends up with the library's context (the server merges a batch's into each).
+pub fn assert_context_placement(body: &Value, shared: bool) {
+    let events = body["events"].as_array().unwrap();
+    assert!(!events.is_empty(), "{body}");
+    if shared {
+        assert!(body["context"]["library"]["name"].is_string(), "no batch context: {body}");
+        assert!(events.iter().all(|e| e.get("context").is_none()), "an event kept its context: {body}");
+    } else {
+        assert!(body.get("context").is_none(), "a batch context: {body}");
+        assert!(
+            events.iter().all(|e| e["context"]["library"]["name"].is_string()),
+            "an event without its context: {body}"
+        );
+    }
+}
