@@ -115,10 +115,7 @@ pub fn send(page: Shared, request: Request, mode: Mode) {
     } else if p.gzip && !keepalive {
         match compress(request.body.as_bytes()) {
             Ok(buffer) => follow(&p.hook, &buffer, step::BODY, handle),
-            Err(_) => {
-                p.gzip = false;
-                fail(&mut p, handle);
-            }
+            Err(_) => not_compressing(&mut p, handle),
         }
     } else {
         post(&mut p, request.handle, &JsValue::from_str(&request.body), false);
@@ -138,13 +135,18 @@ fn no_worker(page: Shared) {
     }
 }
 
-/// The browser's `CompressionStream` does not work: bodies go plain from now on, this one
-/// with the engine's retry.
+/// Compressing the body of the request with `handle` failed on the main thread.
 fn not_compressed(page: Shared, handle: u32) {
     if let Ok(mut p) = page.try_borrow_mut() {
-        p.gzip = false;
-        fail(&mut p, handle);
+        not_compressing(&mut p, handle);
     }
+}
+
+/// The browser's `CompressionStream` does not work: bodies go plain from now on, the one of
+/// the request with `handle` with the engine's retry.
+fn not_compressing(p: &mut super::Page, handle: u32) {
+    p.gzip = false;
+    fail(p, handle);
 }
 
 /// Starts the `POST` of `body` for the request with `handle`.
