@@ -147,7 +147,7 @@ static inline EmpmixEngine *engine_for(Store *store) {
     OK(empmix_engine_config_set_locale(config, "de-DE"));
     OK(empmix_engine_config_set_screen_size(config, 1080, 2400));
     OK(empmix_engine_config_set_time_zone(config, "Europe/Berlin"));
-    OK(empmix_engine_config_set_shared_context(config, strcmp(env_or("EMPMIX_SHARED_CONTEXT", "1"), "0") != 0));
+    OK(empmix_engine_config_set_shared_context(config, env_on("EMPMIX_SHARED_CONTEXT")));
     EmpmixEngine *engine = NULL;
     OK(empmix_engine_create(config, store ? store->state : NULL, store ? (const char *const *)store->records : NULL,
                             store ? store->count : 0, now_ms(), os_seed(), &engine));

@@ -1,7 +1,6 @@
 /* What the libempmix test programs share: the assertions (expect.h) and a client. */
 #ifndef EMPMIX_TEST_CHECK_H
 #define EMPMIX_TEST_CHECK_H
-#include <string.h>
 #include <time.h>
 #include "empmix.h"
 #define EXPECT_RESULT_MESSAGE empmix_result_message
@@ -36,7 +35,7 @@ static EmpmixClient *client_for(const char *data_dir) {
     OK(empmix_config_set_locale(config, "de-DE"));
     OK(empmix_config_set_screen_size(config, 390, 844));
     OK(empmix_config_set_time_zone(config, "Europe/Berlin"));
-    OK(empmix_config_set_shared_context(config, strcmp(env_or("EMPMIX_SHARED_CONTEXT", "1"), "0") != 0));
+    OK(empmix_config_set_shared_context(config, env_on("EMPMIX_SHARED_CONTEXT")));
     EmpmixClient *client = NULL;
     OK(empmix_client_create(config, &client));
     empmix_config_free(config);

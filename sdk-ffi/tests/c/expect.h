@@ -35,4 +35,10 @@ static const char *env_or(const char *name, const char *fallback) {
     const char *v = getenv(name);
     return v ? v : fallback;
 }
+
+/* Whether the switch `name` is on: anything but "0", on when unset. */
+static int env_on(const char *name) {
+    const char *v = getenv(name);
+    return !v || v[0] != '0' || v[1] != 0;
+}
 #endif

@@ -17,6 +17,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'empmix-e2e-'));
 // ----- the real server -----
 const { server, api } = await startServer(dataDir, KEY, READ);
 const { query, eventsOf, arrived } = reader(api, READ);
+const ingest = api + '/api/analytics/events';
 
 // ----- an app that imports the package by name, bundled by webpack -----
 // As a web app's build would: webpack resolves `empmix-wasm`, finds the wasm through
@@ -101,7 +102,7 @@ try {
 
   await step('bodies are gzip on the wire and decoded by the server; beacons stay plain JSON', async () => {
     const p = await open(ctx, site + '/?interval=600000');
-    const sent = recordIngest(p, api + '/api/analytics/events');
+    const sent = recordIngest(p, ingest);
     const id = await p.evaluate(() => mix.distinctId);
     await p.evaluate(() => {
       for (let i = 0; i < 100; i++) mix.track('bulk', { i, text: `value of event ${i}`, ok: i % 2 == 0 });
@@ -125,7 +126,7 @@ try {
 
   await step('a tab switch sends by keepalive and coming back resends nothing', async () => {
     const c = await browser.newContext();
-    const s = await tabSwitch(c, c => open(c, site + '/?interval=600000'), api + '/api/analytics/events', { eventsOf, arrived });
+    const s = await tabSwitch(c, c => open(c, site + '/?interval=600000'), ingest, { eventsOf, arrived });
     if (s.beacons) throw new Error('a beacon at a tab switch: ' + JSON.stringify(s));
     await c.close();
   });

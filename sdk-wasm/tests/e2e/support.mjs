@@ -83,6 +83,9 @@ export function steps(only) {
   return { step, results, failed };
 }
 
+/** Throws `message` unless `ok`: a step's failure. */
+export const assert = (ok, message) => { if (!ok) throw new Error(message); };
+
 /** Chromium's flags for these tests (the machine's closed network refuses its background
  * connections otherwise). */
 export const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -132,7 +135,6 @@ export const setVisibility = (p, state) => p.evaluate(s => {
  * again (once each on the wire, not only after the server's dedup). `open(context)` opens the
  * build's test page in `context` with a long flush interval. Resolves to the client's stats. */
 export async function tabSwitch(context, open, ingest, { eventsOf, arrived }) {
-  const assert = (ok, message) => { if (!ok) throw new Error(message); };
   await context.addInitScript(fetchSpy);
   const p = await open(context);
   const sent = recordIngest(p, ingest);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { chromiumArgs, reader, recordIngest, serveSite, setVisibility, startServer, steps, tabSwitch, until } from './support.mjs';
+import { assert, chromiumArgs, reader, recordIngest, serveSite, setVisibility, startServer, steps, tabSwitch, until } from './support.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 // The package as built when the run starts, copied so that a rebuild meanwhile cannot mix two
@@ -66,7 +66,6 @@ const framed = `<!doctype html><title>e2e framed</title><iframe sandbox="allow-s
 const { web, site } = await serveSite({ '/pkg-web/': pkg }, { '/': page, '/queued': queued, '/framed': framed });
 
 // ----- helpers -----
-const assert = (ok, message) => { if (!ok) throw new Error(message); };
 
 // Counts the bodies handed to the compression worker; with a mode, the page has no working
 // one: 'throws' (the constructor refuses, as under a Content-Security-Policy without blob:

@@ -42,6 +42,18 @@ test('tracks, identifies, shares and flushes', async () => {
   srv.close();
 });
 
+// Runs `f` with the runtime's CompressionStream replaced by `replacement` (none when undefined).
+async function withCompressionStream(replacement, f) {
+  const cs = globalThis.CompressionStream;
+  try {
+    if (replacement) globalThis.CompressionStream = replacement;
+    else delete globalThis.CompressionStream;
+    return await f();
+  } finally {
+    globalThis.CompressionStream = cs;
+  }
+}
+
 test('bodies go gzip where the runtime has CompressionStream, plain JSON where it has not', async () => {
   const srv = await ingest();
   const send = async name => {
@@ -50,34 +62,25 @@ test('bodies go gzip where the runtime has CompressionStream, plain JSON where i
     assert.equal(await mix.flush(5000), true);
   };
   await send('compressed');
-  const cs = globalThis.CompressionStream;
-  try {
-    delete globalThis.CompressionStream;
-    await send('plain');
-  } finally {
-    globalThis.CompressionStream = cs;
-  }
+  await withCompressionStream(undefined, () => send('plain'));
   assert.deepEqual(srv.events.map(e => [e.type, e.gzip]), [['compressed', true], ['plain', false]]);
   srv.close();
 });
 
 test('a CompressionStream that fails leaves bodies plain, and every event arrives', async () => {
   const srv = await ingest();
-  const cs = globalThis.CompressionStream;
-  try {
-    globalThis.CompressionStream = class extends TransformStream {
-      constructor() {
-        super({ transform() { throw new Error('broken'); } });
-      }
-    };
+  const broken = class extends TransformStream {
+    constructor() {
+      super({ transform() { throw new Error('broken'); } });
+    }
+  };
+  await withCompressionStream(broken, async () => {
     const mix = await EmpMix.init({ apiKey: 'k', endpoint: srv.endpoint, wasm, flushInterval: 60000 });
     for (const name of ['first', 'second']) {
       mix.track(name);
       assert.equal(await mix.flush(10000), true, name);
     }
-  } finally {
-    globalThis.CompressionStream = cs;
-  }
+  });
   assert.deepEqual(srv.events.map(e => [e.type, e.gzip]), [['first', false], ['second', false]]);
   srv.close();
 });
