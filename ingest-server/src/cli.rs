@@ -148,23 +148,29 @@ impl Cli {
             Some(path) => ConfigFile::load(path)?.projects,
             None => Vec::new(),
         };
-        if let (Some(ingest), Some(read)) = (&self.ingest_key, &self.read_key) {
-            projects.push(ProjectConfig {
-                id: DEFAULT_PROJECT.into(),
-                ingest_key: ingest.clone(),
-                read_key: read.clone(),
-                allowed_origins: self.allowed_origins.clone(),
-                time_zone: self.time_zone.clone(),
-                rate_limit: self.rate_limit,
-                client_rate_limit: None,
-                daily_event_quota: (self.daily_event_quota > 0).then_some(self.daily_event_quota),
-            });
+        // Project "default": with the keys given, or (with neither keys nor --config) with the
+        // keys generated on first start; either way these flags are its settings.
+        let default_project = ProjectConfig {
+            id: DEFAULT_PROJECT.into(),
+            ingest_key: self.ingest_key.clone().unwrap_or_default(),
+            read_key: self.read_key.clone().unwrap_or_default(),
+            allowed_origins: self.allowed_origins.clone(),
+            time_zone: self.time_zone.clone(),
+            rate_limit: self.rate_limit,
+            client_rate_limit: None,
+            daily_event_quota: (self.daily_event_quota > 0).then_some(self.daily_event_quota),
+        };
+        if self.ingest_key.is_some() && self.read_key.is_some() {
+            projects.push(default_project.clone());
         }
         crate::config::validate(&projects)?;
+        // With generated keys, which come at start, its time zone is checked now all the same.
+        crate::config::check_time_zone(&default_project)?;
         Ok(ServerConfig {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
             projects,
+            default_project,
             run_consumer: !self.no_consumer,
             worker_threads: self.workers,
             queue_url: self.queue_url.clone(),

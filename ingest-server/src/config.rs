@@ -119,9 +119,14 @@ impl ProjectConfig {
         }
     }
 
-    /// Whether a browser `Origin` may send to this project.
+    /// Whether a browser `Origin` may send to this project. A configured origin is compared
+    /// without surrounding spaces (`--allowed-origins "https://a.example, https://b.example"`)
+    /// or a trailing slash (an `Origin` never has a path).
     pub fn allows_origin(&self, origin: &str) -> bool {
-        self.allowed_origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+        self.allowed_origins
+            .iter()
+            .map(|o| o.trim())
+            .any(|o| o == "*" || o.strip_suffix('/').unwrap_or(o).eq_ignore_ascii_case(origin))
     }
 }
 
@@ -162,9 +167,14 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Where the queue and the analytics database live.
     pub data_dir: PathBuf,
-    /// The projects. Empty: a `default` project whose keys are generated on first start and
-    /// kept in `data_dir/keys.toml`.
+    /// The projects. Empty: [`ServerConfig::default_project`], whose keys are generated on
+    /// first start and kept in `data_dir/keys.toml`.
     pub projects: Vec<ProjectConfig>,
+    /// The `default` project served when `projects` is empty: its allowed origins, time zone,
+    /// rate limits and quota (`--allowed-origins`, `--time-zone`, `--rate-limit`,
+    /// `--daily-event-quota` without `--ingest-key`). Its id and keys are not used: the id is
+    /// [`DEFAULT_PROJECT`] and the keys are the generated ones.
+    pub default_project: ProjectConfig,
     /// Run the consumer in this process (otherwise run `empmix-server consume`).
     pub run_consumer: bool,
     /// Tokio worker threads for HTTP; `None`: one per core.
@@ -214,6 +224,7 @@ impl ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
             projects: Vec::new(),
+            default_project: ProjectConfig::new(DEFAULT_PROJECT, "", ""),
             run_consumer: true,
             worker_threads: None,
             queue_url: None,
@@ -260,11 +271,13 @@ struct StoredKeys {
     read_key: String,
 }
 
-/// The projects to serve: the configured ones, or the `default` project with the keys stored in
-/// the data directory (generated and stored on first start).
+/// The projects to serve: the configured ones, or `default_project`'s settings under the id
+/// [`DEFAULT_PROJECT`] with the keys stored in the data directory (generated and stored on first
+/// start).
 pub fn resolve_projects(
     data_dir: &Path,
     projects: &[ProjectConfig],
+    default_project: &ProjectConfig,
 ) -> Result<(Vec<ProjectConfig>, KeySource), ConfigError> {
     if !projects.is_empty() {
         validate(projects)?;
@@ -281,15 +294,36 @@ pub fn resolve_projects(
             let keys = StoredKeys { ingest_key: generate_key("pk_")?, read_key: generate_key("sk_")? };
             let text = toml::to_string(&keys).map_err(|e| ConfigError::Projects(e.to_string()))?;
             let tmp = data_dir.join("keys.toml.tmp");
-            std::fs::write(&tmp, text).map_err(|source| ConfigError::Io { path: tmp.clone(), source })?;
+            write_private(&tmp, &text).map_err(|source| ConfigError::Io { path: tmp.clone(), source })?;
             std::fs::rename(&tmp, &path).map_err(|source| ConfigError::Io { path: path.clone(), source })?;
             (keys, KeySource::Generated)
         }
         Err(source) => return Err(ConfigError::Io { path, source }),
     };
-    let projects = vec![ProjectConfig::new(DEFAULT_PROJECT, keys.ingest_key, keys.read_key)];
+    let projects = vec![ProjectConfig {
+        id: DEFAULT_PROJECT.into(),
+        ingest_key: keys.ingest_key,
+        read_key: keys.read_key,
+        ..default_project.clone()
+    }];
     validate(&projects)?;
     Ok((projects, source))
+}
+
+/// Writes a file only its owner can read (it holds the secret read key), durably, so the rename
+/// that follows never leaves an empty keys file after a crash.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    // A leftover temporary file from an interrupted start keeps its old mode: set it.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }
 
 /// Checks ids and keys are unique and non-empty and time zones exist.
@@ -305,11 +339,17 @@ pub fn validate(projects: &[ProjectConfig]) -> Result<(), ConfigError> {
                 return Err(ConfigError::Projects(format!("project {}: a key is empty or used twice", p.id)));
             }
         }
-        if jiff::tz::TimeZone::get(&p.time_zone).is_err() {
-            return Err(ConfigError::TimeZone { project: p.id.clone(), zone: p.time_zone.clone() });
-        }
+        check_time_zone(p)?;
     }
     Ok(())
+}
+
+/// Checks that the project's time zone exists (its days are counted in it).
+pub fn check_time_zone(p: &ProjectConfig) -> Result<(), ConfigError> {
+    match jiff::tz::TimeZone::get(&p.time_zone) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ConfigError::TimeZone { project: p.id.clone(), zone: p.time_zone.clone() }),
+    }
 }
 
 /// A random key: `prefix` and 32 hex digits.
@@ -330,12 +370,19 @@ mod tests {
     #[test]
     fn generated_keys_are_stored_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let (first, source) = resolve_projects(dir.path(), &[]).unwrap();
+        let default = ProjectConfig::new(DEFAULT_PROJECT, "", "");
+        let (first, source) = resolve_projects(dir.path(), &[], &default).unwrap();
         assert_eq!(source, KeySource::Generated);
-        let (second, source) = resolve_projects(dir.path(), &[]).unwrap();
+        let (second, source) = resolve_projects(dir.path(), &[], &default).unwrap();
         assert_eq!(source, KeySource::Stored);
         assert_eq!(first, second);
         assert!(first[0].ingest_key.starts_with("pk_") && first[0].read_key.starts_with("sk_"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.path().join(KEYS_FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "the read key is a secret: {mode:o}");
+        }
     }
 
     #[test]

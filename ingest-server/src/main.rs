@@ -288,7 +288,7 @@ fn consume(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let config = cli.server_config()?;
     std::fs::create_dir_all(&config.data_dir)?;
-    let (projects, _) = resolve_projects(&config.data_dir, &config.projects)?;
+    let (projects, _) = resolve_projects(&config.data_dir, &config.projects, &config.default_project)?;
     let stop = stop_on_signal();
     // A broker that is down is waited for by the queue itself (its supervisor reconnects).
     let queue = open_queue(&config, true)?;

@@ -93,7 +93,8 @@ impl Server {
     pub fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(io(format!("creating data directory {}", config.data_dir.display())))?;
-        let (projects, key_source) = resolve_projects(&config.data_dir, &config.projects)?;
+        let (projects, key_source) =
+            resolve_projects(&config.data_dir, &config.projects, &config.default_project)?;
         let queue = open_queue(&config, config.run_consumer)?;
         let store = open_store(&config)?;
         let metrics = Arc::new(Metrics::default());

@@ -277,7 +277,10 @@ fn per_address_limit_counts_forwarded_addresses_and_spares_loopback() {
         c
     });
     let key = s.server.ingest_key().to_string();
-    let from = |ip: &str, who: &str| post_with(&s, &key, &[("X-Forwarded-For", ip)], &one_event(who));
+    // From a page on another origin, which must be able to read how long to wait.
+    let from = |ip: &str, who: &str| {
+        post_with(&s, &key, &[("X-Forwarded-For", ip), ("Origin", "https://m.example")], &one_event(who))
+    };
     assert_eq!(from("10.0.0.1, 203.0.113.7", "a1").status, 200);
     assert_eq!(from("203.0.113.7", "a2").status, 200);
     let r = from("203.0.113.7", "a3");

@@ -182,3 +182,58 @@ fn the_consume_subcommand_drains_a_queue_filled_by_a_server_without_consumer() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+#[test]
+fn default_project_flags_apply_to_the_project_with_generated_keys() {
+    // The README's set-up: no keys given, so they are generated; the flags of project
+    // "default" must still be its settings, not silently dropped.
+    let dir = tempfile::tempdir().unwrap();
+    let flags = [
+        "--time-zone",
+        "Asia/Shanghai",
+        "--allowed-origins",
+        // As an operator types it: a space after the comma, a trailing slash.
+        "https://other.example, https://m.example/",
+        "--daily-event-quota",
+        "1",
+    ];
+    let mut server = spawn_with(dir.path(), &flags);
+    let mut c = Client::new(server.addr);
+    let auth = format!("Bearer {}", server.read_key);
+    let who = c.get("/api/analytics/whoami", &[("Authorization", &auth)]).unwrap().json();
+    assert_eq!(who["time_zone"], "Asia/Shanghai", "{who}");
+    // The generated keys file holds the secret read key: its owner's only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("keys.toml")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "keys.toml is {mode:o}");
+    }
+    let body = json!({"events": [{"event_id": id(), "type": "page_view"}]}).to_string();
+    let post = |c: &mut Client, origin: &str| {
+        let headers = [("X-API-Key", server.ingest_key.as_str()), ("Origin", origin)];
+        c.request("POST", "/api/analytics/events", &headers, body.as_bytes()).unwrap()
+    };
+    let r = post(&mut c, "https://evil.example");
+    assert_eq!((r.status, r.json()["error"].clone()), (403, json!("origin_not_allowed")), "{}", r.text());
+    assert_eq!(post(&mut c, "https://m.example").status, 200);
+    let r = post(&mut c, "https://m.example");
+    assert_eq!((r.status, r.json()["error"].clone()), (429, json!("quota_exceeded")), "{}", r.text());
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    // A zone that does not exist is refused at start, keys or not.
+    let out = Command::new(env!("CARGO_BIN_EXE_empmix-server"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(["--time-zone", "Mars/Olympus"])
+        .env_remove("EMPMIX_INGEST_KEY")
+        .env_remove("EMPMIX_READ_KEY")
+        .env_remove("EMPMIX_CONFIG")
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with an unknown zone: {stderr}");
+    assert!(stderr.contains("unknown time zone \"Mars/Olympus\""), "{stderr}");
+}

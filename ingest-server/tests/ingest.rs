@@ -179,6 +179,36 @@ fn wrong_content_types_are_415() {
 }
 
 #[test]
+fn a_known_path_with_another_method_is_a_json_405() {
+    let s = start();
+    let mut c = s.client();
+    for (method, path) in
+        [("GET", "/track"), ("PUT", "/api/analytics/events"), ("DELETE", "/api/analytics/query")]
+    {
+        let r = c.request(method, path, &[], b"").unwrap();
+        assert_eq!(r.status, 405, "{method} {path}");
+        assert_eq!(r.header("content-type"), Some("application/json"), "{method} {path}");
+        assert_eq!(r.json()["error"], "method_not_allowed", "{method} {path}: {}", r.text());
+        assert!(r.header("allow").is_some_and(|a| a.contains("POST")), "{method} {path}");
+    }
+    assert_eq!(c.get("/no/such/endpoint", &[]).unwrap().json()["error"], "not_found");
+
+    // The operator endpoints of `consume --metrics-listen` answer alike.
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let operator = empmix_server::http::operator::OperatorServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(empmix_server::queue::sqlite::SqliteQueue::open(dir.path()).unwrap()),
+        Arc::new(empmix_server::store::sqlite::SqliteStore::open(dir.path()).unwrap()),
+        Arc::default(),
+    )
+    .unwrap();
+    let r =
+        empmix_server::loopback::Client::new(operator.addr()).request("POST", "/metrics", &[], b"").unwrap();
+    assert_eq!((r.status, r.json()["error"].clone()), (405, json!("method_not_allowed")), "{}", r.text());
+}
+
+#[test]
 fn cors_preflight_and_origin_checks_follow_each_projects_origins() {
     use empmix_server::ProjectConfig;
     let s = start_with(|c| {
@@ -223,6 +253,8 @@ fn cors_preflight_and_origin_checks_follow_each_projects_origins() {
     };
     let r = send(&mut c, "https://a.example", "pk_a");
     assert_eq!((r.status, r.header("access-control-allow-origin")), (200, Some("https://a.example")));
+    // Browser code must be able to read Retry-After of a cross-origin 429 or 503.
+    assert_eq!(r.header("access-control-expose-headers"), Some("retry-after"));
     assert_eq!(send(&mut c, "https://b.example", "pk_a").status, 403, "origin of another project");
 }
 

@@ -52,8 +52,14 @@ fn a_queue_failure_is_503_and_not_ready() {
     rt.spawn(async move { axum::serve(listener, router(app)).await });
     let mut c = Client::new(addr);
     let body = br#"{"events": [{"type": "page_view", "conference_id": "test"}]}"#;
-    let r = c.request("POST", "/api/analytics/events", &[("X-API-Key", "pk")], body).unwrap();
+    // From a browser page on another origin, as the browser package sends.
+    let headers = [("X-API-Key", "pk"), ("Origin", "https://m.example")];
+    let r = c.request("POST", "/api/analytics/events", &headers, body).unwrap();
     assert_eq!((r.status, r.json()["error"].clone()), (503, serde_json::json!("unavailable")));
+    assert_eq!(r.header("retry-after"), Some("5"));
+    // Retry-After is not CORS-safelisted: unexposed, the page's fetch() would read null.
+    assert_eq!(r.header("access-control-allow-origin"), Some("https://m.example"));
+    assert_eq!(r.header("access-control-expose-headers"), Some("retry-after"));
     assert_eq!(c.get("/readyz", &[]).unwrap().status, 503);
     assert_eq!(c.get("/healthz", &[]).unwrap().status, 200);
     // Nothing to make durable (an empty batch) is still a 200.

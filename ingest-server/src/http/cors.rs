@@ -1,6 +1,8 @@
 //! CORS for the browser package. Preflights carry no key, so they are allowed for the union of
 //! the origins every project allows; ingest then checks the origin against the project its key
-//! names (403 otherwise).
+//! names (403 otherwise). Every answer to an allowed origin exposes `Retry-After`, which is not
+//! a CORS-safelisted response header: without it browser code reading a cross-origin 429 or
+//! 503 sees no header and cannot wait as long as the server asked.
 
 use std::sync::Arc;
 
@@ -14,6 +16,7 @@ use super::App;
 const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
 const ALLOW_HEADERS: &str = "content-type, content-encoding, authorization, x-api-key";
 const MAX_AGE: &str = "86400";
+const EXPOSE_HEADERS: &str = "retry-after";
 
 /// The CORS middleware.
 pub async fn cors(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
@@ -38,6 +41,7 @@ pub async fn cors(State(app): State<Arc<App>>, req: Request, next: Next) -> Resp
     if let Some(origin) = allowed {
         let h = resp.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
     resp

@@ -394,9 +394,8 @@ fn too_many(scope: Scope, retry_after_secs: u64) -> Response {
         Scope::Quota => ("quota_exceeded", "this project's daily event quota is used up; retry tomorrow"),
     };
     let mut resp = error(StatusCode::TOO_MANY_REQUESTS, code, message);
+    // Exposed to browser code on another origin by the CORS layer (`cors.rs`).
     resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-    // So that browser code reading a cross-origin 429 sees how long to wait.
-    resp.headers_mut().insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after"));
     resp
 }
 

@@ -64,11 +64,19 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics::render))
         .route("/api/openapi.json", get(openapi::document))
         .merge(dashboard::routes())
+        // After every route (it applies to the routes added so far): a known path with another
+        // method gets the JSON error body every other status has (axum still adds `Allow`).
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(app.clone(), limits::guard))
         .layer(axum::middleware::from_fn_with_state(app.clone(), cors::cors))
         .layer(axum::middleware::from_fn_with_state(app.clone(), metrics::count_status))
         .with_state(app)
+}
+
+/// The 405 of a known path asked with another method (axum adds `Allow`).
+pub(crate) async fn method_not_allowed() -> Response {
+    error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
 }
 
 /// A JSON response.

@@ -46,6 +46,7 @@ impl OperatorServer {
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(query::readyz))
             .route("/metrics", get(metrics::render))
+            .method_not_allowed_fallback(super::method_not_allowed)
             .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
             .with_state(app);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
