@@ -99,6 +99,8 @@ export class EmpMix {
     this.pend = []; // id, record, id, record… appended in this task, not yet written
     this.pendBytes = 0;
     this.beaconed = [];
+    // Requests that die with the page: compressing, or posted without keepalive (see _unload).
+    this.dying = new Set();
     this.waiters = [];
     this.c = { invalid: 0, storageErrors: 0, notPersisted: 0, beacons: 0 };
   }
@@ -443,23 +445,28 @@ export class EmpMix {
   // where it has not or compressing fails. zlib runs on the page's thread here; the web build
   // moves it to a worker (js/gzip.js), whose 230 B gzip this build has no room for.
   _send(body, handle) {
+    this.dying.add(handle);
     if (!g.CompressionStream) return this._post(body, handle);
+    // Not posted when the page abandoned the request meanwhile (_unload).
     new Response(new Blob([body]).stream().pipeThrough(new CompressionStream('gzip'))).arrayBuffer()
-      .then(b => this._post(b, handle, 1), () => this._post(body, handle));
+      .then(b => this.dying.has(handle) && this._post(b, handle, 1), () => this.dying.has(handle) && this._post(body, handle));
   }
 
   // Sends `body`, gzip with `gz`, as the engine's request `handle`. Its outcome goes to the
   // engine: the status (0: failed), Retry-After as sent (the core reads seconds and HTTP dates)
   // and the body.
   _post(body, handle, gz) {
+    const keepalive = body.byteLength < BEACON_MAX_BYTES;
+    if (keepalive) this.dying.delete(handle);
     const done = (status, retry, text) => this._safe('response', () => {
+      this.dying.delete(handle);
       const a = this._args(retry || '', text.slice(0, 65536)) || [0, 0];
       this.w.em_response(Date.now(), handle, status, a[0], a[1]);
       this._pump();
     });
     fetch(this.url, {
       method: 'POST',
-      keepalive: body.byteLength < BEACON_MAX_BYTES,
+      keepalive,
       headers: { 'Content-Type': 'application/json', [API_KEY_HEADER]: this.key, ...(gz && { 'Content-Encoding': 'gzip' }) },
       body,
     }).then(
@@ -471,9 +478,16 @@ export class EmpMix {
   // The page is `hidden` (a tab switch, or closing) or going away (pagehide): everything waiting
   // goes now. When hidden, by keepalive fetch, whose answer arrives while the page lives; at
   // pagehide, by beacon, whose outcome is unknown, so the events stay stored and, if the page
-  // comes back, are sent again (the server dedups).
+  // comes back, are sent again (the server dedups). At pagehide, the requests that die with the
+  // page (still compressing, or a fetch without keepalive, which the browser cancels) fail first,
+  // so their events go by beacon too: without storage nothing else would ever send them (a copy
+  // that arrives after all is deduplicated).
   _unload(hidden) {
     const w = this.w, now = Date.now();
+    if (!hidden) {
+      for (const h of this.dying) w.em_response(now, h, 0, 0, 0);
+      this.dying.clear();
+    }
     this._persist();
     const url = this.url + (this.url.includes('?') ? '&' : '?') + API_KEY_PARAM + '=' + encodeURIComponent(this.key);
     for (let n; (n = w.em_poll_unload(now, BEACON_MAX_BYTES)) >= 0;) {

@@ -69,6 +69,7 @@ pub(super) use step::PUMP;
 #[derive(Debug)]
 pub struct InFlight {
     handle: u32,
+    /// Sent plain with `keepalive` (a hidden tab's): it outlives the page.
     keepalive: bool,
     /// Its body is with the compression worker.
     in_worker: bool,
@@ -176,14 +177,17 @@ fn request(url: &str, key: &str, body: &JsValue, gzip: bool, keepalive: bool) ->
     Ok(js::fetch(url, &init)?.into())
 }
 
-/// A request step's outcome.
+/// A request step's outcome. A step of a request no longer in flight (one [`abandon`]ed at
+/// pagehide whose compression or answer came after all, the page kept in the back/forward
+/// cache) goes no further: its events went by beacon.
 fn advance(page: Shared, step: u32, handle: u32, value: JsValue) {
     let Ok(mut p) = page.try_borrow_mut() else {
         return;
     };
-    if let Some(f) = p.in_flight.iter_mut().find(|f| f.handle == handle) {
-        f.in_worker = false;
-    }
+    let Some(f) = p.in_flight.iter_mut().find(|f| f.handle == handle) else {
+        return;
+    };
+    f.in_worker = false;
     match step {
         step::BODY => post(&mut p, handle, &value, true),
         step::RESPONSE => {
@@ -220,6 +224,17 @@ fn finish(p: &mut super::Page, handle: u32, body: &str) {
         p.driver.handle_response(Date::now(), handle, f.status, &f.retry_after, body);
     }
     super::schedule(p);
+}
+
+/// The page is going away: every request that dies with it (its body still compressing, or a
+/// fetch without `keepalive`, which the browser cancels) fails now, so that the engine hands
+/// its events to the beacons of [`super::start`]'s unload with what waits. One whose answer
+/// arrives after all is a copy the server dedups.
+pub fn abandon(p: &mut super::Page) {
+    let doomed: Vec<u32> = p.in_flight.iter().filter(|f| !f.keepalive).map(|f| f.handle).collect();
+    for handle in doomed {
+        fail(p, handle);
+    }
 }
 
 /// The request failed: no answer.

@@ -369,15 +369,18 @@ fn hide(page: Shared) {
     }
 }
 
-/// The page is going away: what still waits goes by beacon. Its outcome is unknown, so the
-/// events stay stored and, if the page comes back (the back/forward cache), are sent again
-/// (the server dedups) and counted as resent. The heartbeat goes too, so the next page of the
-/// site takes over what is stored without waiting for it to run out.
+/// The page is going away: what still waits goes by beacon, with the events of requests that
+/// die with the page ([`send::abandon`]; without storage nothing else would ever send them).
+/// A beacon's outcome is unknown, so the events stay stored and, if the page comes back (the
+/// back/forward cache), are sent again (the server dedups) and counted as resent. The
+/// heartbeat goes too, so the next page of the site takes over what is stored without waiting
+/// for it to run out.
 fn unload(page: Shared) {
     let Ok(mut p) = page.try_borrow_mut() else {
         return;
     };
     let p = &mut *p;
+    send::abandon(p);
     p.persist();
     let now = Date::now();
     while let Some(r) = p.driver.poll_unload_transmit(now, BEACON_MAX_BYTES as u32) {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import webpack from 'webpack';
-import { chromiumArgs, reader, recordIngest, serveSite, startServer, steps, tabSwitch, until } from './support.mjs';
+import { chromiumArgs, closedWhileCompressing, reader, recordIngest, serveSite, startServer, steps, tabSwitch, until } from './support.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const pkg = join(here, '../../pkg');
@@ -39,7 +39,7 @@ const page = `<!doctype html><title>e2e</title><button id="btn">Register</button
   const q = new URLSearchParams(location.search), conf = q.get('conf');
   // ?conf=<id> configures the conference in init (empty: none); without it, a super property.
   window.mix = await EmpMix.init({ apiKey: '${KEY}', endpoint: q.get('endpoint') || '${api}', debug: true,
-    flushInterval: +(q.get('interval') || 500), flushAt: 20, conferenceId: conf || undefined });
+    flushInterval: +(q.get('interval') || 500), flushAt: 20, conferenceId: conf || undefined, persist: q.get('persist') != '0' });
   if (conf == null) mix.register({ conference_id: '${CONF}' });
   document.getElementById('btn').onclick = () => mix.track('button_click', { button: 'register' });
   window.ready = true;
@@ -128,6 +128,12 @@ try {
     const c = await browser.newContext();
     const s = await tabSwitch(c, c => open(c, site + '/?interval=600000'), ingest, { eventsOf, arrived });
     if (s.beacons) throw new Error('a beacon at a tab switch: ' + JSON.stringify(s));
+    await c.close();
+  });
+
+  await step('a page closed while a body is compressing (memory only) sends those events by beacon', async () => {
+    const c = await browser.newContext();
+    await closedWhileCompressing(c, c => open(c, site + '/?interval=600000&persist=0'), { arrived });
     await c.close();
   });
 

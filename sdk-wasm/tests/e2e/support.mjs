@@ -164,3 +164,27 @@ export async function tabSwitch(context, open, ingest, { eventsOf, arrived }) {
   console.log(`  ${sent.length} ingest request(s), ${keepalive} keepalive; resent ${s.resent}, beacons ${s.beacons}`);
   return s;
 }
+
+/** A page closed while a request's body is still being compressed, checked the same way for
+ * both builds: that request never reached the network, so its events go by beacon with the
+ * rest, and arrive, though the page keeps nothing in storage. `open(context)` opens the build's
+ * test page in `context` with persistence off and a long flush interval. */
+export async function closedWhileCompressing(context, open, { arrived }) {
+  // Compression that never ends, on the page's thread: no worker (the web build's compresses
+  // there otherwise) and a CompressionStream that never answers.
+  await context.addInitScript(() => {
+    window.Worker = undefined;
+    window.CompressionStream = class extends TransformStream {
+      constructor() { super({ transform: () => new Promise(() => {}) }); }
+    };
+  });
+  const p = await open(context);
+  const id = await p.evaluate(() => mix.distinctId);
+  await p.evaluate(() => { for (let i = 0; i < 6; i++) mix.track('compressing', { i }); mix.flush(); });
+  await until('the request compressing', () => p.evaluate(() => mix.stats().inFlight >= 6));
+  const s = await p.evaluate(() => mix.stats());
+  assert(!s.persistent && s.delivered == 0, 'not the case under test: ' + JSON.stringify(s));
+  await p.close({ runBeforeUnload: true });
+  const got = await arrived(id, 'compressing', 6);
+  assert(new Set(got.map(e => e.properties.i)).size == 6, 'events missing: ' + JSON.stringify(got.map(e => e.properties)));
+}

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { assert, chromiumArgs, reader, recordIngest, serveSite, setVisibility, startServer, steps, tabSwitch, until } from './support.mjs';
+import { assert, chromiumArgs, closedWhileCompressing, reader, recordIngest, serveSite, setVisibility, startServer, steps, tabSwitch, until } from './support.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 // The package as built when the run starts, copied so that a rebuild meanwhile cannot mix two
@@ -33,7 +33,7 @@ const page = `<!doctype html><title>e2e web</title>
   import { EmpMix } from '/pkg-web/index.js';
   const q = new URLSearchParams(location.search);
   window.mix = await EmpMix.init({ apiKey: '${KEY}', endpoint: '${api}', debug: true,
-    flushInterval: +(q.get('interval') || 500) });
+    flushInterval: +(q.get('interval') || 500), persist: q.get('persist') != '0' });
   window.ready = true;
 </script>`;
 // `/queued`: calls made before the engine loads. The wasm is handed to init as a promise that
@@ -190,6 +190,12 @@ try {
     const c = await browser.newContext();
     const s = await tabSwitch(c, c => open(c, site + '/?interval=600000'), ingest, { eventsOf, arrived });
     assert(s.resent == 0, 'stats: ' + JSON.stringify(s));
+    await c.close();
+  });
+
+  await step('a page closed while a body is compressing (memory only) sends those events by beacon', async () => {
+    const c = await browser.newContext();
+    await closedWhileCompressing(c, c => open(c, site + '/?interval=600000&persist=0'), { arrived });
     await c.close();
   });
 
