@@ -9,7 +9,7 @@ const TABS = [['overview', 'Overview'], ['shares', 'Share tracking'], ['funnel',
 const LINK_TABS = ['overview', 'live'];
 const DEFAULTS = { view: 'overview', range: '30d', metric: 'pv', credit: 'full' };
 
-let who = null, state = {}, conferences = [], current = null;
+let who = null, state = {}, conferences = [], current = null, listFailed = false;
 
 // ----- the view state <-> the URL (never any key) -----
 function readUrl() {
@@ -166,7 +166,7 @@ function syncControls() {
   const sel = $('conf');
   const names = conferences.includes(state.conf) || !state.conf ? conferences : [state.conf, ...conferences];
   clear(sel, names.map(c => h('option', { value: c, selected: c == state.conf }, c)));
-  if (!names.length) sel.append(h('option', { value: '' }, 'No conferences yet'));
+  if (!names.length) sel.append(h('option', { value: '' }, listFailed ? 'Conferences not available' : 'No conferences yet'));
   // Only the overview and the funnel take a date range.
   const ranged = ['overview', 'funnel'].includes(state.view);
   $('range').parentElement.hidden = !ranged;
@@ -213,11 +213,13 @@ async function start(w) {
     if (!LINK_TABS.includes(state.view)) state.view = 'overview';
   } else {
     clear($('view'), h('div.loading', { role: 'status' }, 'Loading conferences…'));
+    listFailed = false;
     try {
       const r = await query({ metrics: ['events'], dimensions: ['properties.conference_id'], date_range: 'all', order_by: [['events', 'desc']], limit: 100 });
       conferences = r.results.map(x => x.dimensions[0]).filter(c => c != null);
     } catch (e) {
       if (!who) return;
+      listFailed = true;
       conferences = state.conf ? [state.conf] : [];
       if (!conferences.length) {
         syncControls();

@@ -76,13 +76,21 @@ export const loading = (what = 'Loading…') => h('div.loading', { role: 'status
 export const failure = (e, what) =>
   h('div.banner.error', { role: 'alert' }, what ? `${what}: ` : '', e && e.message ? e.message : String(e));
 
+/** The CSV text of rows (first row = header). A text cell a spreadsheet would run as a formula
+ * (starting with = + - @, a tab or a CR) gets a leading ' so it is shown as text: quoting alone
+ * does not stop Excel or LibreOffice from evaluating it. Numbers are left as they are. */
+function csvText(rows) {
+  const cell = v => {
+    let t = v == null ? '' : typeof v == 'object' ? JSON.stringify(v) : String(v);
+    if (typeof v == 'string' && /^[=+\-@\t\r]/.test(t)) t = `'${t}`;
+    return /[",\n\r]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
+  };
+  return rows.map(r => r.map(cell).join(',')).join('\r\n') + '\r\n';
+}
+
 /** A CSV download of rows (first row = header), as a file the browser saves. */
 export function downloadCsv(name, rows) {
-  const cell = v => {
-    const t = v == null ? '' : typeof v == 'object' ? JSON.stringify(v) : String(v);
-    return /[",\n\r]/.test(t) || /^[=+\-@]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
-  };
-  const blob = new Blob([rows.map(r => r.map(cell).join(',')).join('\r\n') + '\r\n'], { type: 'text/csv;charset=utf-8' });
+  const blob = new Blob([csvText(rows)], { type: 'text/csv;charset=utf-8' });
   const url = URL.createObjectURL(blob);
   const a = h('a', { href: url, download: name.replace(/[^\w.-]+/g, '_') + '.csv' });
   document.body.append(a);
@@ -103,11 +111,11 @@ export function toast(text) {
   toastTimer = setTimeout(() => (t.hidden = true), 2500);
 }
 
-/** A table: columns [{ label, num?, cell(row) }], rows. */
+/** A table: columns [{ label, num?, text? (free text that may be one long word), cell(row) }], rows. */
 export function table(cols, rows, caption) {
   return h('div.scroll', h('table', caption && h('caption.sr', caption),
     h('thead', h('tr', cols.map(c => h('th', { class: c.num ? 'num' : null, scope: 'col' }, c.label)))),
-    h('tbody', rows.map(r => h('tr', cols.map(c => h('td', { class: c.num ? 'num' : null }, c.cell(r))))))));
+    h('tbody', rows.map(r => h('tr', cols.map(c => h('td', { class: c.num ? 'num' : c.text ? 'text' : null }, c.cell(r))))))));
 }
 
 export const card = (title, tools, ...body) =>

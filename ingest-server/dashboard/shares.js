@@ -81,7 +81,7 @@ export async function shares(root, ctx) {
   const lb = api(`/api/analytics/shares/leaderboard?${q}&limit=20`, { signal: ctx.signal }).then(r => {
     board = r.sharers || [];
     clear(boardBox, board.length ? table([
-      { label: '#', num: true, cell: b => board.indexOf(b) + 1 }, { label: 'Sharer', cell: b => b.sharer ?? '(anonymous)' },
+      { label: '#', num: true, cell: b => board.indexOf(b) + 1 }, { label: 'Sharer', text: true, cell: b => b.sharer ?? '(anonymous)' },
       { label: 'Shares', num: true, cell: b => num(b.shares) }, { label: 'Opens', num: true, cell: b => num(b.opens) },
       { label: 'Direct reg.', num: true, cell: b => num(b.direct_registrations) },
       { label: 'Credited', num: true, cell: b => h('strong', num(b.credited_conversions)) },

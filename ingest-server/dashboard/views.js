@@ -75,7 +75,14 @@ async function overview(root, ctx) {
         cards.after(h('div.banner', { role: 'status' }, `Nothing recorded for ${ctx.conf} in this date range. Try "All time", or send events (see the Events view for what has arrived).`));
       }
     })
-    .catch(e => { if (e.name != 'AbortError') cards.after(failure(e, 'Totals')); });
+    .catch(e => {
+      if (e.name == 'AbortError') return;
+      for (const el of cards.children) {
+        el.querySelector('.value').textContent = '—';
+        el.setAttribute('aria-label', `${el.querySelector('.label').textContent}: not available`);
+      }
+      cards.after(failure(e, 'Totals'));
+    });
 
   const chart = query({ ...base, metrics: [metric], dimensions: [`time:${interval}`] }, signal)
     .then(r => {
@@ -135,6 +142,12 @@ async function funnel(root, ctx) {
   root.dataset.ready = 'funnel';
 }
 
+/** A time of today, else the day and the time. */
+const short = ms => {
+  const d = new Date(ms), today = new Date().toDateString() == d.toDateString();
+  return today ? d.toLocaleTimeString('en-GB') : d.toLocaleString('en-GB', { day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+};
+
 function live(root, ctx) {
   const status = h('span', h('span.live-dot.off'), 'Connecting…');
   const stats = [['active_visitors', 'Active visitors (last 5 min)'], ['page_views_last_minute', 'Page views (last minute)'], ['page_views_today', 'Page views today']];
@@ -149,7 +162,7 @@ function live(root, ctx) {
     for (const [k] of stats) cards.querySelector(`[data-live="${k}"] .value`).textContent = num(m[k] ?? 0);
     updated.textContent = `updated ${new Date(m.at || Date.now()).toLocaleTimeString('en-GB')}`;
     const newest = m.newest || [];
-    clear(feed, newest.length ? newest.map(e => h('li', h('span.muted', new Date(e.at).toLocaleTimeString('en-GB')), h('strong', e.type),
+    clear(feed, newest.length ? newest.map(e => h('li', h('span.muted', { title: time(e.at) }, short(e.at)), h('strong', e.type),
       e.page ? h('span', e.page) : null, h('span.muted', e.distinct_id ?? ''))) : h('li.muted', 'No events yet today.'));
     root.dataset.ready = 'live';
   }, (st, detail) => {
@@ -159,11 +172,6 @@ function live(root, ctx) {
   });
   ctx.cleanup.push(() => conn.close());
 }
-
-const short = ms => {
-  const d = new Date(ms), today = new Date().toDateString() == d.toDateString();
-  return today ? d.toLocaleTimeString('en-GB') : d.toLocaleString('en-GB', { day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
-};
 
 async function events(root, ctx) {
   const type = h('input', { type: 'text', name: 'type', value: ctx.state.etype || '', placeholder: 'e.g. page_view' });
@@ -185,7 +193,14 @@ async function events(root, ctx) {
     if (before != null) q.set('before', before);
     clear(note, loading());
     more.hidden = true;
-    const r = await api(`/api/analytics/events?${q}`, { signal: ctx.signal });
+    let r;
+    try { r = await api(`/api/analytics/events?${q}`, { signal: ctx.signal }); } catch (e) {
+      if (e.name == 'AbortError') throw e;
+      clear(note, failure(e, 'Events'));
+      // "Load older events" tries the same page again.
+      more.hidden = before == null;
+      return;
+    }
     clear(note);
     loaded.push(...r.events);
     for (const e of r.events) {
@@ -196,12 +211,12 @@ async function events(root, ctx) {
         btn.setAttribute('aria-expanded', String(!detail.hidden));
         btn.textContent = detail.hidden ? '▸' : '▾';
       });
-      tbody.append(h('tr', h('td', btn), h('td', { class: 'nowrap', title: time(e.server_ts) }, short(e.server_ts)), h('td', h('strong', e.type)), h('td', e.distinct_id ?? ''),
-        h('td', e.properties?.url ?? e.properties?.page ?? '')), detail);
+      tbody.append(h('tr', h('td', btn), h('td', { class: 'nowrap', title: time(e.server_ts) }, short(e.server_ts)), h('td', h('strong', e.type)), h('td.text', e.distinct_id ?? ''),
+        h('td.text', e.properties?.url ?? e.properties?.page ?? '')), detail);
     }
     if (!loaded.length) note.append(h('p.empty', 'No events match. Events appear here seconds after they are sent.'));
     more.hidden = r.next_before == null;
-    more.onclick = () => page(r.next_before).catch(e => { if (e.name != 'AbortError') clear(note, failure(e)); });
+    more.onclick = () => page(r.next_before).catch(() => { /* aborted: the view changed */ });
     root.dataset.ready = 'events';
   }
   await page(null);
@@ -236,8 +251,8 @@ async function links(root, ctx) {
     const rows = r.links || [];
     const state = l => (l.revoked ? 'revoked' : l.expires_at && l.expires_at < Date.now() ? 'expired' : 'active');
     clear(list, rows.length ? table([
-      { label: 'Label', cell: l => l.label || h('span.muted', '(none)') },
-      { label: 'Conference', cell: l => l.conference_id },
+      { label: 'Label', text: true, cell: l => l.label || h('span.muted', '(none)') },
+      { label: 'Conference', text: true, cell: l => l.conference_id },
       { label: 'Created', cell: l => time(l.created_at) },
       { label: 'Expires', cell: l => (l.expires_at ? time(l.expires_at) : 'never') },
       { label: 'Status', cell: l => h('span.badge', state(l)) },

@@ -407,12 +407,116 @@ try {
     await bp.close();
   }, 60000);
 
+  // Odd values from real apps: one-word ids and URLs hundreds of characters long, markup in
+  // names, a formula as a page, an event that happened days ago.
+  const ODD = 'odd-' + 'L'.repeat(150), LONG_ID = 'sharer-' + 'W'.repeat(150), LONG_URL = '/' + 'segment-without-spaces'.repeat(20);
+  const FORMULA = '=HYPERLINK("http://evil")', MARKUP = '<img src=x onerror=alert(1)>';
+  const oldAt = Date.now() - 3 * 864e5;
+  const conf = encodeURIComponent(ODD);
+  let op = null, dialogs = 0;
+  const pageWide = () => op.evaluate(() => document.documentElement.scrollWidth);
+  await step('odd values: a conference with long one-word values, markup and a formula is ingested', async () => {
+    const oreg = event('registration', 'o1', { conference_id: ODD });
+    oreg.attribution = 'odd1';
+    await ingest([
+      event('share', LONG_ID, { conference_id: ODD, share_code: 'odd1', channel: 'wechat' }),
+      event('share_open', 'o1', { share_code: 'odd1' }), oreg,
+      event('page_view', LONG_ID, { conference_id: ODD, url: LONG_URL }),
+      event('page_view', 'x', { conference_id: ODD, url: FORMULA }, { context: { browser: MARKUP } }),
+    ]);
+    // Last, so that it is the newest arrival: a page view that happened three days ago.
+    const old = { ...event('page_view', 'old', { conference_id: ODD, url: '/old' }), timestamp: oldAt };
+    const r = await fetch(base + '/api/analytics/events', { method: 'POST', headers: { 'X-API-Key': KEY, 'Content-Type': 'application/json' }, body: JSON.stringify({ sent_at: Date.now(), events: [old] }) });
+    if (r.status != 200) throw new Error('ingest: ' + r.status);
+    await until('the odd conference stored', async () => (await api(`/api/analytics/events?conference_id=${ODD}&limit=100`)).json.events.length >= 5
+      && (await api(`/api/analytics/shares/leaderboard?conference_id=${ODD}`)).json.sharers?.[0]?.credited_conversions == 1);
+    op = watch(await desk.newPage(), 'odd');
+    op.on('dialog', d => { dialogs++; d.dismiss(); });
+    await signIn(op);
+    await ready(op, 'overview');
+  });
+
+  await step('odd values: markup reads as text, and a formula is defused in the CSV', async () => {
+    await op.goto(`${base}/?view=overview&conf=${conf}`);
+    await ready(op, 'overview');
+    const pages = await op.locator('section[aria-label="Top pages"] tbody').innerText();
+    const browsers = await op.locator('section[aria-label="Browsers"] tbody').innerText();
+    if (!pages.includes(FORMULA) || !pages.includes(LONG_URL.slice(0, 60)) || !browsers.includes(MARKUP)) throw new Error(`top lists: ${pages} / ${browsers}`);
+    if (await op.locator('#view img').count() || dialogs) throw new Error('a value became markup');
+    if ((await pageWide()) > 1280) throw new Error('overview wider than the window: ' + (await pageWide()));
+    // CSV: a spreadsheet shows the formula as text ('=…), it does not run it.
+    const [dl] = await Promise.all([op.waitForEvent('download'), op.click('button[aria-label="Download Top pages as CSV"]')]);
+    const csv = (await import('node:fs')).readFileSync(await dl.path(), 'utf8');
+    if (!csv.includes(`"'=HYPERLINK(""http://evil"")",1,1`)) throw new Error('csv: ' + csv.split('\r\n').find(l => l.includes('HYPERLINK')));
+  });
+
+  await step('odd values: a long sharer wraps in the tree and the leaderboard, beside its numbers', async () => {
+    await op.goto(`${base}/?view=shares&conf=${conf}`);
+    await ready(op, 'shares');
+    const row = op.locator('li[data-code="odd1"] > .node');
+    const [textW, boxW] = await row.locator('.sharer').evaluate(e => [e.scrollWidth, e.clientWidth]);
+    if (!(await row.innerText()).includes(LONG_ID) || textW > boxW + 1) throw new Error(`the sharer's name (${textW} px) runs out of its column (${boxW} px) under the numbers`);
+    const board = op.locator('section[aria-label="Top sharers"]');
+    const credited = await board.locator('tbody td').last().boundingBox(), boardBox = await board.boundingBox();
+    if ((await board.locator('tbody td').last().innerText()).trim() != '1' || credited.x + credited.width > boardBox.x + boardBox.width) throw new Error('the leaderboard\'s Credited column is pushed out of its card');
+    if ((await pageWide()) > 1280) throw new Error('share tracking wider than the window: ' + (await pageWide()));
+    await shot(op, 'shares-odd-desktop');
+  });
+
+  await step('odd values: the events table keeps its Page column in view beside a long distinct id', async () => {
+    await op.goto(`${base}/?view=events&conf=${conf}`);
+    await ready(op, 'events');
+    const sc = await op.locator('#view .scroll').first().evaluate(e => [e.scrollWidth, e.clientWidth]);
+    if (sc[0] > sc[1] + 1) throw new Error(`the events table scrolls sideways on a desktop (${sc[0]} > ${sc[1]} px), hiding its Page column`);
+  });
+
+  await step('odd values: the live feed dates an event from another day', async () => {
+    await op.goto(`${base}/?view=live&conf=${conf}`);
+    await ready(op, 'live');
+    const day = new Date(oldAt).toLocaleDateString('en-GB', { day: 'numeric', month: 'short' });
+    const first = await op.locator('.feed li').first().innerText();
+    if (!first.includes('/old') || !first.includes(day)) throw new Error(`newest event reads "${first.replace(/\s+/g, ' ')}", want its day ${day}`);
+    await op.close();
+  });
+
+  await step('odd values: at phone width a 155-character conference id does not widen the page', async () => {
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const m = watch(await phone.newPage(), 'odd-phone');
+    await signIn(m);
+    await ready(m, 'overview');
+    const wide = [];
+    for (const v of ['overview', 'shares', 'events', 'live', 'links']) {
+      await m.goto(`${base}/?view=${v}&conf=${conf}`);
+      await ready(m, v);
+      const w = await m.evaluate(() => document.documentElement.scrollWidth);
+      if (w > 392) wide.push(`${v}: ${w}px`);
+      if (v == 'overview') await shot(m, 'overview-odd-phone');
+    }
+    await phone.close();
+    if (wide.length) throw new Error('wider than the phone: ' + wide.join(', '));
+  }, 60000);
+
+  await step('a conference list the server refuses: the picker and the page say so', async () => {
+    // Not watched: the 422 is on purpose.
+    const rc = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const rp = await rc.newPage();
+    await rp.route('**/api/analytics/query', route => (route.request().postData() || '').includes('"date_range":"all"')
+      ? route.fulfill({ status: 422, contentType: 'application/json', body: JSON.stringify({ error: 'query_timeout', message: 'the query ran longer than its 5000 ms budget and was cancelled' }) })
+      : route.continue());
+    await signIn(rp);
+    await rp.waitForSelector('#view .banner.error', { timeout: 10000 });
+    const msg = await text(rp, '#view .banner.error'), opt = await text(rp, '#conf option');
+    await rc.close();
+    if (!/Could not list the conferences: the query ran longer .*\(422 query_timeout\)/.test(msg) || opt != 'Conferences not available') throw new Error(`"${msg}", picker "${opt}"`);
+  });
+
   await step('no console errors', async () => {
     if (consoleErrors.length) throw new Error(consoleErrors.join(' | '));
   });
 
+  let dropped = null;
   await step('live: when the stream drops the page says "reconnecting…"', async () => {
-    const lp = watch(await desk.newPage(), 'drop');
+    const lp = dropped = watch(await desk.newPage(), 'drop');
     await lp.goto(base + '/');
     await lp.fill('#key', READ);
     await lp.click('#signin-form button[type=submit]');
@@ -422,6 +526,19 @@ try {
     server.kill();
     await until('"reconnecting…"', async () => /reconnecting…/.test(await text(lp, '#live-status')), 10000);
     await shot(lp, 'live-reconnecting-desktop');
+  });
+
+  await step('the server stopped: the events and the overview say so, with no endless spinner', async () => {
+    const lp = dropped;
+    if (!lp) throw new Error('no page from the previous step');
+    await tab(lp, 'events');
+    await until('the events error', async () => /Events: the server did not answer/.test(await lp.locator('#view').innerText()), 10000);
+    if (await lp.locator('#view .loading').count()) throw new Error('"Loading…" still shown beside the error');
+    await tab(lp, 'overview');
+    await until('the totals error', async () => /Totals: the server did not answer/.test(await lp.locator('#view').innerText()), 10000);
+    const values = await lp.locator('.cards .value').allInnerTexts();
+    if (values.some(v => v.trim() != '—')) throw new Error('cards read ' + values.join(' ') + ' (want — each)');
+    await shot(lp, 'overview-server-stopped-desktop');
   });
 } catch (e) {
   results.push(['setup', false]);
