@@ -380,6 +380,57 @@ fn funnels_match_the_definition(s: &TestServer) {
     }
 }
 
+/// A visitor arriving by a share link is recorded `share_open` then `page_view`, in one
+/// millisecond: the funnel page view -> share open counts it (events of one time count in the
+/// funnel's order), while a share opened a millisecond before the page view does not.
+fn same_millisecond_events_count_in_the_funnels_order(s: &TestServer) {
+    let t = now_ms() - 3_600_000;
+    let ev = |kind: &str, who: &str, ts: i64| json!({"event_id": id(), "type": kind, "distinct_id": who, "timestamp": ts, "properties": {"conference_id": "c"}});
+    let batch = json!({"events": [
+        ev("share_open", "arrived", t), ev("page_view", "arrived", t), ev("registration", "arrived", t + 60_000),
+        ev("share_open", "earlier", t), ev("page_view", "earlier", t + 1), ev("registration", "earlier", t + 60_000),
+    ]});
+    assert_eq!(s.post(&batch.to_string()).status, 200);
+    poll_until(|| {
+        let (status, v) = post_query(s, &json!({"metrics": ["events"], "date_range": "all"}));
+        (status == 200 && v["results"][0]["metrics"][0] == 6).then_some(())
+    })
+    .expect("the events were never all stored");
+    let funnel = |steps: [&str; 3]| {
+        let q = json!({"date_range": "7d", "funnel": {"steps": steps.map(|e| json!({"event": e})), "window": "1d"}});
+        let (status, answer) = post_query(s, &q);
+        assert_eq!(status, 200, "{answer}");
+        answer["funnel"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["visitors"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(funnel(["page_view", "share_open", "registration"]), [2, 1, 1]);
+    // And the other way round: both persons opened the share before, or with, the page view.
+    assert_eq!(funnel(["share_open", "page_view", "registration"]), [2, 2, 2]);
+}
+
+#[test]
+fn same_millisecond_events_count_in_the_funnels_order_on_sqlite() {
+    let s = start_with(|c| c.with_project(ProjectConfig::new("query", INGEST, READ)));
+    same_millisecond_events_count_in_the_funnels_order(&s);
+}
+
+#[test]
+fn same_millisecond_events_count_in_the_funnels_order_on_postgresql() {
+    if !scale_support::services_available("same_millisecond_events_count_in_the_funnels_order_on_postgresql")
+    {
+        return;
+    }
+    let (db, queue) = (scale_support::TestDb::create(), scale_support::TestQueue::new());
+    let s = scale_support::start_scaled(&db, &queue, |c| {
+        c.with_project(ProjectConfig::new("query", INGEST, READ))
+    });
+    same_millisecond_events_count_in_the_funnels_order(&s);
+}
+
 #[test]
 fn funnels_match_their_definition_on_random_traffic() {
     let s = start_with(|c| c.with_project(ProjectConfig::new("query", INGEST, READ)));

@@ -47,9 +47,23 @@ pub fn count(
     })?;
     // Already in this order from SQLite (a linear check then); see `sql::funnel_events`.
     events.sort_unstable_by_key(|&(ts, seq, _, _)| (ts, seq));
+    in_step_order_within_a_millisecond(&mut events);
     let events = events.into_iter().map(|(ts, _, person, steps)| (person, steps, ts));
     let reached = walk(funnel.steps.len(), funnel.window_ms, events);
     Ok(steps(&funnel.steps, &reached))
+}
+
+/// Client clocks count milliseconds, and what one call of an SDK records together lands in the
+/// same one: a visitor arriving by a share link gets its `share_open` and then its `page_view`.
+/// Within a millisecond the order of a person's events is unknown, so events with the same time
+/// count in the funnel's order (by their first step; stable, so arrival order otherwise).
+/// Linear: the runs of equal times are short.
+fn in_step_order_within_a_millisecond(events: &mut [(i64, i64, usize, i64)]) {
+    for run in events.chunk_by_mut(|a, b| a.0 == b.0) {
+        if run.len() > 1 {
+            run.sort_by_key(|&(_, _, _, steps)| steps.trailing_zeros());
+        }
+    }
 }
 
 /// Numbers persons as their ids are met: merged ids (by the project's identity links) get
