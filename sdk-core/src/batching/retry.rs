@@ -28,7 +28,9 @@ impl Backoff {
     ) -> Duration {
         let exp = failures.saturating_sub(1).min(32);
         let ceiling = duration_millis(base).saturating_mul(1u64 << exp).min(duration_millis(cap));
-        let jittered = Duration::from_millis(rng.next_u64() % (ceiling + 1));
+        // Saturating: a base and cap of `Duration::MAX` ("never sooner than ever") make the
+        // ceiling u64::MAX milliseconds.
+        let jittered = Duration::from_millis(rng.next_u64() % ceiling.saturating_add(1));
         match retry_after {
             Some(ra) => jittered.max(ra.min(MAX_RETRY_AFTER)),
             None => jittered,
@@ -75,6 +77,18 @@ impl Backoff {
 mod tests {
     use super::*;
     use crate::entropy::SeededEntropy;
+
+    #[test]
+    fn the_largest_durations_give_a_delay_not_an_overflow() {
+        let mut rng = SeededEntropy::new(3);
+        for failures in [1, 2, 40, u32::MAX] {
+            let d = Backoff::delay(failures, Duration::MAX, Duration::MAX, Some(Duration::MAX), &mut rng);
+            assert!(d >= MAX_RETRY_AFTER, "{failures}: {d:?}");
+        }
+        let (mut b, now) = (Backoff::default(), Timestamp::from_unix_millis(u64::MAX - 1));
+        b.fail(now, Duration::MAX, Duration::MAX, None, &mut rng);
+        assert!(b.until >= Some(now), "{:?}", b.until);
+    }
 
     #[test]
     fn full_jitter_stays_within_the_exponential_ceiling() {
