@@ -166,7 +166,8 @@ typedef struct EmpmixStats {
   uint64_t dropped_rejected;
   // Events dropped by opting out.
   uint64_t dropped_opted_out;
-  // Events unsent when an in-memory client stopped.
+  // Events unsent when a client stopped that were in memory only (no persistence
+  // directory, or a log that could not take them: a full disk).
   uint64_t dropped_lost;
 } EmpmixStats;
 

@@ -140,7 +140,8 @@ typedef struct EmpmixStats {
   uint64_t dropped_rejected;
   // Events dropped by opting out.
   uint64_t dropped_opted_out;
-  // Events unsent when an in-memory client stopped.
+  // Events unsent when a client stopped that were in memory only (no persistence
+  // directory, or a log that could not take them: a full disk).
   uint64_t dropped_lost;
 } EmpmixStats;
 
@@ -324,8 +325,10 @@ EmpmixResult empmix_flush(const struct EmpmixClient *client, uint32_t timeout_ms
 EmpmixResult empmix_enter_background(const struct EmpmixClient *client, uint32_t timeout_ms);
 
 // Stops taking events, sends what is queued for at most `timeout_ms`, and joins the
-// background thread. Later calls on the handle return `EMPMIX_ERR_SHUT_DOWN`; a second
-// `empmix_shutdown` returns `EMPMIX_OK`. The handle must still be freed.
+// background thread. Later calls on the handle return `EMPMIX_ERR_SHUT_DOWN` (identity,
+// super property and consent calls included: nothing is persisted after a shutdown), except
+// `empmix_stats`, and a second `empmix_shutdown`, which returns `EMPMIX_OK`. The handle must
+// still be freed.
 //
 // # Safety
 // `client` is NULL or a live handle.

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::time::Duration;
 
 use empmix_ffi_boundary::{
-    EmpmixResult, Failure, free_boxed, guard, optional_str, required_str, write_string,
+    EmpmixResult, Failure, clear_outs, free_boxed, guard, optional_str, required_str, write_string,
 };
 use empmix_native::{Client, Error, Event, Properties};
 
@@ -79,6 +79,13 @@ unsafe fn client<'a>(client: *const EmpmixClient) -> Result<&'a Client, Failure>
     unsafe { client.as_ref() }
         .map(|c| &c.inner)
         .ok_or_else(|| Failure::new(EmpmixResult::NullArgument, "client is NULL"))
+}
+
+/// The client behind a handle that has not been shut down: `EMPMIX_ERR_SHUT_DOWN` after
+/// `empmix_shutdown`, for the calls whose Rust counterparts do not report it themselves (after
+/// a shutdown nothing they change is persisted any more).
+fn running(c: &Client) -> Result<&Client, Failure> {
+    if c.is_shut_down() { Err(map_error(Error::ShutDown)) } else { Ok(c) }
 }
 
 /// Properties from an optional JSON object string.
@@ -306,7 +313,7 @@ pub unsafe extern "C" fn empmix_alias(client: *const EmpmixClient, alias: *const
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn empmix_reset(client: *const EmpmixClient) -> EmpmixResult {
     // SAFETY: per the contract.
-    guard(|| unsafe { self::client(client) }.map(Client::reset))
+    guard(|| unsafe { self::client(client) }.and_then(running).map(Client::reset))
 }
 
 /// Registers super properties (a JSON object) sent with every later event; these win over
@@ -322,7 +329,7 @@ pub unsafe extern "C" fn empmix_register(
     guard(|| {
         // SAFETY: per the contract.
         let (c, props) = unsafe { (self::client(client)?, required_props(properties_json)?) };
-        tracked(c.register(props))
+        tracked(running(c)?.register(props))
     })
 }
 
@@ -338,7 +345,7 @@ pub unsafe extern "C" fn empmix_register_once(
     guard(|| {
         // SAFETY: per the contract.
         let (c, props) = unsafe { (self::client(client)?, required_props(properties_json)?) };
-        tracked(c.register_once(props))
+        tracked(running(c)?.register_once(props))
     })
 }
 
@@ -365,7 +372,7 @@ pub unsafe extern "C" fn empmix_unregister(client: *const EmpmixClient, key: *co
     guard(|| {
         // SAFETY: per the contract.
         let (c, key) = unsafe { (self::client(client)?, required_str(key, "key")?) };
-        c.unregister(key);
+        running(c)?.unregister(key);
         Ok(())
     })
 }
@@ -377,7 +384,7 @@ pub unsafe extern "C" fn empmix_unregister(client: *const EmpmixClient, key: *co
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn empmix_opt_out(client: *const EmpmixClient) -> EmpmixResult {
     // SAFETY: per the contract.
-    guard(|| unsafe { self::client(client) }.map(Client::opt_out))
+    guard(|| unsafe { self::client(client) }.and_then(running).map(Client::opt_out))
 }
 
 /// Resumes tracking.
@@ -387,7 +394,7 @@ pub unsafe extern "C" fn empmix_opt_out(client: *const EmpmixClient) -> EmpmixRe
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn empmix_opt_in(client: *const EmpmixClient) -> EmpmixResult {
     // SAFETY: per the contract.
-    guard(|| unsafe { self::client(client) }.map(Client::opt_in))
+    guard(|| unsafe { self::client(client) }.and_then(running).map(Client::opt_in))
 }
 
 /// Makes a share link for `target_url` on `channel`: `*out_code` is the new share code and
@@ -407,14 +414,8 @@ pub unsafe extern "C" fn empmix_create_share(
     out_url: *mut *mut c_char,
 ) -> EmpmixResult {
     guard(|| {
-        if out_code.is_null() || out_url.is_null() {
-            return Err(Failure::new(EmpmixResult::NullArgument, "out_code or out_url is NULL"));
-        }
-        // SAFETY: both checked non-NULL and writable per the contract.
-        unsafe {
-            *out_code = std::ptr::null_mut();
-            *out_url = std::ptr::null_mut();
-        }
+        // SAFETY: each NULL or writable per the contract.
+        unsafe { clear_outs(&[(out_code, "out_code"), (out_url, "out_url")]) }?;
         // SAFETY: per the contract.
         let (c, channel, target, conf) = unsafe {
             (
@@ -447,14 +448,11 @@ pub unsafe extern "C" fn empmix_handle_incoming_url(
     out_clean_url: *mut *mut c_char,
 ) -> EmpmixResult {
     guard(|| {
-        if out_clean_url.is_null() {
-            return Err(Failure::new(EmpmixResult::NullArgument, "out_clean_url is NULL"));
-        }
-        // SAFETY: checked non-NULL and writable per the contract.
-        unsafe { *out_clean_url = std::ptr::null_mut() };
+        // SAFETY: NULL or writable per the contract.
+        unsafe { clear_outs(&[(out_clean_url, "out_clean_url")]) }?;
         // SAFETY: per the contract.
         let (c, url) = unsafe { (self::client(client)?, required_str(url, "url")?) };
-        let incoming = c.handle_incoming_url(url).map_err(map_error)?;
+        let incoming = running(c)?.handle_incoming_url(url).map_err(map_error)?;
         // SAFETY: checked non-NULL above.
         unsafe { write_string(out_clean_url, &incoming.url) };
         Ok(())
@@ -491,8 +489,10 @@ pub unsafe extern "C" fn empmix_enter_background(
 }
 
 /// Stops taking events, sends what is queued for at most `timeout_ms`, and joins the
-/// background thread. Later calls on the handle return `EMPMIX_ERR_SHUT_DOWN`; a second
-/// `empmix_shutdown` returns `EMPMIX_OK`. The handle must still be freed.
+/// background thread. Later calls on the handle return `EMPMIX_ERR_SHUT_DOWN` (identity,
+/// super property and consent calls included: nothing is persisted after a shutdown), except
+/// `empmix_stats`, and a second `empmix_shutdown`, which returns `EMPMIX_OK`. The handle must
+/// still be freed.
 ///
 /// # Safety
 /// `client` is NULL or a live handle.

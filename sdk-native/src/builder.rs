@@ -116,8 +116,9 @@ impl ClientBuilder {
     }
 
     /// Persist identity, attribution and unsent events in this directory (created if
-    /// missing), so they survive restarts and crashes. One client per directory. Without it
-    /// the client keeps everything in memory.
+    /// missing), so they survive restarts and crashes. One client per directory: `build`
+    /// returns [`Error::DirectoryInUse`] while another client, in this process or (on Unix)
+    /// another one, has it open. Without it the client keeps everything in memory.
     pub fn persistence_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.persist_dir = Some(dir.into());
         self

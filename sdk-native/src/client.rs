@@ -25,8 +25,9 @@ use crate::worker::{Command, Reply};
 /// **Stopping.** Call [`Client::shutdown`] to deliver what is queued. If the last clone is
 /// dropped without it, the background thread stops at once (the drop waits for it, a few
 /// milliseconds): with a persistence directory every unsent event is on disk and is sent by
-/// the next client that opens the directory; without one, unsent events are counted in
-/// [`Stats::dropped`]`.lost` and logged as lost.
+/// the next client that opens the directory (but for those the log could not take, a full
+/// disk); without one, unsent events are counted in [`Stats::dropped`]`.lost` and logged as
+/// lost.
 #[derive(Debug, Clone)]
 pub struct Client {
     handle: Arc<Handle>,
@@ -74,6 +75,14 @@ impl Drop for Handle {
             }
         }
     }
+}
+
+/// The instant `timeout` from now. A timeout too long to represent (`Duration::MAX`: "no
+/// limit") is a deadline a century away instead of an overflow panic.
+fn deadline_after(timeout: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(timeout).or_else(|| now.checked_add(CENTURY)).unwrap_or(now)
 }
 
 /// Serializes properties to a JSON object (`()` and `null` are no properties).
@@ -244,6 +253,14 @@ impl Client {
         self.shared().lock().engine.attribution(now()).cloned()
     }
 
+    /// Whether [`Client::shutdown`] (or one of its variants) was called on this client or a
+    /// clone. After it, tracking calls return [`Error::ShutDown`], and calls that return
+    /// nothing (`reset`, `opt_out`, `opt_in`, `unregister`) change only the stopped client's
+    /// memory: nothing more is persisted.
+    pub fn is_shut_down(&self) -> bool {
+        self.handle.shutdown_started.load(Ordering::Acquire)
+    }
+
     // ----- delivery -----
 
     /// Counters: queued, in flight, delivered, retried, dropped by reason.
@@ -261,7 +278,7 @@ impl Client {
     /// [`Client::flush`] with its own timeout.
     pub async fn flush_within(&self, timeout: Duration) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Flush { deadline: Instant::now() + timeout, reply: Reply::Async(tx) })?;
+        self.send(Command::Flush { deadline: deadline_after(timeout), reply: Reply::Async(tx) })?;
         rx.await.unwrap_or(Err(Error::ShutDown))
     }
 
@@ -269,7 +286,7 @@ impl Client {
     /// an async executor's thread).
     pub fn flush_blocking(&self, timeout: Duration) -> Result<(), Error> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.send(Command::Flush { deadline: Instant::now() + timeout, reply: Reply::Blocking(tx) })?;
+        self.send(Command::Flush { deadline: deadline_after(timeout), reply: Reply::Blocking(tx) })?;
         rx.recv().unwrap_or(Err(Error::ShutDown))
     }
 
@@ -306,7 +323,7 @@ impl Client {
         self.shared().command(|engine, _, _| {
             let _ = engine.shutdown();
         });
-        self.send(Command::Shutdown { deadline: Instant::now() + timeout, reply })
+        self.send(Command::Shutdown { deadline: deadline_after(timeout), reply })
     }
 
     /// The background thread has answered and is about to exit; reap it so nothing outlives

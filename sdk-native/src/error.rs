@@ -20,8 +20,9 @@ pub enum Error {
     /// A timeout setting is zero.
     #[error("{0} must be greater than zero")]
     ZeroTimeout(&'static str),
-    /// The persistence directory is used by another client in this process; give each client
-    /// its own directory.
+    /// The persistence directory is used by another client, in this process or (on Unix,
+    /// where the directory is locked with `flock`) in another one; give each client its own
+    /// directory.
     #[error("persistence directory {0} is already used by another client")]
     DirectoryInUse(PathBuf),
     /// The persistence directory or its log could not be created, read or written.

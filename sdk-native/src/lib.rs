@@ -64,6 +64,11 @@
 //! sends it again; the server deduplicates by event id). The log is compacted when delivered
 //! records dominate, so it stays bounded by `max_queue`.
 //!
+//! When the log cannot be written (a full disk), `track` still succeeds: the event is queued in
+//! memory only and sent while the client runs, a warning is logged, and if the client stops
+//! before sending it, it is counted as lost ([`Stats::dropped`]). A log the client cannot
+//! compact at start for want of space is used as it is.
+//!
 //! Without a directory everything is in memory; events still unsent when the client stops are
 //! counted as lost ([`Stats::dropped`]) and logged.
 //!

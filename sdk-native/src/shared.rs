@@ -144,7 +144,8 @@ impl Shared {
     }
 
     /// Writes every pending persistence op to the store, in order. A write error is logged
-    /// (the events stay queued in memory and are still sent).
+    /// (the events stay queued in memory and are still sent; counted as lost if the client
+    /// stops before).
     pub(crate) fn write_pending(&self) {
         let Some(mut slot) = self.lock_store() else {
             return;
@@ -190,16 +191,16 @@ impl Shared {
     }
 
     /// Writes what is pending, syncs, and releases the directory. Returns the events left in
-    /// the store.
-    pub(crate) fn close_store(&self) -> usize {
+    /// the store, and the events still queued that the store could not take (a full disk).
+    pub(crate) fn close_store(&self) -> (usize, usize) {
         self.write_pending();
         let Some(mut slot) = self.lock_store() else {
-            return 0;
+            return (0, 0);
         };
         if let Err(error) = slot.log.close() {
             tracing::warn!(%error, "could not sync the persisted event log at close");
         }
-        slot.log.live_events()
+        (slot.log.live_events(), slot.log.unwritten_events())
     }
 
     /// Counts events that will never be sent.

@@ -133,10 +133,14 @@ pub(crate) async fn run(shared: Arc<Shared>, transport: Transport, mut commands:
         }
 
         // Step 3/4: wait for an outcome, a command, a wake-up or the timer.
-        let mut timer = deadline.map(|d| {
+        let mut timer = deadline.and_then(|d| {
             let wait = d.since(now_ts);
-            Instant::now()
-                + if timer_made_no_progress && !progressed { wait.max(MIN_IDLE_TIMER) } else { wait }
+            // A deadline too far away to represent is no timer.
+            Instant::now().checked_add(if timer_made_no_progress && !progressed {
+                wait.max(MIN_IDLE_TIMER)
+            } else {
+                wait
+            })
         });
         let others = waiters.iter().map(|w| w.deadline).chain(shutdown.as_ref().map(|(d, _)| *d));
         let sync_at = unsynced.then(|| last_sync + SYNC_INTERVAL);
@@ -182,7 +186,8 @@ pub(crate) async fn run(shared: Arc<Shared>, transport: Transport, mut commands:
             }
         }
     };
-    // Requests still out are abandoned: their events stay persisted, or are counted as lost.
+    // Requests still out are abandoned: their events stay persisted, or are counted as lost
+    // (with a directory, those whose records could not be written).
     in_flight.abort_all();
     let (pending, flushed) = {
         let mut core = shared.lock();
@@ -190,9 +195,17 @@ pub(crate) async fn run(shared: Arc<Shared>, transport: Transport, mut commands:
         let flushed: Vec<bool> = waiters.iter().map(|w| core.engine.is_flushed(w.ticket)).collect();
         (pending_events(&core.engine), flushed)
     };
-    let stored = shared.close_store();
+    let (stored, unwritten) = shared.close_store();
     let abandoned = matches!(end, End::Abandoned);
     if shared.persistent() {
+        if unwritten > 0 {
+            shared.add_lost(unwritten as u64);
+            tracing::warn!(
+                lost = unwritten,
+                abandoned,
+                "client stopped with undelivered events the persisted log could not take (a full disk?); they are lost"
+            );
+        }
         if stored > 0 {
             tracing::info!(
                 stored,

@@ -376,3 +376,25 @@ fn builder_errors_are_returned_not_panicked() {
     let huge = "x".repeat(40_000);
     assert!(matches!(client.track("e", json!({"big": huge})), Err(Error::TooLarge { .. })));
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_timeout_too_long_to_represent_means_no_limit() {
+    let server = FakeServer::start();
+    let client =
+        fast(&server.url()).flush_timeout(Duration::MAX).shutdown_timeout(Duration::MAX).build().unwrap();
+    client.track("e", ()).unwrap();
+    client.flush().await.unwrap();
+    client.track("e", ()).unwrap();
+    client.flush_within(Duration::MAX).await.unwrap();
+    client.track("e", ()).unwrap();
+    client.flush_blocking(Duration::MAX).unwrap();
+    client.track("e", ()).unwrap();
+    assert!(!client.is_shut_down());
+    client.shutdown().await.unwrap();
+    assert!(client.is_shut_down());
+    assert_eq!(server.delivered_ids(), 4);
+    let other = fast(&server.url()).build().unwrap();
+    other.track("e", ()).unwrap();
+    other.shutdown_blocking(Duration::MAX).unwrap();
+    assert_eq!(server.delivered_ids(), 5);
+}

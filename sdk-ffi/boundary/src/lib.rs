@@ -188,21 +188,21 @@ pub unsafe fn write_string(out: *mut *mut c_char, value: &str) {
 }
 
 /// Clears out-parameters to NULL, so they stay NULL on failure; `EMPMIX_ERR_NULL_ARGUMENT` when
-/// one of them is NULL.
+/// one of them is NULL (the others are cleared all the same).
 ///
 /// # Safety
 /// Each pointer is NULL or writable.
 pub unsafe fn clear_outs<T>(outs: &[(*mut *mut T, &str)]) -> Result<(), Failure> {
-    for (out, what) in outs {
-        if out.is_null() {
-            return Err(Failure::null(what));
+    for (out, _) in outs {
+        if !out.is_null() {
+            // SAFETY: non-NULL; writable per the contract.
+            unsafe { **out = std::ptr::null_mut() };
         }
     }
-    for (out, _) in outs {
-        // SAFETY: checked non-NULL above; writable per the contract.
-        unsafe { **out = std::ptr::null_mut() };
+    match outs.iter().find(|(out, _)| out.is_null()) {
+        Some((_, what)) => Err(Failure::null(what)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Writes `value` to a required out-parameter.
@@ -245,7 +245,8 @@ pub struct EmpmixStats {
     pub dropped_rejected: u64,
     /// Events dropped by opting out.
     pub dropped_opted_out: u64,
-    /// Events unsent when an in-memory client stopped.
+    /// Events unsent when a client stopped that were in memory only (no persistence
+    /// directory, or a log that could not take them: a full disk).
     pub dropped_lost: u64,
 }
 
@@ -318,6 +319,16 @@ mod tests {
         assert_eq!(guard(|| Err(Failure::null("x"))), EmpmixResult::NullArgument);
         // SAFETY: NULL asks for the length only.
         assert_eq!(unsafe { last_error_into(std::ptr::null_mut(), 0) }, "x is NULL".len());
+    }
+
+    #[test]
+    fn out_parameters_are_cleared_even_when_one_is_null() {
+        let mut kept = 1u8;
+        let mut out: *mut u8 = &raw mut kept;
+        // SAFETY: `out` is writable; the other is NULL.
+        let result = unsafe { clear_outs(&[(&raw mut out, "out_code"), (std::ptr::null_mut(), "out_url")]) };
+        assert_eq!(result.unwrap_err().detail, "out_url is NULL");
+        assert!(out.is_null());
     }
 
     #[test]

@@ -81,7 +81,10 @@ int main(void) {
     char *code = NULL, *url = NULL;
     EXPECT(EMPMIX_ERR_INVALID_URL, empmix_create_share(client, "wechat", "/relative/path", NULL, &code, &url));
     CHECK(code == NULL && url == NULL);
+    char sentinel = 0;
+    url = &sentinel;
     EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_create_share(client, "wechat", "https://x.example/", NULL, NULL, &url));
+    CHECK(url == NULL); /* "on failure both are set to NULL": the one that can be */
     EXPECT(EMPMIX_ERR_INVALID_URL, empmix_handle_incoming_url(client, "", &url));
     EXPECT(EMPMIX_ERR_NULL_ARGUMENT, empmix_handle_incoming_url(client, "https://x.example/?_s=abc", NULL));
 
@@ -119,6 +122,19 @@ int main(void) {
     EXPECT(EMPMIX_ERR_TIMEOUT, empmix_shutdown(client, 300));
     EXPECT(EMPMIX_ERR_SHUT_DOWN, empmix_track(client, "late", NULL));
     EXPECT(EMPMIX_ERR_SHUT_DOWN, empmix_flush(client, 10));
+    /* So do the identity, super property and consent calls: nothing is persisted any more, so
+       an opt-out after the shutdown must not look recorded. */
+    EXPECT(EMPMIX_ERR_SHUT_DOWN, empmix_opt_out(client));
+    EXPECT(EMPMIX_ERR_SHUT_DOWN, empmix_opt_in(client));
+    EXPECT(EMPMIX_ERR_SHUT_DOWN, empmix_reset(client));
+    EXPECT(EMPMIX_ERR_SHUT_DOWN, empmix_register(client, "{\"plan\":\"pro\"}"));
+    EXPECT(EMPMIX_ERR_SHUT_DOWN, empmix_register_once(client, "{\"plan\":\"pro\"}"));
+    EXPECT(EMPMIX_ERR_SHUT_DOWN, empmix_unregister(client, "plan"));
+    EXPECT(EMPMIX_ERR_INVALID_JSON, empmix_register(client, "[1]")); /* arguments are checked first */
+    char *clean = NULL;
+    EXPECT(EMPMIX_ERR_SHUT_DOWN, empmix_handle_incoming_url(client, "https://x.example/?_s=abc", &clean));
+    CHECK(clean == NULL);
+    OK(empmix_stats(client, &stats));
     OK(empmix_shutdown(client, 10)); /* idempotent */
     empmix_client_free(client);
 

@@ -123,7 +123,6 @@ impl<'a> FrameReader<'a> {
     }
 
     /// Bytes of valid frames read so far, including the magic: where the next append goes.
-    #[cfg(test)]
     pub(crate) fn valid_len(&self) -> usize {
         self.offset
     }

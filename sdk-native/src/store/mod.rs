@@ -15,7 +15,7 @@
 
 mod frame;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -34,13 +34,18 @@ pub(crate) const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Compaction never runs for fewer dead records than this.
 const MIN_DEAD_FOR_COMPACTION: usize = 1024;
 
+/// The file in the persistence directory a store holds an exclusive `flock` on while open, so
+/// that a client in another process cannot append to (or compact away) the same log. Never
+/// renamed, so the lock outlives compactions; the kernel releases it when the process dies.
+pub(crate) const LOCK_FILE: &str = "events.lock";
+
 /// Directories opened by a store in this process: two clients must not share a log.
 static OPEN_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum OpenError {
-    /// Another client in this process uses the directory.
+    /// Another client, in this process or another one, uses the directory.
     #[error("persistence directory {0} is already used by another client")]
     InUse(PathBuf),
     /// The directory or log could not be created, read or written.
@@ -67,13 +72,21 @@ pub(crate) struct LogStore {
     dir: PathBuf,
     path: PathBuf,
     file: File,
+    /// The locked [`LOCK_FILE`] (`None` where there is no `flock`); dropping it unlocks.
+    lock: Option<File>,
     /// A second handle to the same file, synced by the background thread outside the lock.
     sync_handle: Arc<File>,
     len: u64,
     /// Events stored and not removed.
     live: HashMap<EventId, ()>,
+    /// Events whose record could not be written (a full disk) and that were not removed
+    /// since: queued in memory only.
+    unwritten: HashSet<EventId>,
     /// Frames in the file.
     frames: usize,
+    /// No compaction before the file holds this many frames (raised after one failed, so that
+    /// a full disk is not rewritten on every round of the background thread).
+    compact_at_frames: usize,
     /// Whether anything was written since the last sync.
     dirty: bool,
     buf: Vec<u8>,
@@ -87,7 +100,18 @@ impl LogStore {
         fs::create_dir_all(dir).map_err(io_err)?;
         let dir = fs::canonicalize(dir).map_err(io_err)?;
         register(&dir)?;
-        match Self::open_registered(&dir) {
+        let lock = match lock_dir(&dir) {
+            Ok(lock) => lock,
+            Err(source) => {
+                unregister(&dir);
+                return Err(if source.kind() == io::ErrorKind::WouldBlock {
+                    OpenError::InUse(dir)
+                } else {
+                    OpenError::Io { path: dir, source }
+                });
+            }
+        };
+        match Self::open_registered(&dir, lock) {
             Ok(opened) => Ok(opened),
             Err(source) => {
                 unregister(&dir);
@@ -96,7 +120,7 @@ impl LogStore {
         }
     }
 
-    fn open_registered(dir: &Path) -> io::Result<(LogStore, Snapshot, OpenReport)> {
+    fn open_registered(dir: &Path, lock: Option<File>) -> io::Result<(LogStore, Snapshot, OpenReport)> {
         let path = dir.join(LOG_FILE);
         let data = match fs::read(&path) {
             Ok(data) => data,
@@ -104,11 +128,16 @@ impl LogStore {
             Err(e) => return Err(e),
         };
         let mut report = OpenReport::default();
+        let mut is_log = true;
         let mut folded = match fold(&data) {
             Some(folded) => folded,
             // Empty, or a crash while the file was first written: nothing stored.
-            None if frame::MAGIC.starts_with(&data) => Folded::default(),
+            None if frame::MAGIC.starts_with(&data) => {
+                is_log = false;
+                Folded::default()
+            }
             None => {
+                is_log = false;
                 // Not a log: keep it for inspection, start a new one.
                 let aside = dir.join(format!("{LOG_FILE}.corrupt"));
                 tracing::warn!(path = %path.display(), aside = %aside.display(), "persisted event log is not an EmpMix log; moved aside");
@@ -128,7 +157,20 @@ impl LogStore {
         // A record the engine cannot read is skipped (and counted) at restore, and no removal
         // will name it: it is left out of the compacted log.
         folded.events.retain(|(_, record)| is_restorable(record));
-        let (file, len) = write_compacted(dir, &path, &folded)?;
+        let live_frames = folded.events.len() + usize::from(folded.state.is_some());
+        let (file, len, frames) = match write_temp(dir, &folded) {
+            Ok((tmp, len)) => (install(dir, &path, &tmp)?, len, live_frames),
+            // No room for the compacted copy (a full disk), but the log is there: append to it
+            // as it is, without its torn tail (cutting needs no space), and compact it later.
+            // Failing instead would leave its events unsent until the disk has room again.
+            Err(error) if is_log => {
+                tracing::warn!(%error, path = %path.display(), "could not compact the persisted event log; appending to it as it is");
+                let file = OpenOptions::new().append(true).open(&path)?;
+                file.set_len(folded.valid_len)?;
+                (file, folded.valid_len, folded.frames)
+            }
+            Err(error) => return Err(error),
+        };
         let sync_handle = Arc::new(file.try_clone()?);
         let live =
             folded.events.iter().filter_map(|(id, _)| frame::parse_id(id)).map(|id| (id, ())).collect();
@@ -136,10 +178,13 @@ impl LogStore {
             dir: dir.to_path_buf(),
             path,
             file,
+            lock,
             sync_handle,
             len,
             live,
-            frames: folded.events.len() + usize::from(folded.state.is_some()),
+            unwritten: HashSet::new(),
+            frames,
+            compact_at_frames: 0,
             dirty: false,
             buf: Vec::new(),
             closed: false,
@@ -160,6 +205,19 @@ impl LogStore {
         if let Err(e) = self.file.write_all(&self.buf) {
             // Best effort: if even this fails, the next open skips the torn tail.
             let _ = self.file.set_len(self.len);
+            for op in ops {
+                match op {
+                    PersistOp::Append { id, .. } => {
+                        self.unwritten.insert(*id);
+                    }
+                    PersistOp::Remove { ids } => {
+                        for id in ids {
+                            self.unwritten.remove(id);
+                        }
+                    }
+                    PersistOp::SaveState { .. } => {}
+                }
+            }
             return Err(e);
         }
         self.len += self.buf.len() as u64;
@@ -173,6 +231,7 @@ impl LogStore {
                 PersistOp::Remove { ids } => {
                     for id in ids {
                         self.live.remove(id);
+                        self.unwritten.remove(id);
                     }
                 }
                 PersistOp::SaveState { .. } => {}
@@ -186,17 +245,31 @@ impl LogStore {
         self.live.len()
     }
 
+    /// Events still queued whose record could not be written: lost if the client stops now.
+    pub(crate) fn unwritten_events(&self) -> usize {
+        self.unwritten.len()
+    }
+
     /// Whether dead records dominate the file.
     pub(crate) fn needs_compaction(&self) -> bool {
         let dead = self.frames.saturating_sub(self.live.len() + 1);
-        !self.closed && dead >= MIN_DEAD_FOR_COMPACTION.max(self.live.len())
+        !self.closed
+            && dead >= MIN_DEAD_FOR_COMPACTION.max(self.live.len())
+            && self.frames >= self.compact_at_frames
     }
 
     /// Rewrites the log with only its live records (temporary file, sync, rename).
     pub(crate) fn compact(&mut self) -> io::Result<()> {
         let data = fs::read(&self.path)?;
         let folded = fold(&data).unwrap_or_default();
-        let (file, len) = write_compacted(&self.dir, &self.path, &folded)?;
+        let (tmp, len) = match write_temp(&self.dir, &folded) {
+            Ok(written) => written,
+            Err(e) => {
+                self.compact_at_frames = self.frames + MIN_DEAD_FOR_COMPACTION;
+                return Err(e);
+            }
+        };
+        let file = install(&self.dir, &self.path, &tmp)?;
         self.sync_handle = Arc::new(file.try_clone()?);
         self.file = file;
         self.len = len;
@@ -222,8 +295,10 @@ impl LogStore {
         if std::mem::replace(&mut self.closed, true) {
             return Ok(());
         }
+        let synced = self.file.sync_data();
+        self.lock = None;
         unregister(&self.dir);
-        self.file.sync_data()
+        synced
     }
 }
 
@@ -242,6 +317,10 @@ struct Folded {
     /// (id text, record), in append order.
     events: Vec<(String, String)>,
     torn: bool,
+    /// Valid frames read, live or dead.
+    frames: usize,
+    /// Bytes of the magic and the valid frames: where a torn tail starts.
+    valid_len: u64,
 }
 
 /// Replays a log's frames; `None` when `data` does not start with the magic.
@@ -250,7 +329,9 @@ fn fold(data: &[u8]) -> Option<Folded> {
     let mut state = None;
     let mut slots: Vec<Option<(&str, &str)>> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut frames = 0;
     for frame in reader.by_ref() {
+        frames += 1;
         match frame {
             Frame::Append { id, record } => {
                 index.insert(id, slots.len());
@@ -270,12 +351,14 @@ fn fold(data: &[u8]) -> Option<Folded> {
         state: state.map(str::to_string),
         events: slots.into_iter().flatten().map(|(id, r)| (id.to_string(), r.to_string())).collect(),
         torn: reader.torn,
+        frames,
+        valid_len: reader.valid_len() as u64,
     })
 }
 
-/// Writes `folded` to a temporary file, syncs it, renames it over `path` and syncs the
-/// directory. Returns the new log opened for appending, and its length.
-fn write_compacted(dir: &Path, path: &Path, folded: &Folded) -> io::Result<(File, u64)> {
+/// Writes `folded` to a temporary file and syncs it. On failure (a full disk) the temporary
+/// file is removed, so that it does not keep the space the log needs to grow.
+fn write_temp(dir: &Path, folded: &Folded) -> io::Result<(PathBuf, u64)> {
     let mut data = frame::MAGIC.to_vec();
     if let Some(state) = &folded.state {
         frame::encode_state(state, &mut data);
@@ -284,18 +367,44 @@ fn write_compacted(dir: &Path, path: &Path, folded: &Folded) -> io::Result<(File
         frame::encode_append(id, record, &mut data);
     }
     let tmp = dir.join(format!("{LOG_FILE}.tmp"));
-    {
-        let mut file = File::create(&tmp)?;
+    let written = File::create(&tmp).and_then(|mut file| {
         file.write_all(&data)?;
-        file.sync_all()?;
+        file.sync_all()
+    });
+    match written {
+        Ok(()) => Ok((tmp, data.len() as u64)),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    fs::rename(&tmp, path)?;
+}
+
+/// Renames the synced temporary file `tmp` over `path` and syncs the directory. Returns the
+/// new log opened for appending.
+fn install(dir: &Path, path: &Path, tmp: &Path) -> io::Result<File> {
+    fs::rename(tmp, path)?;
     // Makes the rename durable; not supported everywhere (Windows), where it is not needed.
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
-    let file = OpenOptions::new().append(true).open(path)?;
-    Ok((file, data.len() as u64))
+    OpenOptions::new().append(true).open(path)
+}
+
+/// Takes the exclusive lock on the directory's [`LOCK_FILE`] without waiting: `WouldBlock`
+/// when another process holds it.
+#[cfg(unix)]
+fn lock_dir(dir: &Path) -> io::Result<Option<File>> {
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .map_err(io::Error::from)?;
+    Ok(Some(file))
+}
+
+/// Without `flock`, only clients of this process are kept apart.
+#[cfg(not(unix))]
+fn lock_dir(_dir: &Path) -> io::Result<Option<File>> {
+    Ok(None)
 }
 
 fn register(dir: &Path) -> Result<(), OpenError> {
