@@ -142,6 +142,16 @@ pub enum Command {
 }
 
 impl Cli {
+    /// Whether flags of project "default" were given that configure nothing: with --config and
+    /// without both keys, the file's projects are served and no project "default".
+    fn ignores_default_project_flags(&self, default_project: &ProjectConfig) -> bool {
+        let unset =
+            ProjectConfig::new(DEFAULT_PROJECT, &default_project.ingest_key, &default_project.read_key);
+        self.config.is_some()
+            && !(self.ingest_key.is_some() && self.read_key.is_some())
+            && *default_project != unset
+    }
+
     /// The server configuration these flags describe.
     pub fn server_config(&self) -> Result<ServerConfig, ConfigError> {
         let mut projects = match &self.config {
@@ -162,6 +172,12 @@ impl Cli {
         };
         if self.ingest_key.is_some() && self.read_key.is_some() {
             projects.push(default_project.clone());
+        } else if self.ignores_default_project_flags(&default_project) {
+            tracing::warn!(
+                "--allowed-origins, --time-zone, --rate-limit and --daily-event-quota configure project \"default\", \
+                 which --config without --ingest-key and --read-key does not serve: they are ignored \
+                 (set them per project in the file)"
+            );
         }
         crate::config::validate(&projects)?;
         // With generated keys, which come at start, its time zone is checked now all the same.
@@ -185,5 +201,32 @@ impl Cli {
             client_rate_limit: self.client_rate_limit,
             trust_forwarded_for: self.trust_forwarded_for,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn default_project_flags_beside_a_config_file_without_keys_are_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("projects.toml");
+        std::fs::write(&file, "[[projects]]\nid = \"a\"\ningest_key = \"pk_a\"\nread_key = \"sk_a\"\n")
+            .unwrap();
+        let ignored = |extra: &[&str]| {
+            let mut args = vec!["empmix-server", "--config", file.to_str().unwrap()];
+            args.extend(extra);
+            let cli = Cli::try_parse_from(args).unwrap();
+            let config = cli.server_config().unwrap();
+            cli.ignores_default_project_flags(&config.default_project)
+        };
+        assert!(ignored(&["--time-zone", "Asia/Shanghai"]));
+        assert!(ignored(&["--daily-event-quota", "5"]));
+        assert!(!ignored(&[]), "no such flag given");
+        // With both keys the flags configure the project "default" the server then serves.
+        assert!(!ignored(&["--time-zone", "Asia/Shanghai", "--ingest-key", "pk_d", "--read-key", "sk_d"]));
     }
 }
