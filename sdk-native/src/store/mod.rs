@@ -392,13 +392,19 @@ fn install(dir: &Path, path: &Path, tmp: &Path) -> io::Result<File> {
 }
 
 /// Takes the exclusive lock on the directory's [`LOCK_FILE`] without waiting: `WouldBlock`
-/// when another process holds it.
+/// when another process holds it. A file system without `flock` (some network ones) gets no
+/// lock, with a warning, rather than no persistence.
 #[cfg(unix)]
 fn lock_dir(dir: &Path) -> io::Result<Option<File>> {
     let file = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-        .map_err(io::Error::from)?;
-    Ok(Some(file))
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(file)),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(e.into()),
+        Err(error) => {
+            tracing::warn!(%error, dir = %dir.display(), "cannot lock the persistence directory; only clients of this process are kept apart");
+            Ok(None)
+        }
+    }
 }
 
 /// Without `flock`, only clients of this process are kept apart.
