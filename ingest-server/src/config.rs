@@ -310,6 +310,17 @@ pub fn resolve_projects(
     Ok((projects, source))
 }
 
+/// Creates the data directory (and any missing parents) readable by its owner only, as it
+/// holds every raw event and the keys; one that exists keeps the mode its operator gave it
+/// (a consumer running as another user, say).
+pub fn create_data_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
 /// Writes a file only its owner can read (it holds the secret read key), durably, so the rename
 /// that follows never leaves an empty keys file after a crash.
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

@@ -287,7 +287,7 @@ fn consume(
     metrics_listen: Option<std::net::SocketAddr>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let config = cli.server_config()?;
-    std::fs::create_dir_all(&config.data_dir)?;
+    empmix_server::config::create_data_dir(&config.data_dir)?;
     let (projects, _) = resolve_projects(&config.data_dir, &config.projects, &config.default_project)?;
     let stop = stop_on_signal();
     // A broker that is down is waited for by the queue itself (its supervisor reconnects).

@@ -91,7 +91,7 @@ impl Server {
     /// starts HTTP (on its own Tokio runtime thread) and, unless disabled, the consumer. Returns
     /// once the server accepts connections. Callable from sync or async code.
     pub fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
-        std::fs::create_dir_all(&config.data_dir)
+        crate::config::create_data_dir(&config.data_dir)
             .map_err(io(format!("creating data directory {}", config.data_dir.display())))?;
         let (projects, key_source) =
             resolve_projects(&config.data_dir, &config.projects, &config.default_project)?;

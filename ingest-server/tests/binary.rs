@@ -187,7 +187,9 @@ fn the_consume_subcommand_drains_a_queue_filled_by_a_server_without_consumer() {
 fn default_project_flags_apply_to_the_project_with_generated_keys() {
     // The README's set-up: no keys given, so they are generated; the flags of project
     // "default" must still be its settings, not silently dropped.
-    let dir = tempfile::tempdir().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    // A data directory the server creates (with a parent missing too).
+    let dir = parent.path().join("new").join("data");
     let flags = [
         "--time-zone",
         "Asia/Shanghai",
@@ -197,7 +199,7 @@ fn default_project_flags_apply_to_the_project_with_generated_keys() {
         "--daily-event-quota",
         "1",
     ];
-    let mut server = spawn_with(dir.path(), &flags);
+    let mut server = spawn_with(&dir, &flags);
     let mut c = Client::new(server.addr);
     let auth = format!("Bearer {}", server.read_key);
     let who = c.get("/api/analytics/whoami", &[("Authorization", &auth)]).unwrap().json();
@@ -206,8 +208,11 @@ fn default_project_flags_apply_to_the_project_with_generated_keys() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(dir.path().join("keys.toml")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join("keys.toml")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "keys.toml is {mode:o}");
+        // The directory holds every raw event: its owner's only, too.
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "the data directory is {mode:o}");
     }
     let body = json!({"events": [{"event_id": id(), "type": "page_view"}]}).to_string();
     let post = |c: &mut Client, origin: &str| {
@@ -225,7 +230,7 @@ fn default_project_flags_apply_to_the_project_with_generated_keys() {
     // A zone that does not exist is refused at start, keys or not.
     let out = Command::new(env!("CARGO_BIN_EXE_empmix-server"))
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
+        .arg(&dir)
         .args(["--time-zone", "Mars/Olympus"])
         .env_remove("EMPMIX_INGEST_KEY")
         .env_remove("EMPMIX_READ_KEY")

@@ -218,7 +218,7 @@ impl SqliteQueue {
     /// [`SqliteQueue::open`], refusing batches (and reporting not ready) while the data
     /// directory's filesystem has less than `min_free_bytes` free (0: no floor).
     pub fn open_with_floor(data_dir: &Path, min_free_bytes: u64) -> Result<Self, QueueError> {
-        std::fs::create_dir_all(data_dir)?;
+        crate::config::create_data_dir(data_dir)?;
         let path = data_dir.join(FILE);
         let mut writer = open_connection(&path)?;
         migrate(&mut writer, MIGRATIONS)?;

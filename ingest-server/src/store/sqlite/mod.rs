@@ -65,7 +65,7 @@ impl ChangeFeed for SqliteChanges {
 impl SqliteStore {
     /// Opens (creating and migrating forward) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)?;
+        crate::config::create_data_dir(data_dir)?;
         let path = data_dir.join(FILE);
         let mut writer = open_connection(&path)?;
         migrate(&mut writer, schema::MIGRATIONS)?;
