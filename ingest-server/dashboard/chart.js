@@ -8,10 +8,12 @@ const step = max => {
 };
 
 /**
- * lineChart(points, { label, fmtX }): points = [{ x: '2026-06-20', y: 12 }].
- * Returns a container that redraws itself to its width.
+ * lineChart(points, { label, fmtX, additive }): points = [{ x: '2026-06-20', y: 12 }].
+ * Returns a container that redraws itself to its width. `additive: false` for a series whose
+ * points do not sum to a total (visitors: one person on two days is one visitor), so that its
+ * description gives no total.
  */
-export function lineChart(points, { label = 'value', fmtX = x => x } = {}) {
+export function lineChart(points, { label = 'value', fmtX = x => x, additive = true } = {}) {
   const box = h('div.chart');
   const tip = h('div.tip', { hidden: true, role: 'presentation' });
   let drawn = 0, active = -1, geo = null;
@@ -25,7 +27,7 @@ export function lineChart(points, { label = 'value', fmtX = x => x } = {}) {
     const n = points.length, w = width - L - R, hh = height - T - B;
     const X = i => L + (n <= 1 ? w / 2 : (i * w) / (n - 1)), Y = v => T + hh - (v / max) * hh;
     const svg = s('svg', { viewBox: `0 0 ${width} ${height}`, width, height, tabindex: 0, role: 'img',
-      'aria-label': `${label} over time: ${points.length} points, total ${num(points.reduce((a, p) => a + (p.y || 0), 0))}, peak ${num(Math.max(0, ...points.map(p => p.y || 0)))}` });
+      'aria-label': `${label} over time: ${points.length} points, ${additive ? `total ${num(points.reduce((a, p) => a + (p.y || 0), 0))}, ` : ''}peak ${num(peak)}` });
     for (let k = 0; k <= ticks; k++) {
       const v = st * k, y = Y(v);
       svg.append(s('line', { class: 'grid', x1: L, x2: width - R, y1: y, y2: y }),

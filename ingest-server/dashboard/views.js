@@ -87,7 +87,7 @@ async function overview(root, ctx) {
   const chart = query({ ...base, metrics: [metric], dimensions: [`time:${interval}`] }, signal)
     .then(r => {
       series = r.results.map(x => ({ x: x.dimensions[0], y: x.metrics[0] }));
-      clear(chartBox, series.length ? lineChart(series, { label: metricLabel(metric).toLowerCase(), fmtX: fmtBucket(interval) })
+      clear(chartBox, series.length ? lineChart(series, { label: metricLabel(metric).toLowerCase(), fmtX: fmtBucket(interval), additive: metric != 'uv' })
         : h('p.empty', 'No data in this date range.'));
     })
     .catch(e => { if (e.name != 'AbortError') clear(chartBox, failure(e)); });

@@ -198,6 +198,19 @@ try {
     await until('the filter removed', async () => !(await p.locator('.chip').count()) && (await card(p, 'pv')) == '3', 10000);
   });
 
+  await step('the chart is described with a total for pageviews, and none for visitors (not a sum of days)', async () => {
+    const described = async metric => {
+      await p.goto(`${base}/?view=overview&metric=${metric}&range=7d`);
+      await ready(p, 'overview');
+      return p.locator('.chart svg').getAttribute('aria-label');
+    };
+    const pv = await described('pv'), uv = await described('uv');
+    if (!/^pageviews over time: 7 points, total 3, peak 3$/.test(pv)) throw new Error('pageviews: ' + pv);
+    if (!/^visitors over time: 7 points, peak 3$/.test(uv)) throw new Error('visitors: ' + uv);
+    await p.goto(`${base}/?view=overview`);
+    await ready(p, 'overview');
+  });
+
   await step('CSV export of the series downloads a file', async () => {
     const [dl] = await Promise.all([p.waitForEvent('download'), p.click('button[aria-label^="Download pv-by-"]')]);
     const file = await dl.path();
