@@ -82,6 +82,22 @@ async function signIn(p, key = READ) {
   await p.click('#signin-form button[type=submit]');
 }
 const tab = (p, view) => p.click(`#tabs a[data-view="${view}"]`);
+// Signs in at 390×844 and shows each of `views` (`show(page, view)`); fails naming the views
+// wider than the phone (a page-wide horizontal scroll).
+async function atPhoneWidth(label, views, show) {
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const m = watch(await phone.newPage(), label);
+  await signIn(m);
+  await ready(m, 'overview');
+  const wide = [];
+  for (const v of views) {
+    await show(m, v);
+    const w = await m.evaluate(() => document.documentElement.scrollWidth);
+    if (w > 392) wide.push(`${v}: ${w}px`);
+  }
+  await phone.close();
+  if (wide.length) throw new Error('wider than the phone: ' + wide.join(', '));
+}
 async function shot(p, name) {
   await p.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 }
@@ -356,21 +372,12 @@ try {
   });
 
   await step('phone width (390×844): every view renders without horizontal page scroll', async () => {
-    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
-    const m = watch(await phone.newPage(), 'phone');
-    await signIn(m);
-    await ready(m, 'overview');
-    const wide = [];
-    for (const v of ['overview', 'shares', 'funnel', 'live', 'events', 'links']) {
+    await atPhoneWidth('phone', ['overview', 'shares', 'funnel', 'live', 'events', 'links'], async (m, v) => {
       await tab(m, v);
       await ready(m, v).catch(() => {});
       await sleep(150);
-      const w = await m.evaluate(() => document.documentElement.scrollWidth);
-      if (w > 392) wide.push(`${v}: ${w}px`);
       await shot(m, `${v}-phone`);
-    }
-    await phone.close();
-    if (wide.length) throw new Error('wider than the phone: ' + wide.join(', '));
+    });
   }, 60000);
 
   await step('dark colour scheme: the overview renders with the dark palette', async () => {
@@ -493,20 +500,11 @@ try {
   });
 
   await step('odd values: at phone width a 155-character conference id does not widen the page', async () => {
-    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
-    const m = watch(await phone.newPage(), 'odd-phone');
-    await signIn(m);
-    await ready(m, 'overview');
-    const wide = [];
-    for (const v of ['overview', 'shares', 'events', 'live', 'links']) {
+    await atPhoneWidth('odd-phone', ['overview', 'shares', 'events', 'live', 'links'], async (m, v) => {
       await m.goto(`${base}/?view=${v}&conf=${conf}`);
       await ready(m, v);
-      const w = await m.evaluate(() => document.documentElement.scrollWidth);
-      if (w > 392) wide.push(`${v}: ${w}px`);
       if (v == 'overview') await shot(m, 'overview-odd-phone');
-    }
-    await phone.close();
-    if (wide.length) throw new Error('wider than the phone: ' + wide.join(', '));
+    });
   }, 60000);
 
   await step('a conference list the server refuses: the picker and the page say so', async () => {
